@@ -1,0 +1,54 @@
+# slawatch: `make run` starts everything, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench proto proto-check lint typecheck buf-lint pytest clean-data help
+
+help:
+	@echo "make run    - start embedded Postgres/Redis (unless DATABASE_URL/REDIS_URL) and every process"
+	@echo "make test   - ruff, mypy, proto drift check, buf lint, pytest"
+	@echo "make bench  - benchmarks; prints the figures"
+	@echo "make proto  - regenerate pkg/slawatch/v1 from proto/"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(PY) cmd/slawatch-run/main.py
+
+proto: $(STAMP)
+	$(PY) scripts/protogen.py
+
+proto-check: $(STAMP)
+	$(PY) scripts/protogen.py --check
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+buf-lint: node_modules/.installed
+	npx --no-install buf lint
+
+pytest: $(STAMP) node_modules/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck proto-check buf-lint pytest
+
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean-data:
+	rm -rf .data
