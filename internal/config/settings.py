@@ -1,0 +1,53 @@
+"""Process settings from the environment (DESIGN §7), read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    sla_config_path: Path
+    grpc_port: int
+    bridge_port: int
+    eval_interval_seconds: int
+    log_level: str
+    max_batch_events: int
+    ticket_url_template: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            redis_url=env.get("REDIS_URL", ""),
+            sla_config_path=Path(env.get("SLA_CONFIG_PATH") or "./sla_config.yaml"),
+            grpc_port=_int(env, "SLAWATCH_GRPC_PORT", 50051),
+            bridge_port=_int(env, "SLAWATCH_BRIDGE_PORT", 8080),
+            eval_interval_seconds=_int(env, "SLAWATCH_EVAL_INTERVAL_SECONDS", 5, minimum=1),
+            log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),
+            max_batch_events=_int(env, "SLAWATCH_MAX_BATCH_EVENTS", 1000, minimum=1),
+            ticket_url_template=env.get("SLAWATCH_TICKET_URL_TEMPLATE") or None,
+        )
