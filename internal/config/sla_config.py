@@ -19,17 +19,11 @@ from internal.sla.business_calendar import BusinessCalendar, CalendarError
 from internal.sla.calendar import ALWAYS_OPEN, TWENTY_FOUR_SEVEN, Calendar
 from internal.sla.ladder import Ladder, Step
 from internal.sla.model import AlertKind, Status
+from internal.sla.policy import Rules, Targets
 
 
 class ConfigError(ValueError):
     """The config file is invalid; the message names the offending key."""
-
-
-@dataclass(frozen=True)
-class Targets:
-    response: float  # seconds
-    resolution: float
-    calendar: Calendar
 
 
 @dataclass(frozen=True)
@@ -50,11 +44,19 @@ class SlaConfig:
     def targets(self, priority: str, tier: str) -> Targets | None:
         return self.policies.get(priority, {}).get(tier)
 
+    @property
+    def rules(self) -> Rules:
+        return Rules(self.ladder, self.pause_statuses, self.version)
+
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DEFAULT_STEPS = ((85, 1, AlertKind.WARNING), (95, 2, AlertKind.WARNING),
-                  (100, 3, AlertKind.BREACH), (150, 4, AlertKind.BREACH))
+_DEFAULT_STEPS = (
+    (85, 1, AlertKind.WARNING),
+    (95, 2, AlertKind.WARNING),
+    (100, 3, AlertKind.BREACH),
+    (150, 4, AlertKind.BREACH),
+)
 _DEFAULT_CHANNEL = "team"
 _PAUSABLE = frozenset({Status.IN_PROGRESS, Status.ON_HOLD})
 
@@ -92,7 +94,9 @@ def _unknown_keys(value: Mapping[str, Any], allowed: set[str], key: str) -> None
     extra = sorted(set(value) - allowed)
     if extra:
         prefix = f"{key}." if key else ""
-        raise ConfigError(f"{prefix}{extra[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{prefix}{extra[0]}: unknown key (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 def _parse_ladder(raw: object) -> Ladder:
@@ -119,9 +123,7 @@ def _parse_ladder(raw: object) -> Ladder:
         raise ConfigError("escalation: at least one step is required")
     for i in range(1, len(steps)):
         if steps[i].at_percent <= steps[i - 1].at_percent or steps[i].level <= steps[i - 1].level:
-            raise ConfigError(
-                f"escalation[{i}]: steps must ascend in both at_percent and level"
-            )
+            raise ConfigError(f"escalation[{i}]: steps must ascend in both at_percent and level")
     return Ladder(tuple(steps))
 
 
@@ -147,7 +149,9 @@ def _parse_calendars(raw: object) -> dict[str, Calendar]:
     return calendars
 
 
-def _parse_policies(raw: object, calendars: Mapping[str, Calendar]) -> dict[str, dict[str, Targets]]:
+def _parse_policies(
+    raw: object, calendars: Mapping[str, Calendar]
+) -> dict[str, dict[str, Targets]]:
     policies: dict[str, dict[str, Targets]] = {}
     for priority, tiers in _mapping(raw, "policies").items():
         policies[priority] = {}
@@ -193,9 +197,7 @@ def parse_config(text: str | bytes) -> SlaConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"not valid YAML: {err}") from None
     doc = _mapping(raw if raw is not None else {}, "(top level)")
-    _unknown_keys(
-        doc, {"escalation", "pause_statuses", "calendars", "channels", "policies"}, ""
-    )
+    _unknown_keys(doc, {"escalation", "pause_statuses", "calendars", "channels", "policies"}, "")
     pauses: set[Status] = set()
     for i, name in enumerate(_list(doc.get("pause_statuses", ["on_hold"]), "pause_statuses")):
         try:

@@ -39,7 +39,14 @@ def _run_as() -> pwd.struct_passwd | None:
         return pwd.getpwnam(_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                _SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -71,7 +78,9 @@ class EmbeddedPostgres:
         if user is not None:
             _open_path_for(self.data_dir, user)
             _open_path_for(_bin_dir(), user)
-        kwargs: dict[str, object] = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
+        kwargs: dict[str, object] = (
+            {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
+        )
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
                 [

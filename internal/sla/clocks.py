@@ -77,9 +77,7 @@ class Clock:
         return self.crossing_at(self.target)
 
 
-def state_at(
-    mode: Mode, due_at: datetime | None, warn_at: datetime | None, now: datetime
-) -> State:
+def state_at(mode: Mode, due_at: datetime | None, warn_at: datetime | None, now: datetime) -> State:
     """A clock's state from its stored crossing times. The SQL of the dashboard says the same."""
     if due_at is not None and due_at <= now:
         return State.BREACHED

@@ -37,9 +37,7 @@ class Ladder:
     def highest_crossed(self, target: float, elapsed: float, fired_level: int) -> Step | None:
         """The highest step above `fired_level` that `elapsed` has reached: the only one to fire
         when an evaluation finds several crossed at once."""
-        crossed = [
-            s for s in self.steps if s.level > fired_level and elapsed >= s.seconds(target)
-        ]
+        crossed = [s for s in self.steps if s.level > fired_level and elapsed >= s.seconds(target)]
         return crossed[-1] if crossed else None
 
     def next_step(self, fired_level: int) -> Step | None:
@@ -58,4 +56,3 @@ def next_check_at(clock: Clock, ladder: Ladder, fired_level: int) -> datetime | 
 def warn_at(clock: Clock, ladder: Ladder) -> datetime | None:
     percent = ladder.warn_percent()
     return None if percent is None else clock.crossing_at(clock.target * percent / 100.0)
-

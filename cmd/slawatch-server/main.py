@@ -1,0 +1,37 @@
+"""slawatch-server: the gRPC API (TicketService, health, reflection)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from internal.config.settings import Settings, SettingsError
+from internal.config.sla_config import ConfigError
+from internal.obs.logs import configure_logging
+from internal.rpc.server import serve_forever
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(f"slawatch-server: {err}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, "server")
+    if not settings.database_url:
+        print("slawatch-server: DATABASE_URL is required", file=sys.stderr)
+        return 2
+    try:
+        serve_forever(settings)
+    except ConfigError as err:
+        print(
+            f"slawatch-server: invalid SLA config {settings.sla_config_path}: {err}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

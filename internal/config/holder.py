@@ -1,0 +1,37 @@
+"""The active SLA config of a process, swapped whole when a new valid file is loaded."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from internal.config.sla_config import SlaConfig
+
+Listener = Callable[[SlaConfig], None]
+
+
+class ConfigHolder:
+    def __init__(self, config: SlaConfig) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    @property
+    def current(self) -> SlaConfig:
+        # A single reference read: callers take one snapshot per request and use it throughout.
+        return self._config
+
+    def on_change(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def replace(self, config: SlaConfig) -> bool:
+        """Install `config`; False (and nothing happens) when its version is already active."""
+        with self._lock:
+            if config.version == self._config.version:
+                return False
+            self._config = config
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(config)
+        return True

@@ -1,0 +1,117 @@
+"""`make run`: the whole stack on one machine. Embedded PostgreSQL and Redis under .data/ unless
+DATABASE_URL / REDIS_URL are set, then every slawatch process as a child; SIGINT or SIGTERM stops
+the children first, then the servers it started."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from internal.embedded.postgres import EmbeddedPostgres
+from internal.embedded.redis import EmbeddedRedis
+
+log = logging.getLogger(__name__)
+
+# Fixed ports so that a developer's psql/redis-cli finds the embedded servers run after run.
+EMBEDDED_PG_PORT = 54329
+EMBEDDED_REDIS_PORT = 63799
+DATABASE = "slawatch"
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    script: str  # path under cmd/
+    args: tuple[str, ...] = ()
+
+
+PROCESSES = (Process("server", "cmd/slawatch-server/main.py"),)
+
+
+def _ensure_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+
+
+class Stack:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = dict(env)
+        self.postgres: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+
+    def start_backing_services(self) -> None:
+        data = self.root / ".data"
+        if not self.env.get("DATABASE_URL"):
+            self.postgres = EmbeddedPostgres(data / "postgres", port=EMBEDDED_PG_PORT).start()
+            self.env["DATABASE_URL"] = _ensure_database(self.postgres.url, DATABASE)
+            log.info("embedded PostgreSQL: %s", self.env["DATABASE_URL"])
+        if not self.env.get("REDIS_URL"):
+            self.redis = EmbeddedRedis(data / "redis", port=EMBEDDED_REDIS_PORT).start()
+            self.env["REDIS_URL"] = self.redis.url
+            log.info("embedded Redis: %s", self.env["REDIS_URL"])
+
+    def start_processes(self, processes: tuple[Process, ...] = PROCESSES) -> None:
+        for proc in processes:
+            self.children[proc.name] = subprocess.Popen(
+                [sys.executable, str(self.root / proc.script), *proc.args], env=self.env
+            )
+            log.info("started %s (pid %d)", proc.name, self.children[proc.name].pid)
+
+    def wait(self) -> int:
+        """Until a signal asks us to stop (0) or a child dies on its own (1)."""
+        while not self.stopping.wait(0.5):
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    log.error("%s exited with %s; stopping the stack", name, child.returncode)
+                    return 1
+        return 0
+
+    def stop(self, grace: float = 20.0) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for name, child in self.children.items():
+            try:
+                child.wait(grace)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", name, grace)
+                child.kill()
+                child.wait()
+        if self.redis:
+            self.redis.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+
+def run(root: Path) -> int:
+    stack = Stack(root, dict(os.environ))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stack.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stack.start_backing_services()
+        stack.start_processes()
+        port = stack.env.get("SLAWATCH_GRPC_PORT", "50051")
+        log.info("slawatch is up: gRPC on 127.0.0.1:%s; Ctrl-C stops everything", port)
+        return stack.wait()
+    finally:
+        stack.stop()

@@ -1,0 +1,147 @@
+"""Store rows to protobuf messages. States and elapsed times are computed at `now`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from internal.config.sla_config import SlaConfig
+from internal.sla.calendar import ALWAYS_OPEN
+from internal.sla.clocks import state_at
+from internal.sla.model import ClockKind, Mode, State, Status
+from internal.store.ingest_repo import Outcome
+from slawatch.v1 import ticket_service_pb2 as pb
+
+Row = Mapping[str, object]
+
+STATUS_TO_PB = {
+    Status.OPEN: pb.TICKET_STATUS_OPEN,
+    Status.IN_PROGRESS: pb.TICKET_STATUS_IN_PROGRESS,
+    Status.ON_HOLD: pb.TICKET_STATUS_ON_HOLD,
+    Status.RESOLVED: pb.TICKET_STATUS_RESOLVED,
+    Status.CLOSED: pb.TICKET_STATUS_CLOSED,
+}
+STATE_TO_PB = {
+    State.OK: pb.SLA_STATE_OK,
+    State.WARNING: pb.SLA_STATE_WARNING,
+    State.BREACHED: pb.SLA_STATE_BREACHED,
+    State.MET: pb.SLA_STATE_MET,
+}
+STATE_FROM_PB = {v: k for k, v in STATE_TO_PB.items()}
+CLOCK_TO_PB = {
+    ClockKind.RESPONSE: pb.CLOCK_KIND_RESPONSE,
+    ClockKind.RESOLUTION: pb.CLOCK_KIND_RESOLUTION,
+}
+ALERT_KIND_TO_PB = {"warning": pb.ALERT_KIND_WARNING, "breach": pb.ALERT_KIND_BREACH}
+NOTIFICATION_STATE_TO_PB = {
+    "pending": pb.NOTIFICATION_STATE_PENDING,
+    "sent": pb.NOTIFICATION_STATE_SENT,
+    "failed": pb.NOTIFICATION_STATE_FAILED,
+}
+OUTCOME_TO_PB = {
+    Outcome.CREATED: pb.INGEST_OUTCOME_CREATED,
+    Outcome.UPDATED: pb.INGEST_OUTCOME_UPDATED,
+    Outcome.DUPLICATE: pb.INGEST_OUTCOME_DUPLICATE,
+    Outcome.OUT_OF_ORDER: pb.INGEST_OUTCOME_OUT_OF_ORDER,
+}
+
+
+def ts(value: object) -> Timestamp:
+    out = Timestamp()
+    assert isinstance(value, datetime)
+    out.FromDatetime(value)
+    return out
+
+
+def duration(seconds: float) -> Duration:
+    out = Duration()
+    whole = int(seconds)
+    out.seconds = whole
+    out.nanos = round((seconds - whole) * 1e9)
+    return out
+
+
+def clock_to_pb(row: Row, config: SlaConfig, now: datetime) -> tuple[pb.SlaClock, State]:
+    mode = Mode(str(row["mode"]))
+    calendar = config.calendars.get(str(row["calendar"]), ALWAYS_OPEN)
+    anchor_at = row["anchor_at"]
+    assert isinstance(anchor_at, datetime)
+    elapsed = float(row["anchor_elapsed"])  # type: ignore[arg-type]
+    if mode is Mode.RUNNING:
+        elapsed += calendar.working_seconds(anchor_at, now)
+    target = float(row["target_s"])  # type: ignore[arg-type]
+    due_at, warn_at = row["due_at"], row["warn_at"]
+    state = state_at(mode, due_at, warn_at, now)  # type: ignore[arg-type]
+    msg = pb.SlaClock(
+        kind=CLOCK_TO_PB[ClockKind(str(row["clock"]))],
+        target=duration(target),
+        elapsed=duration(elapsed),
+        remaining=duration(target - elapsed),
+        state=STATE_TO_PB[state],
+        paused=mode is Mode.PAUSED,
+        stopped=mode is Mode.STOPPED,
+        calendar=calendar.name,
+    )
+    if mode is Mode.RUNNING and due_at is not None:
+        msg.due_at.CopyFrom(ts(due_at))
+    return msg, state
+
+
+def ticket_to_pb(row: Row, clocks: Sequence[Row], config: SlaConfig, now: datetime) -> pb.Ticket:
+    msg = pb.Ticket(
+        ticket_id=str(row["ticket_id"]),
+        priority=str(row["priority"]),
+        customer_tier=str(row["customer_tier"]),
+        status=STATUS_TO_PB[Status(str(row["status"]))],
+        created_at=ts(row["created_at"]),
+        updated_at=ts(row["updated_at"]),
+        escalation_level=int(row["escalation_level"]),  # type: ignore[call-overload]
+        policy_version=str(row["policy_version"]),
+    )
+    worst = State.MET
+    for clock_row in clocks:
+        clock, state = clock_to_pb(clock_row, config, now)
+        worst = max(worst, state)
+        target = msg.response if clock.kind == pb.CLOCK_KIND_RESPONSE else msg.resolution
+        target.CopyFrom(clock)
+    msg.sla_state = STATE_TO_PB[worst]
+    return msg
+
+
+def history_to_pb(row: Row) -> pb.StatusChange:
+    return pb.StatusChange(
+        status=STATUS_TO_PB[Status(str(row["status"]))],
+        priority=str(row["priority"]),
+        customer_tier=str(row["customer_tier"]),
+        updated_at=ts(row["updated_at"]),
+        received_at=ts(row["received_at"]),
+    )
+
+
+def alert_to_pb(row: Row, notifications: Sequence[Row] = ()) -> pb.Alert:
+    msg = pb.Alert(
+        alert_id=int(row["alert_id"]),  # type: ignore[call-overload]
+        ticket_id=str(row["ticket_id"]),
+        clock=CLOCK_TO_PB[ClockKind(str(row["clock"]))],
+        kind=ALERT_KIND_TO_PB[str(row["kind"])],
+        escalation_level=int(row["escalation_level"]),  # type: ignore[call-overload]
+        created_at=ts(row["created_at"]),
+        priority=str(row["priority"]),
+        customer_tier=str(row["customer_tier"]),
+        policy_version=str(row["policy_version"]),
+    )
+    if row.get("due_at") is not None:
+        msg.due_at.CopyFrom(ts(row["due_at"]))
+    for n in notifications:
+        note = msg.notifications.add(
+            channel=str(n["channel"]),
+            state=NOTIFICATION_STATE_TO_PB[str(n["state"])],
+            attempts=int(n["attempts"]),  # type: ignore[call-overload]
+            last_error=str(n["last_error"] or ""),
+        )
+        if n.get("sent_at") is not None:
+            note.sent_at.CopyFrom(ts(n["sent_at"]))
+    return msg

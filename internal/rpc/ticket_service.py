@@ -1,0 +1,176 @@
+"""The TicketService servicer: translate protobuf to domain calls and back, nothing more."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+import psycopg_pool
+
+from internal.config.holder import ConfigHolder
+from internal.rpc import convert, page_token
+from internal.rpc.errors import abort_bad_request
+from internal.rpc.validation import STATUS_FROM_PB, Violation, validate_batch
+from internal.store import ingest_repo, query_repo
+from internal.store.db import UNREACHABLE_ERRORS
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TENANT = "default"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def database_errors_unavailable(method: F) -> F:
+    """A database outage is UNAVAILABLE, which clients may retry: every write is idempotent."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except UNREACHABLE_ERRORS as err:
+            log.warning("database unavailable in %s: %s", method.__name__, err)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry later")
+
+    return wrapper  # type: ignore[return-value]
+
+
+class TicketService(pb_grpc.TicketServiceServicer):
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool,
+        config: ConfigHolder,
+        *,
+        max_batch_events: int = 1000,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._config = config
+        self._max_batch = max_batch_events
+        self._now = now
+
+    @database_errors_unavailable
+    def IngestTickets(
+        self, request: pb.IngestTicketsRequest, context: grpc.ServicerContext
+    ) -> pb.IngestTicketsResponse:
+        config = self._config.current
+        events, violations = validate_batch(request, config, self._now(), self._max_batch)
+        if violations:
+            abort_bad_request(context, violations)
+
+        def targets_for(priority: str, tier: str) -> Any:
+            targets = config.targets(priority, tier)
+            assert targets is not None  # validated above against the same config snapshot
+            return targets
+
+        with self._pool.connection() as conn:
+            outcomes = ingest_repo.ingest(conn, DEFAULT_TENANT, events, targets_for, config.rules)
+        return pb.IngestTicketsResponse(
+            results=[
+                pb.IngestResult(ticket_id=e.ticket_id, outcome=convert.OUTCOME_TO_PB[o])
+                for e, o in zip(events, outcomes, strict=True)
+            ]
+        )
+
+    @database_errors_unavailable
+    def GetTicket(
+        self, request: pb.GetTicketRequest, context: grpc.ServicerContext
+    ) -> pb.GetTicketResponse:
+        if not request.ticket_id:
+            abort_bad_request(context, [Violation("ticket_id", "required")])
+        with self._pool.connection() as conn:
+            detail = query_repo.get_ticket(conn, DEFAULT_TENANT, request.ticket_id)
+        if detail is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
+        config, now = self._config.current, self._now()
+        return pb.GetTicketResponse(
+            ticket=convert.ticket_to_pb(detail.ticket, detail.clocks, config, now),
+            history=[convert.history_to_pb(h) for h in detail.history],
+            alerts=[
+                convert.alert_to_pb(a, detail.notifications.get(int(a["alert_id"]), ()))
+                for a in detail.alerts
+            ],
+        )
+
+    @database_errors_unavailable
+    def GetDashboard(
+        self, request: pb.GetDashboardRequest, context: grpc.ServicerContext
+    ) -> pb.GetDashboardResponse:
+        violations = []
+        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+            violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
+        states = []
+        for i, s in enumerate(request.states):
+            if s not in convert.STATE_FROM_PB:
+                violations.append(Violation(f"states[{i}]", "unknown SLA state"))
+            else:
+                states.append(convert.STATE_FROM_PB[s])
+        statuses = []
+        for i, st in enumerate(request.statuses):
+            if st not in STATUS_FROM_PB:
+                violations.append(Violation(f"statuses[{i}]", "unknown ticket status"))
+            else:
+                statuses.append(STATUS_FROM_PB[st].value)
+        f = query_repo.DashboardFilter(
+            states=sorted(set(states)),
+            priorities=sorted(set(request.priorities)),
+            tiers=sorted(set(request.customer_tiers)),
+            statuses=sorted(set(statuses)),
+        )
+        fingerprint = page_token.filter_fingerprint(
+            [[s.value for s in f.states], f.priorities, f.tiers, f.statuses]
+        )
+        after = None
+        if request.page_token:
+            try:
+                after = page_token.decode(request.page_token, fingerprint)
+            except page_token.PageTokenError as err:
+                violations.append(Violation("page_token", str(err)))
+        if violations:
+            abort_bad_request(context, violations)
+
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        config, now = self._config.current, self._now()
+        with self._pool.connection() as conn:
+            rows = query_repo.dashboard_page(conn, DEFAULT_TENANT, f, now, after, size + 1)
+            page = rows[:size]
+            clocks = query_repo.clocks_for(
+                conn, DEFAULT_TENANT, [str(r["ticket_id"]) for r in page]
+            )
+            counts = query_repo.dashboard_counts(conn, DEFAULT_TENANT, f, now)
+        response = pb.GetDashboardResponse(
+            tickets=[
+                convert.ticket_to_pb(r, clocks.get(str(r["ticket_id"]), []), config, now)
+                for r in page
+            ],
+            counts=[
+                pb.StateCount(state=convert.STATE_TO_PB[state], count=n)
+                for state, n in sorted(counts.items())
+            ],
+        )
+        if len(rows) > size:
+            last = page[-1]
+            response.next_page_token = page_token.encode(
+                last["urgent_at"],
+                str(last["ticket_id"]),
+                fingerprint,
+            )
+        return response
+
+    def WatchAlerts(
+        self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchAlertsResponse]:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchAlerts is not available yet")
+        yield from ()

@@ -1,0 +1,107 @@
+"""Validation of an IngestTickets batch as a whole: every bad field is reported, by path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from internal.config.sla_config import SlaConfig
+from internal.sla.model import Status
+from internal.sla.ticket_sla import Event
+from slawatch.v1 import ticket_service_pb2 as pb
+
+MAX_TICKET_ID = 128
+MAX_FUTURE = timedelta(minutes=5)
+# Timestamps before 2000 are refused: no real ticket is that old, and calendar arithmetic over
+# centuries would let one event cost seconds of CPU.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_MIN_SECONDS = int(EARLIEST.timestamp())
+_MAX_SECONDS = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp())
+
+STATUS_FROM_PB = {
+    pb.TICKET_STATUS_OPEN: Status.OPEN,
+    pb.TICKET_STATUS_IN_PROGRESS: Status.IN_PROGRESS,
+    pb.TICKET_STATUS_ON_HOLD: Status.ON_HOLD,
+    pb.TICKET_STATUS_RESOLVED: Status.RESOLVED,
+    pb.TICKET_STATUS_CLOSED: Status.CLOSED,
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+
+
+def to_datetime(ts: Timestamp) -> datetime:
+    # Microseconds: what PostgreSQL keeps, so a retried event compares equal to the stored one.
+    return datetime.fromtimestamp(ts.seconds, tz=UTC) + timedelta(microseconds=ts.nanos // 1000)
+
+
+def _timestamp(
+    event: pb.TicketEvent, name: str, path: str, out: list[Violation]
+) -> datetime | None:
+    if not event.HasField(name):  # type: ignore[arg-type]
+        out.append(Violation(f"{path}.{name}", "required"))
+        return None
+    ts: Timestamp = getattr(event, name)
+    if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS) or not (0 <= ts.nanos < 1_000_000_000):
+        out.append(Violation(f"{path}.{name}", "out of range (2000-01-01 or later)"))
+        return None
+    return to_datetime(ts)
+
+
+def _ticket_id(value: str, path: str, out: list[Violation]) -> None:
+    if not value:
+        out.append(Violation(f"{path}.ticket_id", "required"))
+    elif len(value) > MAX_TICKET_ID:
+        out.append(Violation(f"{path}.ticket_id", f"longer than {MAX_TICKET_ID} characters"))
+    elif not value.isprintable():
+        out.append(Violation(f"{path}.ticket_id", "contains control characters"))
+
+
+def validate_batch(
+    request: pb.IngestTicketsRequest, config: SlaConfig, now: datetime, max_events: int
+) -> tuple[list[Event], list[Violation]]:
+    """The events, or every violation found; a batch with any violation is stored not at all."""
+    if not request.events:
+        return [], [Violation("events", "at least one event is required")]
+    if len(request.events) > max_events:
+        return [], [Violation("events", f"at most {max_events} events per batch")]
+    events: list[Event] = []
+    violations: list[Violation] = []
+    for i, e in enumerate(request.events):
+        path = f"events[{i}]"
+        found: list[Violation] = []
+        _ticket_id(e.ticket_id, path, found)
+        if e.priority not in config.policies:
+            known = ", ".join(sorted(config.policies))
+            found.append(Violation(f"{path}.priority", f"unknown priority (known: {known})"))
+        elif config.targets(e.priority, e.customer_tier) is None:
+            known = ", ".join(sorted(config.policies[e.priority]))
+            found.append(
+                Violation(
+                    f"{path}.customer_tier",
+                    f"no policy for tier under priority {e.priority!r} (known: {known})",
+                )
+            )
+        status = STATUS_FROM_PB.get(e.status)
+        if status is None:
+            found.append(Violation(f"{path}.status", "required: one of the TicketStatus values"))
+        created = _timestamp(e, "created_at", path, found)
+        updated = _timestamp(e, "updated_at", path, found)
+        if created and updated:
+            if updated < created:
+                found.append(Violation(f"{path}.updated_at", "earlier than created_at"))
+            if updated > now + MAX_FUTURE:
+                found.append(Violation(f"{path}.updated_at", "more than 5 minutes in the future"))
+        if created and created > now + MAX_FUTURE:
+            found.append(Violation(f"{path}.created_at", "more than 5 minutes in the future"))
+        if found:
+            violations.extend(found)
+            continue
+        assert status is not None and created is not None and updated is not None
+        events.append(Event(e.ticket_id, e.priority, e.customer_tier, status, created, updated))
+    return events, violations

@@ -1,0 +1,125 @@
+"""A ticket's SLA as its full, time-ordered history says: current fields, both clocks, and the
+derived instants the store keeps so that states are exact at query time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from internal.sla.clocks import Change, Clock, resolution_clock, response_clock, state_at
+from internal.sla.ladder import next_check_at, warn_at
+from internal.sla.model import ClockKind, Mode, State, Status
+from internal.sla.policy import Rules, Targets
+
+# Stored as a ticket's urgency when no clock is running: sorts after every real due time.
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    ticket_id: str
+    priority: str
+    customer_tier: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ClockSla:
+    kind: ClockKind
+    target: float
+    calendar: str
+    mode: Mode
+    anchor_at: datetime
+    anchor_elapsed: float
+    due_at: datetime | None
+    warn_at: datetime | None
+    fired_level: int
+    next_check_at: datetime | None
+
+    def state(self, now: datetime) -> State:
+        return state_at(self.mode, self.due_at, self.warn_at, now)
+
+
+@dataclass(frozen=True)
+class TicketSla:
+    latest: Event  # the newest event: its fields are the ticket's current fields
+    policy_version: str
+    response: ClockSla
+    resolution: ClockSla
+
+    @property
+    def clocks(self) -> tuple[ClockSla, ClockSla]:
+        return (self.response, self.resolution)
+
+    @property
+    def breach_at(self) -> datetime | None:
+        return min((c.due_at for c in self.clocks if c.due_at is not None), default=None)
+
+    @property
+    def warn_at(self) -> datetime | None:
+        return min(
+            (
+                c.warn_at
+                for c in self.clocks
+                if c.warn_at is not None and c.mode is not Mode.STOPPED
+            ),
+            default=None,
+        )
+
+    @property
+    def active(self) -> bool:
+        return any(c.mode is not Mode.STOPPED for c in self.clocks)
+
+    @property
+    def urgent_at(self) -> datetime:
+        running = [c.due_at for c in self.clocks if c.mode is Mode.RUNNING and c.due_at]
+        return min(running, default=FAR_FUTURE)
+
+    def state(self, now: datetime) -> State:
+        return max(c.state(now) for c in self.clocks)
+
+
+def _clock_sla(clock: Clock, rules: Rules, fired_level: int) -> ClockSla:
+    return ClockSla(
+        kind=clock.kind,
+        target=clock.target,
+        calendar=clock.calendar.name,
+        mode=clock.mode,
+        anchor_at=clock.anchor_at,
+        anchor_elapsed=clock.anchor_elapsed,
+        due_at=clock.due_at,
+        warn_at=warn_at(clock, rules.ladder),
+        fired_level=fired_level,
+        next_check_at=next_check_at(clock, rules.ladder, fired_level),
+    )
+
+
+def latest_event(history: Iterable[Event]) -> Event:
+    return max(history, key=lambda e: e.updated_at)
+
+
+def compute_ticket_sla(
+    history: Iterable[Event],
+    targets: Targets,
+    rules: Rules,
+    fired_levels: Mapping[ClockKind, int],
+) -> TicketSla:
+    """`history` in any order; `targets` are those of the newest event's priority and tier;
+    `fired_levels` are the steps already alerted, which never fire again."""
+    events = sorted(history, key=lambda e: e.updated_at)
+    latest = events[-1]
+    changes = [Change(e.updated_at, e.status) for e in events]
+    created_at = latest.created_at
+    response = response_clock(created_at, changes, targets.response, targets.calendar)
+    resolution = resolution_clock(
+        created_at, changes, targets.resolution, targets.calendar, rules.pause_statuses
+    )
+    return TicketSla(
+        latest=latest,
+        policy_version=rules.version,
+        response=_clock_sla(response, rules, fired_levels.get(ClockKind.RESPONSE, 0)),
+        resolution=_clock_sla(resolution, rules, fired_levels.get(ClockKind.RESOLUTION, 0)),
+    )

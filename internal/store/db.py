@@ -1,0 +1,44 @@
+"""Connection pool construction and the errors that mean "the database is unreachable"."""
+
+from __future__ import annotations
+
+import psycopg
+import psycopg_pool
+
+# Raised by the pool or a connection when PostgreSQL cannot be reached; callers answer
+# UNAVAILABLE (safe to retry) rather than INTERNAL.
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    psycopg_pool.PoolClosed,
+)
+
+
+def make_pool(
+    database_url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 5.0
+) -> psycopg_pool.ConnectionPool:
+    """A pool whose connections are checked on checkout, so that a restarted database is picked
+    up again without restarting the process; each thread takes its own connection."""
+    pool = psycopg_pool.ConnectionPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        check=psycopg_pool.ConnectionPool.check_connection,
+        kwargs={"connect_timeout": 3, "application_name": "slawatch"},
+        reconnect_timeout=0,  # keep retrying in the background while the database is away
+    )
+    pool.open(wait=False)
+    return pool
+
+
+def ping(database_url: str, timeout: float = 2.0) -> bool:
+    """True when a fresh connection answers; used by health checks, outside the pool so that a
+    pool exhausted by slow queries does not read as an outage."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=max(1, int(timeout))) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False

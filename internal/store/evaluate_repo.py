@@ -1,0 +1,175 @@
+"""One evaluation batch: due clocks in, alerts and their notification rows out, one transaction.
+
+Only clocks with next_check_at <= now are touched (partial index), locked with SKIP LOCKED so that
+several workers share the load and an ingest holding a ticket is simply passed over this time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+
+from internal.config.sla_config import SlaConfig
+from internal.sla.calendar import ALWAYS_OPEN
+from internal.sla.model import Mode
+
+ALERTS_CHANNEL = "slawatch_alerts"
+# Held from the first alert insert to commit by every writer of alerts, so that alert ids commit
+# in increasing order and a reader that saw id N can never later see a smaller id appear.
+ALERT_WRITE_LOCK = 0x51A_A1E7
+
+_DUE = """
+SELECT c.tenant_id, c.ticket_id, c.clock, c.target_s, c.calendar, c.mode, c.anchor_at,
+       c.anchor_elapsed, c.due_at, c.fired_level, t.priority, t.customer_tier
+FROM sla_clocks c JOIN tickets t USING (tenant_id, ticket_id)
+WHERE c.next_check_at <= %(now)s
+ORDER BY c.next_check_at
+LIMIT %(limit)s
+FOR UPDATE OF c, t SKIP LOCKED
+"""
+
+_INSERT_ALERTS = """
+INSERT INTO alerts (tenant_id, ticket_id, clock, kind, escalation_level, due_at, priority,
+                    customer_tier, policy_version, created_at)
+SELECT *, %(now)s FROM unnest(
+    %(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(kinds)s::text[], %(levels)s::int[],
+    %(due)s::timestamptz[], %(priorities)s::text[], %(tiers)s::text[], %(versions)s::text[])
+ON CONFLICT DO NOTHING
+RETURNING alert_id, tenant_id, ticket_id, clock, escalation_level
+"""
+
+_INSERT_NOTIFICATIONS = """
+INSERT INTO notifications (tenant_id, alert_id, channel, next_attempt_at)
+SELECT tenant, alert, channel, %(now)s
+FROM unnest(%(tenants)s::text[], %(alerts)s::bigint[], %(channels)s::text[])
+    AS n(tenant, alert, channel)
+ON CONFLICT DO NOTHING
+RETURNING notification_id
+"""
+
+_UPDATE_CLOCKS = """
+UPDATE sla_clocks c SET fired_level = u.fired, next_check_at = u.next_check
+FROM unnest(%(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(fired)s::int[],
+            %(next_check)s::timestamptz[]) AS u(tenant, ticket, clock, fired, next_check)
+WHERE c.tenant_id = u.tenant AND c.ticket_id = u.ticket AND c.clock = u.clock
+"""
+
+_UPDATE_LEVELS = """
+UPDATE tickets t SET escalation_level = greatest(t.escalation_level, u.level)
+FROM unnest(%(tenants)s::text[], %(ids)s::text[], %(levels)s::int[]) AS u(tenant, ticket, level)
+WHERE t.tenant_id = u.tenant AND t.ticket_id = u.ticket
+"""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    clocks: int  # due clocks looked at
+    alerts: list[int]  # ids of the alerts written
+    notifications: list[int]  # ids of the notification rows written
+
+
+def evaluate_batch(
+    conn: psycopg.Connection[object], config: SlaConfig, now: datetime, limit: int = 1000
+) -> BatchResult:
+    ladder = config.ladder
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        due = cur.execute(_DUE, {"now": now, "limit": limit}).fetchall()
+        if not due:
+            return BatchResult(0, [], [])
+        updates: list[tuple[str, str, str, int, datetime | None]] = []
+        alerts: list[dict[str, object]] = []
+        for row in due:
+            calendar = config.calendars.get(str(row["calendar"]), ALWAYS_OPEN)
+            mode = Mode(str(row["mode"]))
+            target = float(row["target_s"])
+            anchor_at: datetime = row["anchor_at"]
+            anchor_elapsed = float(row["anchor_elapsed"])
+            elapsed = anchor_elapsed
+            if mode is Mode.RUNNING:
+                elapsed += calendar.working_seconds(anchor_at, now)
+            fired = int(row["fired_level"])
+            step = ladder.highest_crossed(target, elapsed, fired)
+            if step is not None:
+                fired = step.level
+                alerts.append(
+                    {**row, "kind": step.kind.value, "level": step.level, "notify": step.notify}
+                )
+            following = ladder.next_step(fired)
+            next_check = None
+            if following is not None and mode is Mode.RUNNING:
+                next_check = calendar.add_working(
+                    anchor_at, following.seconds(target) - anchor_elapsed
+                )
+            updates.append(
+                (str(row["tenant_id"]), str(row["ticket_id"]), str(row["clock"]), fired, next_check)
+            )
+
+        written: list[dict[str, object]] = []
+        notification_ids: list[int] = []
+        if alerts:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
+            written = cur.execute(
+                _INSERT_ALERTS,
+                {
+                    "now": now,
+                    "tenants": [a["tenant_id"] for a in alerts],
+                    "ids": [a["ticket_id"] for a in alerts],
+                    "clocks": [a["clock"] for a in alerts],
+                    "kinds": [a["kind"] for a in alerts],
+                    "levels": [a["level"] for a in alerts],
+                    "due": [a["due_at"] for a in alerts],
+                    "priorities": [a["priority"] for a in alerts],
+                    "tiers": [a["customer_tier"] for a in alerts],
+                    "versions": [config.version] * len(alerts),
+                },
+            ).fetchall()
+            notify_by_key = {
+                (a["tenant_id"], a["ticket_id"], a["clock"], a["level"]): a["notify"]
+                for a in alerts
+            }
+            rows = [
+                (w["tenant_id"], w["alert_id"], channel)
+                for w in written
+                for channel in notify_by_key[
+                    (w["tenant_id"], w["ticket_id"], w["clock"], w["escalation_level"])
+                ]  # type: ignore[attr-defined]
+            ]
+            if rows:
+                notification_ids = [
+                    int(r["notification_id"])
+                    for r in cur.execute(
+                        _INSERT_NOTIFICATIONS,
+                        {
+                            "now": now,
+                            "tenants": [r[0] for r in rows],
+                            "alerts": [r[1] for r in rows],
+                            "channels": [r[2] for r in rows],
+                        },
+                    ).fetchall()
+                ]
+            cur.execute(
+                _UPDATE_LEVELS,
+                {
+                    "tenants": [a["tenant_id"] for a in alerts],
+                    "ids": [a["ticket_id"] for a in alerts],
+                    "levels": [a["level"] for a in alerts],
+                },
+            )
+        cur.execute(
+            _UPDATE_CLOCKS,
+            {
+                "tenants": [u[0] for u in updates],
+                "ids": [u[1] for u in updates],
+                "clocks": [u[2] for u in updates],
+                "fired": [u[3] for u in updates],
+                "next_check": [u[4] for u in updates],
+            },
+        )
+        alert_ids = [int(w["alert_id"]) for w in written]  # type: ignore[call-overload]
+        if alert_ids:
+            # Delivered on commit only; listeners then read alerts with id > their last.
+            cur.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, str(max(alert_ids))))
+    return BatchResult(len(due), alert_ids, notification_ids)

@@ -1,0 +1,148 @@
+"""Read queries: one ticket in full, and the dashboard page with its counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from internal.sla.model import State
+
+Row = dict[str, Any]
+
+
+@dataclass
+class TicketDetail:
+    ticket: Row
+    clocks: list[Row]
+    history: list[Row]
+    alerts: list[Row]
+    notifications: dict[int, list[Row]] = field(default_factory=dict)
+
+
+def get_ticket(
+    conn: psycopg.Connection[object], tenant: str, ticket_id: str
+) -> TicketDetail | None:
+    args = {"tenant": tenant, "id": ticket_id}
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        # One snapshot for the four reads: REPEATABLE READ would be stricter, but each read is
+        # scoped to one ticket and the evaluator writes alerts and levels in one transaction.
+        ticket = cur.execute(
+            "SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s", args
+        ).fetchone()
+        if ticket is None:
+            return None
+        clocks = cur.execute(
+            "SELECT * FROM sla_clocks WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s", args
+        ).fetchall()
+        history = cur.execute(
+            "SELECT * FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
+            " ORDER BY updated_at",
+            args,
+        ).fetchall()
+        alerts = cur.execute(
+            "SELECT * FROM alerts WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
+            " ORDER BY alert_id",
+            args,
+        ).fetchall()
+        notifications: dict[int, list[Row]] = {}
+        if alerts:
+            for n in cur.execute(
+                "SELECT * FROM notifications WHERE alert_id = ANY(%s) ORDER BY notification_id",
+                ([a["alert_id"] for a in alerts],),
+            ):
+                notifications.setdefault(int(n["alert_id"]), []).append(n)
+    return TicketDetail(ticket, clocks, history, alerts, notifications)
+
+
+# A ticket's state from its stored instants, exact at %(now)s; mirrors TicketSla.state.
+_STATE_SQL = f"""
+CASE WHEN breach_at <= %(now)s THEN {State.BREACHED.value}
+     WHEN NOT active THEN {State.MET.value}
+     WHEN warn_at <= %(now)s THEN {State.WARNING.value}
+     ELSE {State.OK.value} END
+"""
+
+
+@dataclass(frozen=True)
+class DashboardFilter:
+    states: Sequence[State] = ()
+    priorities: Sequence[str] = ()
+    tiers: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+
+
+def _where(f: DashboardFilter) -> str:
+    clauses = ["tenant_id = %(tenant)s"]
+    if f.priorities:
+        clauses.append("priority = ANY(%(priorities)s)")
+    if f.tiers:
+        clauses.append("customer_tier = ANY(%(tiers)s)")
+    if f.statuses:
+        clauses.append("status = ANY(%(statuses)s)")
+    return " AND ".join(clauses)
+
+
+def _params(tenant: str, f: DashboardFilter, now: datetime) -> dict[str, object]:
+    return {
+        "tenant": tenant,
+        "now": now,
+        "priorities": list(f.priorities),
+        "tiers": list(f.tiers),
+        "statuses": list(f.statuses),
+        "states": [s.value for s in f.states],
+    }
+
+
+def dashboard_page(
+    conn: psycopg.Connection[object],
+    tenant: str,
+    f: DashboardFilter,
+    now: datetime,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Row]:
+    """Tickets ordered by (urgent_at, ticket_id) strictly after the cursor `after`."""
+    params = _params(tenant, f, now)
+    where = _where(f)
+    if after is not None:
+        where += " AND (urgent_at, ticket_id) > (%(after_at)s, %(after_id)s)"
+        params.update(after_at=after[0], after_id=after[1])
+    if f.states:
+        where += f" AND ({_STATE_SQL}) = ANY(%(states)s)"
+    params["limit"] = limit
+    sql = (
+        f"SELECT *, {_STATE_SQL} AS sla_state FROM tickets WHERE {where}"
+        " ORDER BY urgent_at, ticket_id LIMIT %(limit)s"
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql, params).fetchall()
+
+
+def clocks_for(
+    conn: psycopg.Connection[object], tenant: str, ticket_ids: Sequence[str]
+) -> dict[str, list[Row]]:
+    found: dict[str, list[Row]] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for row in cur.execute(
+            "SELECT * FROM sla_clocks WHERE tenant_id = %s AND ticket_id = ANY(%s)",
+            (tenant, list(ticket_ids)),
+        ):
+            found.setdefault(str(row["ticket_id"]), []).append(row)
+    return found
+
+
+def dashboard_counts(
+    conn: psycopg.Connection[object], tenant: str, f: DashboardFilter, now: datetime
+) -> dict[State, int]:
+    """Tickets per SLA state under the priority/tier/status part of the filter."""
+    sql = f"SELECT {_STATE_SQL} AS s, count(*) FROM tickets WHERE {_where(f)} GROUP BY 1"
+    counts = dict.fromkeys(State, 0)
+    with conn.cursor(row_factory=dict_row) as cur:
+        for row in cur.execute(sql, _params(tenant, f, now)):
+            counts[State(row["s"])] = int(row["count"])
+    return counts

@@ -1,0 +1,212 @@
+"""Clock arithmetic on explicit timestamps, and properties that must hold for any history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from internal.sla.calendar import ALWAYS_OPEN
+from internal.sla.clocks import Change, resolution_clock, response_clock, sort_changes, state_at
+from internal.sla.ladder import Ladder, Step, next_check_at
+from internal.sla.model import AlertKind, ClockKind, Mode, State, Status
+from internal.sla.policy import Rules, Targets
+from internal.sla.ticket_sla import Event, compute_ticket_sla
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+PAUSE = frozenset({Status.ON_HOLD})
+LADDER = Ladder(
+    (
+        Step(85, 1, AlertKind.WARNING),
+        Step(95, 2, AlertKind.WARNING),
+        Step(100, 3, AlertKind.BREACH),
+        Step(150, 4, AlertKind.BREACH),
+    )
+)
+RULES = Rules(LADDER, PAUSE, "v1")
+TARGETS = Targets(response=900, resolution=4 * 3600, calendar=ALWAYS_OPEN)
+
+
+def m(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def changes(*pairs: tuple[float, Status]) -> list[Change]:
+    return sort_changes(Change(m(at), status) for at, status in pairs)
+
+
+def test_response_clock_stops_at_first_status_other_than_open() -> None:
+    clock = response_clock(
+        T0,
+        changes((0, Status.OPEN), (12, Status.ON_HOLD), (20, Status.IN_PROGRESS)),
+        900,
+        ALWAYS_OPEN,
+    )
+    assert clock.mode is Mode.STOPPED
+    assert clock.elapsed(m(500)) == 12 * 60
+    assert clock.due_at is None  # stopped before the target
+
+
+def test_response_clock_runs_while_open() -> None:
+    clock = response_clock(T0, changes((0, Status.OPEN), (5, Status.OPEN)), 900, ALWAYS_OPEN)
+    assert clock.mode is Mode.RUNNING
+    assert clock.elapsed(m(10)) == 600
+    assert clock.due_at == m(15)
+
+
+def test_resolution_pauses_on_hold_and_resumes() -> None:
+    clock = resolution_clock(
+        T0,
+        changes((0, Status.OPEN), (30, Status.ON_HOLD), (90, Status.IN_PROGRESS)),
+        4 * 3600,
+        ALWAYS_OPEN,
+        PAUSE,
+    )
+    assert clock.mode is Mode.RUNNING
+    assert clock.elapsed(m(100)) == 40 * 60
+    assert clock.due_at == m(240 + 60)  # the hour on hold pushes the due time back
+
+
+def test_paused_clock_does_not_move_and_has_no_future_due() -> None:
+    clock = resolution_clock(
+        T0, changes((0, Status.OPEN), (30, Status.ON_HOLD)), 4 * 3600, ALWAYS_OPEN, PAUSE
+    )
+    assert clock.mode is Mode.PAUSED
+    assert clock.elapsed(m(31)) == clock.elapsed(m(10_000)) == 30 * 60
+    assert clock.due_at is None
+    assert clock.anchor_at == m(30)
+
+
+def test_reopen_carries_elapsed_over() -> None:
+    clock = resolution_clock(
+        T0,
+        changes((0, Status.OPEN), (60, Status.RESOLVED), (180, Status.OPEN)),
+        4 * 3600,
+        ALWAYS_OPEN,
+        PAUSE,
+    )
+    assert clock.mode is Mode.RUNNING
+    assert clock.elapsed(m(240)) == 120 * 60
+    assert clock.due_at == m(180 + 180)
+
+
+def test_breach_time_of_a_clock_that_breached_before_pausing_stays_in_the_past() -> None:
+    clock = resolution_clock(
+        T0, changes((0, Status.OPEN), (300, Status.ON_HOLD)), 4 * 3600, ALWAYS_OPEN, PAUSE
+    )
+    assert clock.due_at == m(240)
+    assert state_at(clock.mode, clock.due_at, None, m(1000)) is State.BREACHED
+
+
+def test_event_before_creation_cannot_rewind_the_clock() -> None:
+    clock = response_clock(T0, changes((-10, Status.IN_PROGRESS)), 900, ALWAYS_OPEN)
+    assert clock.elapsed(m(5)) == 0
+
+
+def test_states_from_stored_instants() -> None:
+    due, warn = m(15), m(12.75)
+    assert state_at(Mode.RUNNING, due, warn, m(1)) is State.OK
+    assert state_at(Mode.RUNNING, due, warn, m(13)) is State.WARNING
+    assert state_at(Mode.RUNNING, due, warn, m(15)) is State.BREACHED
+    assert state_at(Mode.STOPPED, None, m(5), m(20)) is State.MET
+    assert state_at(Mode.STOPPED, m(10), m(5), m(20)) is State.BREACHED
+    assert state_at(Mode.PAUSED, None, m(5), m(20)) is State.WARNING
+
+
+def test_ladder_fires_only_the_highest_crossed_step() -> None:
+    step = LADDER.highest_crossed(target=100, elapsed=120, fired_level=0)
+    assert step is not None and step.level == 3
+    assert LADDER.highest_crossed(target=100, elapsed=120, fired_level=3) is None
+    assert LADDER.highest_crossed(target=100, elapsed=80, fired_level=0) is None
+
+
+def test_next_check_is_the_next_unfired_step() -> None:
+    clock = response_clock(T0, changes((0, Status.OPEN)), 1000, ALWAYS_OPEN)
+    assert next_check_at(clock, LADDER, 0) == T0 + timedelta(seconds=850)
+    assert next_check_at(clock, LADDER, 2) == T0 + timedelta(seconds=1000)
+    assert next_check_at(clock, LADDER, 4) is None
+
+
+def test_stopped_clock_past_an_unfired_step_is_still_checked() -> None:
+    """A ticket resolved late, before any evaluation ran, still gets its breach alert."""
+    clock = response_clock(T0, changes((30, Status.IN_PROGRESS)), 900, ALWAYS_OPEN)
+    assert next_check_at(clock, LADDER, 0) == T0 + timedelta(seconds=765)
+    assert next_check_at(clock, LADDER, 4) is None
+
+
+def test_ticket_sla_uses_latest_event_fields() -> None:
+    history = [
+        Event("T", "high", "gold", Status.OPEN, T0, m(0)),
+        Event("T", "low", "gold", Status.IN_PROGRESS, T0, m(5)),
+    ]
+    sla = compute_ticket_sla(history, TARGETS, RULES, {ClockKind.RESPONSE: 1})
+    assert sla.latest.priority == "low"
+    assert sla.response.fired_level == 1
+    assert sla.resolution.fired_level == 0
+    assert sla.urgent_at == m(240)
+    assert sla.response.state(m(10)) is State.MET
+    assert sla.state(m(10)) is State.OK  # the worst clock: resolution is running
+
+
+# --- properties ---------------------------------------------------------------------------
+
+statuses = st.sampled_from(list(Status))
+histories = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=10_000), statuses),
+    min_size=1,
+    max_size=12,
+    unique_by=lambda p: p[0],
+)
+
+
+def _events(pairs: list[tuple[int, Status]]) -> list[Event]:
+    return [Event("T", "high", "gold", s, T0, m(at)) for at, s in pairs]
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.randoms())
+def test_any_arrival_order_gives_the_same_clocks(
+    pairs: list[tuple[int, Status]], rnd: object
+) -> None:
+    events = _events(pairs)
+    shuffled = list(events)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert compute_ticket_sla(events, TARGETS, RULES, {}) == compute_ticket_sla(
+        shuffled, TARGETS, RULES, {}
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.integers(0, 20_000), st.integers(0, 20_000))
+def test_elapsed_never_decreases_as_now_grows(
+    pairs: list[tuple[int, Status]], a: int, b: int
+) -> None:
+    early, late = sorted((a, b))
+    for clock in (
+        response_clock(T0, sort_changes(Change(m(at), s) for at, s in pairs), 900, ALWAYS_OPEN),
+        resolution_clock(
+            T0, sort_changes(Change(m(at), s) for at, s in pairs), 14_400, ALWAYS_OPEN, PAUSE
+        ),
+    ):
+        assert clock.elapsed(m(early)) <= clock.elapsed(m(late))
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.integers(0, 20_000))
+def test_a_clock_not_running_does_not_move(pairs: list[tuple[int, Status]], later: int) -> None:
+    changes_ = sort_changes(Change(m(at), s) for at, s in pairs)
+    clock = resolution_clock(T0, changes_, 14_400, ALWAYS_OPEN, PAUSE)
+    if clock.mode is not Mode.RUNNING:
+        start = clock.anchor_at
+        assert clock.elapsed(start) == clock.elapsed(start + timedelta(minutes=later))
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_due_time_is_where_elapsed_reaches_the_target(pairs: list[tuple[int, Status]]) -> None:
+    changes_ = sort_changes(Change(m(at), s) for at, s in pairs)
+    clock = resolution_clock(T0, changes_, 14_400, ALWAYS_OPEN, PAUSE)
+    # A running clock reaches its target exactly at due_at (if that lies after the last resume).
+    if clock.mode is Mode.RUNNING and clock.due_at is not None and clock.due_at >= clock.anchor_at:
+        assert abs(clock.elapsed(clock.due_at) - 14_400) < 1e-6
