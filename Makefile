@@ -48,7 +48,7 @@ pytest: $(STAMP) node_modules/.installed
 test: lint typecheck proto-check buf-lint pytest
 
 bench: $(STAMP)
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean-data:
 	rm -rf .data

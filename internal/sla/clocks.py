@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from internal.sla.calendar import Calendar
 from internal.sla.model import DONE_STATUSES, ClockKind, Mode, State, Status
@@ -43,14 +44,19 @@ class Clock:
         last = self.runs[-1]
         return last.start if last.end is None else last.end
 
-    @property
-    def anchor_elapsed(self) -> float:
-        """Elapsed seconds up to `anchor_at`; a running clock adds calendar time from there."""
-        return sum(
+    @cached_property
+    def spans(self) -> tuple[float, ...]:
+        """Calendar seconds of each finished run (computed once: calendars are not free)."""
+        return tuple(
             self.calendar.working_seconds(run.start, run.end)
             for run in self.runs
             if run.end is not None
         )
+
+    @cached_property
+    def anchor_elapsed(self) -> float:
+        """Elapsed seconds up to `anchor_at`; a running clock adds calendar time from there."""
+        return float(sum(self.spans))
 
     def elapsed(self, now: datetime) -> float:
         total = self.anchor_elapsed
@@ -63,11 +69,8 @@ class Clock:
         """When elapsed time reaches `seconds`: possibly in the past, None if it never will
         (the clock is paused or stopped below it)."""
         counted = 0.0
-        for run in self.runs:
-            if run.end is None:
-                return self.calendar.add_working(run.start, seconds - counted)
-            span = self.calendar.working_seconds(run.start, run.end)
-            if counted + span >= seconds:
+        for run, span in zip(self.runs, (*self.spans, None), strict=False):
+            if span is None or counted + span >= seconds:
                 return self.calendar.add_working(run.start, seconds - counted)
             counted += span
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from internal.sla.clocks import Clock
 from internal.sla.model import AlertKind
@@ -26,6 +27,7 @@ class Ladder:
 
     steps: tuple[Step, ...]
 
+    @cached_property
     def warn_percent(self) -> float | None:
         """Where a clock turns WARNING: the lowest warning step, if any."""
         warnings = [s.at_percent for s in self.steps if s.kind is AlertKind.WARNING]
@@ -54,5 +56,5 @@ def next_check_at(clock: Clock, ladder: Ladder, fired_level: int) -> datetime | 
 
 
 def warn_at(clock: Clock, ladder: Ladder) -> datetime | None:
-    percent = ladder.warn_percent()
+    percent = ladder.warn_percent
     return None if percent is None else clock.crossing_at(clock.target * percent / 100.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -72,7 +73,7 @@ class BatchResult:
 
 
 def evaluate_batch(
-    conn: psycopg.Connection[object], config: SlaConfig, now: datetime, limit: int = 1000
+    conn: psycopg.Connection[Any], config: SlaConfig, now: datetime, limit: int = 1000
 ) -> BatchResult:
     ladder = config.ladder
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:

@@ -6,11 +6,13 @@ transaction: a batch is stored whole or not at all.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import psycopg
 
@@ -33,37 +35,61 @@ class Prior:
 
 
 TargetsFor = Callable[[str, str], Targets]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+# Batches travel by binary COPY into session temp tables (rows are cleared at commit), and every
+# statement after that joins against them: a fixed number of round trips per batch, and no
+# per-row parameter encoding in Python.
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS in_events (
+    ticket_id text, updated_at timestamptz, status text, priority text, customer_tier text,
+    created_at timestamptz) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS in_tickets (
+    ticket_id text, priority text, customer_tier text, status text, created_at timestamptz,
+    updated_at timestamptz, policy_version text, breach_at timestamptz, warn_at timestamptz,
+    active boolean, urgent_at timestamptz) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS in_clocks (
+    ticket_id text, clock text, target_s float8, calendar text, mode text,
+    anchor_at timestamptz, anchor_elapsed float8, due_at timestamptz, warn_at timestamptz,
+    fired_level int, next_check_at timestamptz) ON COMMIT DELETE ROWS;
+"""
+_EVENT_TYPES = ["text", "timestamptz", "text", "text", "text", "timestamptz"]
+_TICKET_TYPES = ["text", "text", "text", "text", "timestamptz", "timestamptz", "text",
+                 "timestamptz", "timestamptz", "bool", "timestamptz"]
+_CLOCK_TYPES = ["text", "text", "float8", "text", "text", "timestamptz", "float8", "timestamptz",
+                "timestamptz", "int4", "timestamptz"]
+_prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
 _LOCK_TICKETS = """
-SELECT pg_advisory_xact_lock(k) FROM (
-    SELECT hashtextextended(%(tenant)s || chr(31) || t, 0) AS k
-    FROM unnest(%(ids)s::text[]) AS t ORDER BY k
+SELECT count(pg_advisory_xact_lock(k)) FROM (
+    SELECT DISTINCT hashtextextended(%(tenant)s || chr(31) || ticket_id, 0) AS k
+    FROM in_events ORDER BY k
 ) AS keys
-"""
-
-_INSERT_EVENTS = """
-INSERT INTO ticket_events
-    (tenant_id, ticket_id, updated_at, status, priority, customer_tier, created_at)
-SELECT %(tenant)s, * FROM unnest(
-    %(ids)s::text[], %(updated)s::timestamptz[], %(statuses)s::text[],
-    %(priorities)s::text[], %(tiers)s::text[], %(created)s::timestamptz[])
-ON CONFLICT DO NOTHING
-RETURNING ticket_id, updated_at
 """
 
 # Row locks on the tickets make a running evaluation (which locks them too, with SKIP LOCKED)
 # finish first; the fired levels are then read in a statement of their own, so they are fresh.
 _LOCK_PRIOR = """
 SELECT ticket_id, updated_at FROM tickets
-WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+WHERE tenant_id = %(tenant)s AND ticket_id IN (SELECT ticket_id FROM in_events)
 ORDER BY ticket_id FOR UPDATE
 """
 
 _FIRED = """
 SELECT ticket_id, clock, fired_level FROM sla_clocks
-WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+WHERE tenant_id = %(tenant)s AND ticket_id IN (SELECT ticket_id FROM in_events)
 """
 
+_INSERT_EVENTS = """
+INSERT INTO ticket_events
+    (tenant_id, ticket_id, updated_at, status, priority, customer_tier, created_at)
+SELECT %(tenant)s, ticket_id, updated_at, status, priority, customer_tier, created_at
+FROM in_events
+ON CONFLICT DO NOTHING
+RETURNING ticket_id, updated_at
+"""
+
+# Stored history of tickets that existed before the batch (new tickets' history is the batch).
 _HISTORY = """
 SELECT ticket_id, priority, customer_tier, status, created_at, updated_at
 FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
@@ -72,11 +98,7 @@ FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
 _UPSERT_TICKETS = """
 INSERT INTO tickets (tenant_id, ticket_id, priority, customer_tier, status, created_at,
                      updated_at, policy_version, breach_at, warn_at, active, urgent_at)
-SELECT %(tenant)s, * FROM unnest(
-    %(ids)s::text[], %(priorities)s::text[], %(tiers)s::text[], %(statuses)s::text[],
-    %(created)s::timestamptz[], %(updated)s::timestamptz[], %(versions)s::text[],
-    %(breach)s::timestamptz[], %(warn)s::timestamptz[], %(active)s::boolean[],
-    %(urgent)s::timestamptz[])
+SELECT %(tenant)s, * FROM in_tickets
 ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
     priority = EXCLUDED.priority, customer_tier = EXCLUDED.customer_tier,
     status = EXCLUDED.status, created_at = EXCLUDED.created_at,
@@ -88,11 +110,7 @@ ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
 _UPSERT_CLOCKS = """
 INSERT INTO sla_clocks (tenant_id, ticket_id, clock, target_s, calendar, mode, anchor_at,
                         anchor_elapsed, due_at, warn_at, fired_level, next_check_at)
-SELECT %(tenant)s, * FROM unnest(
-    %(ids)s::text[], %(clocks)s::text[], %(targets)s::float8[], %(calendars)s::text[],
-    %(modes)s::text[], %(anchors)s::timestamptz[], %(elapsed)s::float8[],
-    %(due)s::timestamptz[], %(warn)s::timestamptz[], %(fired)s::int[],
-    %(next_check)s::timestamptz[])
+SELECT %(tenant)s, * FROM in_clocks
 ON CONFLICT (tenant_id, ticket_id, clock) DO UPDATE SET
     target_s = EXCLUDED.target_s, calendar = EXCLUDED.calendar, mode = EXCLUDED.mode,
     anchor_at = EXCLUDED.anchor_at, anchor_elapsed = EXCLUDED.anchor_elapsed,
@@ -100,88 +118,72 @@ ON CONFLICT (tenant_id, ticket_id, clock) DO UPDATE SET
 """
 
 
-def _event_columns(events: Sequence[Event]) -> dict[str, list[object]]:
-    return {
-        "ids": [e.ticket_id for e in events],
-        "updated": [e.updated_at for e in events],
-        "statuses": [e.status.value for e in events],
-        "priorities": [e.priority for e in events],
-        "tiers": [e.customer_tier for e in events],
-        "created": [e.created_at for e in events],
-    }
+def prepare_session(conn: psycopg.Connection[Any]) -> None:
+    """Create this session's temp tables once."""
+    if conn not in _prepared:
+        with conn.transaction():
+            conn.execute(_TEMP_TABLES)
+        _prepared.add(conn)
 
 
-def _read_prior(
-    cur: psycopg.Cursor[tuple[object, ...]], tenant: str, ids: list[str]
-) -> dict[str, Prior]:
-    args = {"tenant": tenant, "ids": ids}
-    prior = {
-        str(tid): Prior(updated_at, {})  # type: ignore[arg-type]
-        for tid, updated_at in cur.execute(_LOCK_PRIOR, args)
-    }
+def _copy(cur: Cursor, table: str, types: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _read_prior(cur: Cursor, tenant: str) -> dict[str, Prior]:
+    args = {"tenant": tenant}
+    prior = {str(tid): Prior(at, {}) for tid, at in cur.execute(_LOCK_PRIOR, args)}
     for tid, clock, fired in cur.execute(_FIRED, args):
-        prior[str(tid)].fired[ClockKind(str(clock))] = int(fired)  # type: ignore[call-overload]
+        prior[str(tid)].fired[ClockKind(clock)] = int(fired)
     return prior
 
 
-def _read_history(
-    cur: psycopg.Cursor[tuple[object, ...]], tenant: str, ids: list[str]
-) -> dict[str, list[Event]]:
+def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Event]]:
     history: dict[str, list[Event]] = defaultdict(list)
     for tid, prio, tier, status, created, updated in cur.execute(
         _HISTORY, {"tenant": tenant, "ids": ids}
     ):
-        history[str(tid)].append(
-            Event(str(tid), str(prio), str(tier), Status(status), created, updated)  # type: ignore[arg-type]
-        )
+        history[tid].append(Event(tid, prio, tier, Status(status), created, updated))
     return history
 
 
-def write_ticket_slas(
-    cur: psycopg.Cursor[tuple[object, ...]], tenant: str, slas: Sequence[TicketSla]
-) -> None:
-    """Upsert tickets and their clocks; fired levels are kept as the evaluator left them."""
+def write_ticket_slas(cur: Cursor, tenant: str, slas: Sequence[TicketSla]) -> None:
+    """Upsert tickets and their clocks; fired levels are kept as the evaluator left them.
+    The session must have been prepared with `prepare_session`."""
     if not slas:
         return
-    cur.execute(
-        _UPSERT_TICKETS,
-        {
-            "tenant": tenant,
-            "ids": [s.latest.ticket_id for s in slas],
-            "priorities": [s.latest.priority for s in slas],
-            "tiers": [s.latest.customer_tier for s in slas],
-            "statuses": [s.latest.status.value for s in slas],
-            "created": [s.latest.created_at for s in slas],
-            "updated": [s.latest.updated_at for s in slas],
-            "versions": [s.policy_version for s in slas],
-            "breach": [s.breach_at for s in slas],
-            "warn": [s.warn_at for s in slas],
-            "active": [s.active for s in slas],
-            "urgent": [s.urgent_at for s in slas],
-        },
+    _copy(
+        cur,
+        "in_tickets",
+        _TICKET_TYPES,
+        (
+            (s.latest.ticket_id, s.latest.priority, s.latest.customer_tier,
+             s.latest.status.value, s.latest.created_at, s.latest.updated_at, s.policy_version,
+             s.breach_at, s.warn_at, s.active, s.urgent_at)
+            for s in slas
+        ),
     )
-    clocks = [(s.latest.ticket_id, c) for s in slas for c in s.clocks]
-    cur.execute(
-        _UPSERT_CLOCKS,
-        {
-            "tenant": tenant,
-            "ids": [tid for tid, _ in clocks],
-            "clocks": [c.kind.value for _, c in clocks],
-            "targets": [float(c.target) for _, c in clocks],
-            "calendars": [c.calendar for _, c in clocks],
-            "modes": [c.mode.value for _, c in clocks],
-            "anchors": [c.anchor_at for _, c in clocks],
-            "elapsed": [float(c.anchor_elapsed) for _, c in clocks],
-            "due": [c.due_at for _, c in clocks],
-            "warn": [c.warn_at for _, c in clocks],
-            "fired": [c.fired_level for _, c in clocks],
-            "next_check": [c.next_check_at for _, c in clocks],
-        },
+    _copy(
+        cur,
+        "in_clocks",
+        _CLOCK_TYPES,
+        (
+            (s.latest.ticket_id, c.kind.value, float(c.target), c.calendar, c.mode.value,
+             c.anchor_at, float(c.anchor_elapsed), c.due_at, c.warn_at, c.fired_level,
+             c.next_check_at)
+            for s in slas
+            for c in s.clocks
+        ),
     )
+    cur.execute(_UPSERT_TICKETS, {"tenant": tenant})
+    cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
 
 
 def ingest(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: psycopg.Connection[Any],
     tenant: str,
     events: Sequence[Event],
     targets_for: TargetsFor,
@@ -193,17 +195,30 @@ def ingest(
     for i, e in enumerate(events):
         first_index.setdefault((e.ticket_id, e.updated_at), i)
     unique = [events[i] for i in sorted(first_index.values())]
-    ids = sorted({e.ticket_id for e in unique})
 
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_LOCK_TICKETS, {"tenant": tenant, "ids": ids})
-        prior = _read_prior(cur, tenant, ids)
+    prepare_session(conn)
+    with conn.transaction(), conn.cursor(binary=True) as cur:
+        _copy(
+            cur,
+            "in_events",
+            _EVENT_TYPES,
+            (
+                (e.ticket_id, e.updated_at, e.status.value, e.priority, e.customer_tier,
+                 e.created_at)
+                for e in unique
+            ),
+        )
+        cur.execute(_LOCK_TICKETS, {"tenant": tenant})
+        prior = _read_prior(cur, tenant)
         inserted: set[tuple[str, datetime]] = {
-            (str(tid), at)  # type: ignore[misc]
-            for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant, **_event_columns(unique)})
+            (tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant})
         }
         changed = sorted({tid for tid, _ in inserted})
-        history = _read_history(cur, tenant, changed) if changed else {}
+        known = [tid for tid in changed if tid in prior]
+        history = _read_history(cur, tenant, known) if known else defaultdict(list)
+        for e in unique:
+            if e.ticket_id not in prior:
+                history[e.ticket_id].append(e)
         slas = []
         for tid in changed:
             fired = prior[tid].fired if tid in prior else {}

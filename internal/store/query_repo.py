@@ -25,7 +25,7 @@ class TicketDetail:
 
 
 def get_ticket(
-    conn: psycopg.Connection[object], tenant: str, ticket_id: str
+    conn: psycopg.Connection[Any], tenant: str, ticket_id: str
 ) -> TicketDetail | None:
     args = {"tenant": tenant, "id": ticket_id}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -99,7 +99,7 @@ def _params(tenant: str, f: DashboardFilter, now: datetime) -> dict[str, object]
 
 
 def dashboard_page(
-    conn: psycopg.Connection[object],
+    conn: psycopg.Connection[Any],
     tenant: str,
     f: DashboardFilter,
     now: datetime,
@@ -114,6 +114,10 @@ def dashboard_page(
         params.update(after_at=after[0], after_id=after[1])
     if f.states:
         where += f" AND ({_STATE_SQL}) = ANY(%(states)s)"
+        if State.BREACHED not in f.states:
+            # Implied (a ticket not breached has no running clock due yet), but sargable: the
+            # index scan starts at now instead of walking every overdue ticket first.
+            where += " AND urgent_at > %(now)s"
     params["limit"] = limit
     sql = (
         f"SELECT *, {_STATE_SQL} AS sla_state FROM tickets WHERE {where}"
@@ -124,7 +128,7 @@ def dashboard_page(
 
 
 def clocks_for(
-    conn: psycopg.Connection[object], tenant: str, ticket_ids: Sequence[str]
+    conn: psycopg.Connection[Any], tenant: str, ticket_ids: Sequence[str]
 ) -> dict[str, list[Row]]:
     found: dict[str, list[Row]] = {}
     with conn.cursor(row_factory=dict_row) as cur:
@@ -137,12 +141,24 @@ def clocks_for(
 
 
 def dashboard_counts(
-    conn: psycopg.Connection[object], tenant: str, f: DashboardFilter, now: datetime
+    conn: psycopg.Connection[Any], tenant: str, f: DashboardFilter, now: datetime
 ) -> dict[State, int]:
     """Tickets per SLA state under the priority/tier/status part of the filter."""
-    sql = f"SELECT {_STATE_SQL} AS s, count(*) FROM tickets WHERE {_where(f)} GROUP BY 1"
-    counts = dict.fromkeys(State, 0)
-    with conn.cursor(row_factory=dict_row) as cur:
-        for row in cur.execute(sql, _params(tenant, f, now)):
-            counts[State(row["s"])] = int(row["count"])
-    return counts
+    # Plain FILTERed counts: the same rules as _STATE_SQL, evaluated well over twice as fast as
+    # grouping by the CASE expression.
+    sql = f"""
+    SELECT count(*) FILTER (WHERE breach_at <= %(now)s) AS breached,
+           count(*) FILTER (WHERE NOT active AND NOT coalesce(breach_at <= %(now)s, false)) AS met,
+           count(*) FILTER (WHERE active AND warn_at <= %(now)s
+                            AND NOT coalesce(breach_at <= %(now)s, false)) AS warning,
+           count(*) AS total
+    FROM tickets WHERE {_where(f)}"""
+    row = conn.execute(sql, _params(tenant, f, now)).fetchone()
+    assert row is not None
+    breached, met, warning, total = (int(v) for v in row)
+    return {
+        State.BREACHED: breached,
+        State.MET: met,
+        State.WARNING: warning,
+        State.OK: total - breached - met - warning,
+    }

@@ -1,0 +1,105 @@
+"""Shared pieces of the benchmarks: a scratch database, a server subprocess, percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import psycopg
+from psycopg import sql
+
+from internal.embedded.ports import free_port
+from internal.embedded.postgres import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary_ms(samples: list[float]) -> str:
+    ms = [s * 1000 for s in samples]
+    return (
+        f"p50 {statistics.median(ms):.2f} ms, p99 {percentile(ms, 99):.2f} ms, "
+        f"max {max(ms):.2f} ms (n={len(ms)})"
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A fresh database on DATABASE_URL's server, or on an embedded server under .data/."""
+    server = None
+    admin = os.environ.get("DATABASE_URL")
+    if not admin:
+        server = EmbeddedPostgres(ROOT / ".data" / f"bench-pg-{os.getpid()}").start()
+        admin = server.url
+    name = f"slawatch_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if server:
+            server.destroy()
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def server_process(database_url: str, config_path: Path, **env: str) -> Iterator[ServerProcess]:
+    port = free_port()
+    full_env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        SLA_CONFIG_PATH=str(config_path),
+        SLAWATCH_GRPC_PORT=str(port),
+        SLAWATCH_LOG_LEVEL="WARNING",
+        **env,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cmd/slawatch-server/main.py")], env=full_env
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        yield ServerProcess(proc, port)
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,0 +1,123 @@
+"""Ingest and read benchmark (issue 2): through the real server on loopback, real PostgreSQL.
+
+- 100,000 new events in batches of 500: events/s, p50/p99 per batch;
+- the same events again (all duplicates);
+- GetDashboard and GetTicket p50/p99 with 100,000 tickets stored;
+- peak RSS of the server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+
+from bench.common import ROOT, peak_rss_mb, scratch_database, server_process, summary_ms
+
+PRIORITIES = [("high", "gold"), ("high", "silver"), ("low", "gold"), ("low", "silver")]
+STATUSES = [pb.TICKET_STATUS_OPEN, pb.TICKET_STATUS_IN_PROGRESS, pb.TICKET_STATUS_ON_HOLD]
+
+
+def ts(value: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def make_events(count: int, now: datetime) -> list[pb.TicketEvent]:
+    rnd = random.Random(7)
+    events = []
+    for i in range(count):
+        created = now - timedelta(seconds=rnd.randint(3600, 3 * 86400))
+        priority, tier = PRIORITIES[i % len(PRIORITIES)]
+        events.append(
+            pb.TicketEvent(
+                ticket_id=f"BENCH-{i:07d}",
+                priority=priority,
+                customer_tier=tier,
+                status=STATUSES[i % len(STATUSES)],
+                created_at=ts(created),
+                updated_at=ts(created + timedelta(seconds=rnd.randint(0, 3600))),
+            )
+        )
+    return events
+
+
+def ingest_all(
+    stub: pb_grpc.TicketServiceStub, events: list[pb.TicketEvent], batch: int, clients: int
+) -> tuple[float, list[float]]:
+    """Send every batch, from `clients` concurrent callers; wall time and per-batch latencies."""
+    requests = [
+        pb.IngestTicketsRequest(events=events[start : start + batch])
+        for start in range(0, len(events), batch)
+    ]
+
+    def send(request: pb.IngestTicketsRequest) -> float:
+        t = time.perf_counter()
+        stub.IngestTickets(request, timeout=60)
+        return time.perf_counter() - t
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = list(pool.map(send, requests))
+    return time.perf_counter() - started, latencies
+
+
+def timed(call: object, n: int) -> list[float]:
+    samples = []
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)  # type: ignore[operator]
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent ingest callers")
+    opts = parser.parse_args()
+
+    now = datetime.now(UTC)
+    events = make_events(opts.events, now)
+    with tempfile.TemporaryDirectory() as tmp, scratch_database() as db:
+        config = Path(tmp) / "sla_config.yaml"
+        config.write_text((ROOT / "sla_config.yaml").read_text())
+        with server_process(db, config) as server, grpc.insecure_channel(server.target) as ch:
+            stub = pb_grpc.TicketServiceStub(ch)
+            for label, part in (("new", events), ("duplicates", events)):
+                total, lat = ingest_all(stub, part, opts.batch, opts.clients)
+                print(
+                    f"ingest {label:<10} {len(part) / total:>8,.0f} events/s "
+                    f"({opts.clients} clients); per batch of {opts.batch}: {summary_ms(lat)}"
+                )
+
+            rnd = random.Random(11)
+            ids = [f"BENCH-{rnd.randrange(opts.events):07d}" for _ in range(opts.reads)]
+            get = timed(lambda i: stub.GetTicket(pb.GetTicketRequest(ticket_id=ids[i])), opts.reads)
+            print(f"GetTicket:         {summary_ms(get)}")
+            dash = timed(lambda i: stub.GetDashboard(pb.GetDashboardRequest()), opts.reads // 4)
+            print(f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts over all tickets)")
+            filtered = timed(
+                lambda i: stub.GetDashboard(
+                    pb.GetDashboardRequest(states=[pb.SLA_STATE_WARNING], priorities=["high"])
+                ),
+                opts.reads // 4,
+            )
+            print(f"GetDashboard filtered (WARNING, high): {summary_ms(filtered)}")
+            print(f"server peak RSS:   {peak_rss_mb(server.proc.pid):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

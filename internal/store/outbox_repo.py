@@ -1,0 +1,94 @@
+"""The notification outbox: rows written with their alert, claimed one at a time for delivery.
+
+A claim is a lease: it pushes next_attempt_at past the send timeout, so a second worker handed
+the same row (a re-enqueued message, the sweeper) finds nothing to do, while a row whose worker
+died mid-send becomes due again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+_CLAIM = """
+UPDATE notifications n
+SET attempts = n.attempts + 1, next_attempt_at = %(lease_until)s
+FROM alerts a
+WHERE n.notification_id = %(id)s AND n.state = 'pending' AND n.next_attempt_at <= %(now)s
+  AND a.alert_id = n.alert_id
+RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.correlation_id,
+          a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
+          a.priority, a.customer_tier
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    notification_id: int
+    channel: str
+    attempts: int  # including this one
+    alert: dict[str, Any]
+    correlation_id: str | None
+
+
+def claim(
+    conn: psycopg.Connection[Any], notification_id: int, now: datetime, lease: timedelta
+) -> Claimed | None:
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            _CLAIM, {"id": notification_id, "now": now, "lease_until": now + lease}
+        ).fetchone()
+    if row is None:
+        return None
+    return Claimed(
+        notification_id=int(row["notification_id"]),
+        channel=str(row["channel"]),
+        attempts=int(row["attempts"]),
+        alert=row,
+        correlation_id=row["correlation_id"],
+    )
+
+
+def mark_sent(conn: psycopg.Connection[Any], notification_id: int, now: datetime) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE notifications SET state = 'sent', sent_at = %s, last_error = NULL"
+            " WHERE notification_id = %s",
+            (now, notification_id),
+        )
+
+
+def mark_retry(
+    conn: psycopg.Connection[Any], notification_id: int, retry_at: datetime, error: str
+) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE notifications SET next_attempt_at = %s, last_error = %s"
+            " WHERE notification_id = %s AND state = 'pending'",
+            (retry_at, error, notification_id),
+        )
+
+
+def mark_failed(conn: psycopg.Connection[Any], notification_id: int, error: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE notifications SET state = 'failed', last_error = %s"
+            " WHERE notification_id = %s AND state = 'pending'",
+            (error, notification_id),
+        )
+
+
+def due_pending(conn: psycopg.Connection[Any], before: datetime, limit: int) -> list[int]:
+    """Pending rows due before `before`: what the sweeper hands back to the workers."""
+    rows = conn.execute(
+        "SELECT notification_id FROM notifications"
+        " WHERE state = 'pending' AND next_attempt_at <= %s"
+        " ORDER BY next_attempt_at LIMIT %s",
+        (before, limit),
+    ).fetchall()
+    conn.commit()
+    return [int(r[0]) for r in rows]
