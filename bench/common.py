@@ -67,7 +67,9 @@ def scratch_database() -> Iterator[str]:
         yield psycopg.conninfo.make_conninfo(admin, dbname=name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
         if server:
             server.destroy()
 

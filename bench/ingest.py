@@ -18,10 +18,10 @@ from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from slawatch.v1 import ticket_service_pb2 as pb
-from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 from bench.common import ROOT, peak_rss_mb, scratch_database, server_process, summary_ms
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 PRIORITIES = [("high", "gold"), ("high", "silver"), ("low", "gold"), ("low", "silver")]
 STATUSES = [pb.TICKET_STATUS_OPEN, pb.TICKET_STATUS_IN_PROGRESS, pb.TICKET_STATUS_ON_HOLD]
@@ -108,7 +108,9 @@ def main() -> None:
             get = timed(lambda i: stub.GetTicket(pb.GetTicketRequest(ticket_id=ids[i])), opts.reads)
             print(f"GetTicket:         {summary_ms(get)}")
             dash = timed(lambda i: stub.GetDashboard(pb.GetDashboardRequest()), opts.reads // 4)
-            print(f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts over all tickets)")
+            print(
+                f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts of all)"
+            )
             filtered = timed(
                 lambda i: stub.GetDashboard(
                     pb.GetDashboardRequest(states=[pb.SLA_STATE_WARNING], priorities=["high"])
