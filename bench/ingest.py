@@ -108,9 +108,7 @@ def main() -> None:
             get = timed(lambda i: stub.GetTicket(pb.GetTicketRequest(ticket_id=ids[i])), opts.reads)
             print(f"GetTicket:         {summary_ms(get)}")
             dash = timed(lambda i: stub.GetDashboard(pb.GetDashboardRequest()), opts.reads // 4)
-            print(
-                f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts of all)"
-            )
+            print(f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts of all)")
             filtered = timed(
                 lambda i: stub.GetDashboard(
                     pb.GetDashboardRequest(states=[pb.SLA_STATE_WARNING], priorities=["high"])

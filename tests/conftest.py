@@ -12,14 +12,14 @@ import grpc
 import psycopg
 import pytest
 from psycopg import sql
-from support.configs import write_config
-from support.env import DATA, make_settings
 
 from internal.embedded.postgres import EmbeddedPostgres
 from internal.embedded.redis import EmbeddedRedis
 from internal.rpc.server import RunningServer, start_server
 from internal.store.migrate import migrate
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.configs import write_config
+from support.env import DATA, make_settings
 
 
 def _with_database(url: str, name: str) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
 
 class SettingsError(ValueError):
     pass
@@ -42,7 +44,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("DATABASE_URL", ""),
-            redis_url=env.get("REDIS_URL", ""),
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             sla_config_path=Path(env.get("SLA_CONFIG_PATH") or "./sla_config.yaml"),
             grpc_port=_int(env, "SLAWATCH_GRPC_PORT", 50051),
             bridge_port=_int(env, "SLAWATCH_BRIDGE_PORT", 8080),

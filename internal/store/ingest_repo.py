@@ -54,10 +54,32 @@ CREATE TEMP TABLE IF NOT EXISTS in_clocks (
     fired_level int, next_check_at timestamptz) ON COMMIT DELETE ROWS;
 """
 _EVENT_TYPES = ["text", "timestamptz", "text", "text", "text", "timestamptz"]
-_TICKET_TYPES = ["text", "text", "text", "text", "timestamptz", "timestamptz", "text",
-                 "timestamptz", "timestamptz", "bool", "timestamptz"]
-_CLOCK_TYPES = ["text", "text", "float8", "text", "text", "timestamptz", "float8", "timestamptz",
-                "timestamptz", "int4", "timestamptz"]
+_TICKET_TYPES = [
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "bool",
+    "timestamptz",
+]
+_CLOCK_TYPES = [
+    "text",
+    "text",
+    "float8",
+    "text",
+    "text",
+    "timestamptz",
+    "float8",
+    "timestamptz",
+    "timestamptz",
+    "int4",
+    "timestamptz",
+]
 _prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
 _LOCK_TICKETS = """
@@ -160,9 +182,19 @@ def write_ticket_slas(cur: Cursor, tenant: str, slas: Sequence[TicketSla]) -> No
         "in_tickets",
         _TICKET_TYPES,
         (
-            (s.latest.ticket_id, s.latest.priority, s.latest.customer_tier,
-             s.latest.status.value, s.latest.created_at, s.latest.updated_at, s.policy_version,
-             s.breach_at, s.warn_at, s.active, s.urgent_at)
+            (
+                s.latest.ticket_id,
+                s.latest.priority,
+                s.latest.customer_tier,
+                s.latest.status.value,
+                s.latest.created_at,
+                s.latest.updated_at,
+                s.policy_version,
+                s.breach_at,
+                s.warn_at,
+                s.active,
+                s.urgent_at,
+            )
             for s in slas
         ),
     )
@@ -171,9 +203,19 @@ def write_ticket_slas(cur: Cursor, tenant: str, slas: Sequence[TicketSla]) -> No
         "in_clocks",
         _CLOCK_TYPES,
         (
-            (s.latest.ticket_id, c.kind.value, float(c.target), c.calendar, c.mode.value,
-             c.anchor_at, float(c.anchor_elapsed), c.due_at, c.warn_at, c.fired_level,
-             c.next_check_at)
+            (
+                s.latest.ticket_id,
+                c.kind.value,
+                float(c.target),
+                c.calendar,
+                c.mode.value,
+                c.anchor_at,
+                float(c.anchor_elapsed),
+                c.due_at,
+                c.warn_at,
+                c.fired_level,
+                c.next_check_at,
+            )
             for s in slas
             for c in s.clocks
         ),
@@ -203,8 +245,14 @@ def ingest(
             "in_events",
             _EVENT_TYPES,
             (
-                (e.ticket_id, e.updated_at, e.status.value, e.priority, e.customer_tier,
-                 e.created_at)
+                (
+                    e.ticket_id,
+                    e.updated_at,
+                    e.status.value,
+                    e.priority,
+                    e.customer_tier,
+                    e.created_at,
+                )
                 for e in unique
             ),
         )

@@ -24,9 +24,7 @@ class TicketDetail:
     notifications: dict[int, list[Row]] = field(default_factory=dict)
 
 
-def get_ticket(
-    conn: psycopg.Connection[Any], tenant: str, ticket_id: str
-) -> TicketDetail | None:
+def get_ticket(conn: psycopg.Connection[Any], tenant: str, ticket_id: str) -> TicketDetail | None:
     args = {"tenant": tenant, "id": ticket_id}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         # One snapshot for the four reads: REPEATABLE READ would be stricter, but each read is

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from support.events import event
 
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.events import event
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support.events import T0, event, minutes
 
 from internal.rpc.server import RunningServer
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.events import T0, event, minutes
 
 OPEN, IN_PROGRESS, ON_HOLD = (
     pb.TICKET_STATUS_OPEN,

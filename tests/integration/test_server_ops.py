@@ -17,8 +17,6 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support.env import DATA, ROOT, make_settings
-from support.events import event
 
 from internal.embedded.ports import free_port
 from internal.embedded.postgres import EmbeddedPostgres
@@ -26,6 +24,8 @@ from internal.rpc.server import SERVICE_NAME, start_server
 from internal.store.migrate import migrate
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.env import DATA, ROOT, make_settings
+from support.events import event
 
 
 def health_status(channel: grpc.Channel, service: str) -> int:
