@@ -1,0 +1,113 @@
+"""A real HTTP server on loopback standing in for Slack's incoming webhooks.
+
+It records every POST and answers from a per-path script (429 with Retry-After, 500, a delay
+longer than the client's timeout, ...), then `ok` once the script runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering: longer than the client's timeout = timeout
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._recorded: list[Recorded] = []
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                with fake._lock:
+                    script = fake._scripts[self.path]
+                    reply = script.popleft() if script else Reply()
+                if reply.delay:
+                    time.sleep(reply.delay)
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    body = {"_raw": raw.decode(errors="replace")}
+                with fake._lock:
+                    fake._recorded.append(
+                        Recorded(self.path, dict(self.headers.items()), body, time.monotonic())
+                    )
+                    fake._lock.notify_all()
+                try:
+                    payload = reply.body.encode()
+                    self.send_response(reply.status)
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, path: str = "/hooks/team") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def script(self, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts[path].extend(replies)
+
+    def requests(self, path: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self._recorded if path is None or r.path == path]
+
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 20.0
+    ) -> list[Recorded]:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                got = [r for r in self._recorded if path is None or r.path == path]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} requests on {path}, got {len(got)}")
+                self._lock.wait(left)
