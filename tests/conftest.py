@@ -3,7 +3,9 @@ migrated database per test, and a real gRPC server on a loopback port."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 
 from internal.embedded.postgres import EmbeddedPostgres
@@ -19,7 +22,7 @@ from internal.rpc.server import RunningServer, start_server
 from internal.store.migrate import migrate
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import write_config
-from support.env import DATA, make_settings
+from support.env import DATA, StubFactory, make_settings
 
 
 def _with_database(url: str, name: str) -> str:
@@ -92,6 +95,23 @@ def redis_server_url() -> Iterator[str]:
         server.stop()
 
 
+_redis_db = itertools.count(1)
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    """A Redis database of this test's own (numbers 1-15 in turn), emptied before use."""
+    url = (
+        urllib.parse.urlsplit(redis_server_url)
+        ._replace(path=f"/{next(_redis_db) % 15 + 1}")
+        .geturl()
+    )
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    yield url
+
+
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path / "sla_config.yaml")
@@ -102,6 +122,24 @@ def server(database_url: str, config_path: Path) -> Iterator[RunningServer]:
     running = start_server(make_settings(database_url, config_path), bind="127.0.0.1")
     yield running
     running.stop(grace=1)
+
+
+@pytest.fixture
+def stub_factory(database_url: str) -> Iterator[StubFactory]:
+    """Servers on this test's database with a config of the test's choosing."""
+    servers: list[RunningServer] = []
+    channels: list[grpc.Channel] = []
+
+    def make(config: Path) -> pb_grpc.TicketServiceStub:
+        servers.append(start_server(make_settings(database_url, config), bind="127.0.0.1"))
+        channels.append(grpc.insecure_channel(f"127.0.0.1:{servers[-1].port}"))
+        return pb_grpc.TicketServiceStub(channels[-1])
+
+    yield make
+    for ch in channels:
+        ch.close()
+    for s in servers:
+        s.stop(grace=1)
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ class Settings:
     log_level: str
     max_batch_events: int
     ticket_url_template: str | None
+    slack_timeout_seconds: int
+    sweep_grace_seconds: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,4 +54,6 @@ class Settings:
             log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),
             max_batch_events=_int(env, "SLAWATCH_MAX_BATCH_EVENTS", 1000, minimum=1),
             ticket_url_template=env.get("SLAWATCH_TICKET_URL_TEMPLATE") or None,
+            slack_timeout_seconds=_int(env, "SLAWATCH_SLACK_TIMEOUT_SECONDS", 10, minimum=1),
+            sweep_grace_seconds=_int(env, "SLAWATCH_SWEEP_GRACE_SECONDS", 15, minimum=1),
         )

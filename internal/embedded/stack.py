@@ -34,7 +34,11 @@ class Process:
     args: tuple[str, ...] = ()
 
 
-PROCESSES = (Process("server", "cmd/slawatch-server/main.py"),)
+PROCESSES = (
+    Process("server", "cmd/slawatch-server/main.py"),
+    Process("worker", "cmd/slawatch-worker/main.py"),
+    Process("scheduler", "cmd/slawatch-scheduler/main.py"),
+)
 
 
 def _ensure_database(admin_url: str, name: str) -> str:

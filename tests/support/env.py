@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from internal.config.settings import Settings
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".data"
+
+# Starts a server on the test's database with the given config file and returns a stub to it.
+StubFactory = Callable[[Path], pb_grpc.TicketServiceStub]
 
 
 def make_settings(database_url: str, config_path: Path, **overrides: object) -> Settings:

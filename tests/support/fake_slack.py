@@ -42,20 +42,20 @@ class FakeSlack:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
-                with fake._lock:
-                    script = fake._scripts[self.path]
-                    reply = script.popleft() if script else Reply()
-                if reply.delay:
-                    time.sleep(reply.delay)
                 try:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {"_raw": raw.decode(errors="replace")}
+                # Recorded on arrival, in arrival order, whatever the scripted answer.
                 with fake._lock:
                     fake._recorded.append(
                         Recorded(self.path, dict(self.headers.items()), body, time.monotonic())
                     )
                     fake._lock.notify_all()
+                    script = fake._scripts[self.path]
+                    reply = script.popleft() if script else Reply()
+                if reply.delay:
+                    time.sleep(reply.delay)
                 try:
                     payload = reply.body.encode()
                     self.send_response(reply.status)

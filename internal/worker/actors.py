@@ -1,0 +1,94 @@
+"""Dramatiq actors on the Redis broker (REDIS_URL). The worker runs them under Dramatiq's own CLI
+(`cmd/slawatch-worker`), which imports this module in every worker process.
+
+Actors are thin: the work is in `evaluation` and `delivery`; each process builds its database
+pool and config once, lazily, after Dramatiq has forked it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import dramatiq
+import psycopg_pool
+from dramatiq.brokers.redis import RedisBroker
+
+from internal.config.holder import ConfigHolder
+from internal.config.settings import Settings
+from internal.config.sla_config import load_config
+from internal.obs.logs import configure_logging
+from internal.store import outbox_repo
+from internal.store.db import make_pool
+from internal.worker import delivery
+from internal.worker.evaluation import run_evaluation
+
+log = logging.getLogger(__name__)
+
+EVALUATE_QUEUE = "evaluate"
+NOTIFY_QUEUE = "notify"
+SWEEP_LIMIT = 1000
+
+settings = Settings.from_env()
+configure_logging(settings.log_level, "worker")
+broker = RedisBroker(url=settings.redis_url)
+dramatiq.set_broker(broker)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    pool: psycopg_pool.ConnectionPool
+    config: ConfigHolder
+
+
+@functools.cache
+def runtime() -> Runtime:
+    return Runtime(
+        pool=make_pool(settings.database_url, min_size=1, max_size=8),
+        config=ConfigHolder(load_config(settings.sla_config_path)),
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=120_000)
+def evaluate(tick: int) -> None:
+    """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
+    rt = runtime()
+    result = run_evaluation(rt.pool, rt.config.current, utc_now)
+    # Enqueued after commit; if Redis fails here the sweeper picks the rows up later.
+    for notification_id in result.notifications:
+        deliver.send(notification_id)
+
+
+@dramatiq.actor(queue_name=NOTIFY_QUEUE, max_retries=0, time_limit=60_000)
+def deliver(notification_id: int) -> None:
+    rt = runtime()
+    outcome = delivery.deliver(
+        rt.pool,
+        rt.config.current,
+        notification_id,
+        utc_now(),
+        ticket_url_template=settings.ticket_url_template,
+        send_timeout=settings.slack_timeout_seconds,
+    )
+    if outcome.result is delivery.Result.RETRY and outcome.retry_in is not None:
+        deliver.send_with_options(args=(notification_id,), delay=int(outcome.retry_in * 1000))
+
+
+@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=60_000)
+def sweep() -> None:
+    """Re-enqueue pending rows whose message was lost (Redis down, a worker died mid-send)."""
+    rt = runtime()
+    with rt.pool.connection() as conn:
+        # Fresh rows are left alone: their own message is normally on its way.
+        grace = timedelta(seconds=settings.sweep_grace_seconds)
+        due = outbox_repo.due_pending(conn, utc_now() - grace, SWEEP_LIMIT)
+    for notification_id in due:
+        deliver.send(notification_id)
+    if due:
+        log.info("sweeper re-enqueued %d pending notifications", len(due))
