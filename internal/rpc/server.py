@@ -1,5 +1,12 @@
 """The gRPC server process: TicketService, standard health (tracking the database) and reflection
-on one port, a sync grpc.server with a thread pool (DESIGN §2)."""
+on one port, a sync grpc.server with a thread pool (DESIGN §2).
+
+Thread pool sizing: each open WatchAlerts stream holds one thread for its whole life, so the pool
+has UNARY_WORKERS threads for everything else plus one per allowed stream
+(StreamOptions.max_streams, env SLAWATCH_MAX_STREAMS). The same total caps concurrent RPCs, so an
+overloaded server answers RESOURCE_EXHAUSTED instead of queueing calls behind streams that never
+end.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ from grpc_reflection.v1alpha import reflection
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
+from internal.rpc.alert_hub import AlertHub
+from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool, ping
 from internal.store.migrate import migrate
@@ -27,8 +36,22 @@ from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TicketService"].full_name
-MAX_WORKERS = 64
+UNARY_WORKERS = 64
 HEALTH_INTERVAL_SECONDS = 1.0
+HUB_CONNECT_WAIT_SECONDS = 10.0
+
+# Streams stay open for days, often through NATs and load balancers that drop silent TCP
+# connections after a few minutes: ping every 30 s even when no alert flows (unlimited pings
+# without data), drop a peer that does not answer within 10 s, and let clients ping us as often
+# as every 10 s without being told "too many pings". No max_connection_idle/age: a long-lived
+# stream is the normal case, not a leak.
+KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
 
 
 class DatabaseHealth:
@@ -79,14 +102,18 @@ class RunningServer:
     health_servicer: health.HealthServicer
     db_health: DatabaseHealth
     config: ConfigHolder
+    hub: AlertHub
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, grace: float = 10.0) -> None:
-        """Refuse new RPCs, let those in flight finish within `grace`, then release everything."""
+        """Refuse new RPCs, end alert streams with UNAVAILABLE (clients resume elsewhere), let the
+        other RPCs in flight finish within `grace`, then release everything."""
         if self.stopped.is_set():
             return
         self.health_servicer.enter_graceful_shutdown()
         self.db_health.stop()
+        # Streams first, while the transport still carries their final status to the client.
+        self.hub.close()
         self.server.stop(grace).wait(grace + 1)
         self.pool.close()
         self.stopped.set()
@@ -95,19 +122,41 @@ class RunningServer:
         self.stopped.wait()
 
 
-def start_server(settings: Settings, *, bind: str = "[::]") -> RunningServer:
+def start_server(
+    settings: Settings, *, bind: str = "[::]", streams: StreamOptions | None = None
+) -> RunningServer:
+    streams = streams or StreamOptions.from_env()
     config = ConfigHolder(load_config(settings.sla_config_path))
     migrate(settings.database_url)
-    pool = make_pool(settings.database_url, max_size=MAX_WORKERS // 2)
+    pool = make_pool(settings.database_url, max_size=UNARY_WORKERS // 2)
+    hub = AlertHub(
+        settings.database_url,
+        max_subscribers=streams.max_streams,
+        queue_size=streams.queue_size,
+        poll_interval=streams.poll_interval,
+        # A single read never exceeds a queue on its own; falling behind takes several.
+        page_size=min(1000, streams.queue_size),
+    )
+    hub.start(wait=HUB_CONNECT_WAIT_SECONDS)
+    threads = UNARY_WORKERS + streams.max_streams
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_OPTIONS,
         ],
+        maximum_concurrent_rpcs=threads,
     )
     pb_grpc.add_TicketServiceServicer_to_server(
-        TicketService(pool, config, max_batch_events=settings.max_batch_events), server
+        TicketService(
+            pool,
+            config,
+            max_batch_events=settings.max_batch_events,
+            alerts=hub,
+            stream_options=streams,
+        ),
+        server,
     )
     health_servicer = health.HealthServicer(
         experimental_non_blocking=True,
@@ -119,12 +168,14 @@ def start_server(settings: Settings, *, bind: str = "[::]") -> RunningServer:
     )
     port = server.add_insecure_port(f"{bind}:{settings.grpc_port}")
     if port == 0:
+        hub.close()
+        pool.close()
         raise RuntimeError(f"cannot listen on {bind}:{settings.grpc_port}")
     db_health = DatabaseHealth(health_servicer, settings.database_url, HEALTH_INTERVAL_SECONDS)
     db_health.start()
     server.start()
     log.info("slawatch gRPC server listening on port %d (policy %s)", port, config.current.version)
-    return RunningServer(server, port, pool, health_servicer, db_health, config)
+    return RunningServer(server, port, pool, health_servicer, db_health, config, hub)
 
 
 def serve_forever(settings: Settings) -> None:

@@ -12,7 +12,9 @@ import grpc
 import psycopg_pool
 
 from internal.config.holder import ConfigHolder
-from internal.rpc import convert, page_token
+from internal.rpc import alert_stream, convert, page_token
+from internal.rpc.alert_hub import AlertHub
+from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.errors import abort_bad_request
 from internal.rpc.validation import STATUS_FROM_PB, Violation, validate_batch
 from internal.store import ingest_repo, query_repo
@@ -55,8 +57,12 @@ class TicketService(pb_grpc.TicketServiceServicer):
         *,
         max_batch_events: int = 1000,
         now: Callable[[], datetime] = utc_now,
+        alerts: AlertHub | None = None,
+        stream_options: StreamOptions | None = None,
     ) -> None:
         self._pool = pool
+        self._alerts = alerts
+        self._stream_options = stream_options or StreamOptions()
         self._config = config
         self._max_batch = max_batch_events
         self._now = now
@@ -172,5 +178,8 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchAlertsResponse]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchAlerts is not available yet")
-        yield from ()
+        if self._alerts is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server does not stream alerts")
+        return alert_stream.watch(
+            self._alerts, self._pool, DEFAULT_TENANT, request, context, self._stream_options
+        )

@@ -1,0 +1,286 @@
+"""One LISTEN connection per server process, fanning new alerts out to every WatchAlerts stream.
+
+A dedicated thread LISTENs on the alerts channel. On each notification, and every
+`poll_interval` seconds as a safety net for a NOTIFY that never arrived, it reads the alerts with
+id > the last it has seen and offers them, in id order, to each subscription's bounded queue.
+After its connection drops it reconnects with backoff and reads from the same id, so nothing
+committed meanwhile is skipped.
+
+Each alert is converted to its protobuf message once, here, and shared by every stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import psycopg
+
+from internal.rpc import convert
+from internal.store import alert_repo
+from internal.store.alert_repo import AlertFilter
+from slawatch.v1 import ticket_service_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_SECONDS = 0.2
+RECONNECT_MAX_SECONDS = 5.0
+# How long the listener blocks at a time, so that close() is noticed promptly.
+WAIT_SLICE_SECONDS = 0.5
+
+Ender = Callable[[grpc.StatusCode, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAlert:
+    alert_id: int
+    row: dict[str, Any]  # the stored columns, for filtering
+    response: pb.WatchAlertsResponse
+
+
+class HubUnavailable(Exception):
+    """The hub is not (or no longer) able to take subscribers."""
+
+
+class TooManySubscribers(Exception):
+    pass
+
+
+class Subscription:
+    """A stream's view of the hub: a bounded queue of matching live alerts.
+
+    While its owner replays stored alerts the subscription is not yet live, and overflowing its
+    queue only marks it stale (the replay re-reads the table, which has everything). Once live,
+    overflowing it ends the stream: the hub calls `terminate`.
+    """
+
+    def __init__(self, wanted: AlertFilter, capacity: int, ender: Ender) -> None:
+        self.wanted = wanted
+        self.capacity = capacity
+        self.last_sent = 0  # written by the stream, read when composing the end message
+        self._ender = ender
+        self._cond = threading.Condition()
+        self._items: deque[LiveAlert] = deque()
+        self._live = False
+        self._stale = False
+        self._ended = False
+        self.end_status: tuple[grpc.StatusCode, str] | None = None
+
+    def offer(self, batch: Sequence[LiveAlert]) -> bool:
+        """Queue the alerts of `batch` it wants; False when that overflowed a live queue."""
+        wanted = [a for a in batch if self.wanted.matches(a.row)]
+        if not wanted:
+            return True
+        with self._cond:
+            if self._ended or self._stale:
+                return True
+            if len(self._items) + len(wanted) > self.capacity:
+                self._items.clear()
+                if self._live:
+                    return False
+                self._stale = True
+                return True
+            self._items.extend(wanted)
+            self._cond.notify()
+        return True
+
+    def go_live(self) -> bool:
+        """Switch to live delivery, unless alerts were dropped during the replay: then False, the
+        queue is reset, and the caller replays from the table again before retrying."""
+        with self._cond:
+            if self._stale:
+                self._stale = False
+                return False
+            self._live = True
+            return True
+
+    def take(self, timeout: float) -> list[LiveAlert] | None:
+        """The queued alerts, oldest first (possibly none after `timeout`); None once ended."""
+        with self._cond:
+            if not self._items and not self._ended:
+                self._cond.wait(timeout)
+            if self._ended:
+                return None
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def close(self) -> None:
+        """The stream is gone (client cancelled or finished): wake its thread, end nothing."""
+        with self._cond:
+            self._ended = True
+            self._items.clear()
+            self._cond.notify_all()
+
+    def terminate(self, code: grpc.StatusCode, details: str) -> None:
+        """End the stream with a status, from any thread, even while it is blocked sending."""
+        with self._cond:
+            if self._ended:
+                return
+            self._ended = True
+            self.end_status = (code, details)
+            self._items.clear()
+        # Status first, then wake the stream's thread: returning normally from the handler
+        # before the status is set would end the call with OK.
+        self._ender(code, details)
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+
+def resume_hint(last_sent: int) -> str:
+    return f"resume with after_alert_id={last_sent} (or the last alert_id you received, if larger)"
+
+
+class AlertHub:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_subscribers: int,
+        queue_size: int,
+        poll_interval: float = 5.0,
+        page_size: int = 1000,
+    ) -> None:
+        self._url = database_url
+        self.max_subscribers = max_subscribers
+        self.queue_size = queue_size
+        self._poll_interval = poll_interval
+        self._page = page_size
+        self._lock = threading.Lock()
+        # Copied on write: the listener iterates a snapshot without holding the lock.
+        self._subs: tuple[Subscription, ...] = ()
+        self._closed = False
+        self._stopping = threading.Event()
+        self.connected = threading.Event()
+        self.position: int | None = None  # the last alert id read from the table
+        self.overflows = 0
+        self.reconnects = 0
+        self._thread = threading.Thread(target=self._run, name="alert-listener", daemon=True)
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def subscribe(self, wanted: AlertFilter, ender: Ender) -> Subscription:
+        """Register a stream. Every alert the listener reads from now on is offered to it."""
+        sub = Subscription(wanted, self.queue_size, ender)
+        with self._lock:
+            if self._closed:
+                raise HubUnavailable("server shutting down")
+            if self.position is None:
+                # Without a starting position, live-only streams could miss what is written
+                # before the listener first connects.
+                raise HubUnavailable("alert feed not connected to the database yet")
+            if len(self._subs) >= self.max_subscribers:
+                raise TooManySubscribers(
+                    f"at most {self.max_subscribers} concurrent WatchAlerts streams per server"
+                )
+            self._subs = (*self._subs, sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        self._remove(sub)
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, wait: float = 0.0) -> None:
+        """Start the listener; wait up to `wait` seconds for its first connection."""
+        self._thread.start()
+        if wait:
+            self.connected.wait(wait)
+
+    def close(self) -> None:
+        """Refuse new subscribers and end every stream with UNAVAILABLE, so clients resume on
+        another server (or this one once restarted)."""
+        with self._lock:
+            self._closed = True
+            subs, self._subs = self._subs, ()
+        self._stopping.set()
+        for sub in subs:
+            sub.terminate(
+                grpc.StatusCode.UNAVAILABLE, f"server shutting down; {resume_hint(sub.last_sent)}"
+            )
+        if self._thread.is_alive():
+            self._thread.join(WAIT_SLICE_SECONDS * 4)
+
+    # -- the listener thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = RECONNECT_MIN_SECONDS
+        while not self._stopping.is_set():
+            try:
+                with alert_repo.listening(self._url) as conn:
+                    if self.position is None:
+                        self.position = alert_repo.last_alert_id(conn)
+                    self.connected.set()
+                    log.info("alert listener connected (after alert %d)", self.position)
+                    delay = RECONNECT_MIN_SECONDS
+                    self._pump(conn)
+            except psycopg.Error as err:
+                if self.connected.is_set():
+                    log.warning("alert listener lost its connection (%s); reconnecting", err)
+            except Exception:
+                log.exception("alert listener failed; reconnecting")
+            if self.connected.is_set():
+                self.connected.clear()
+                self.reconnects += 1
+            self._stopping.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    def _pump(self, conn: psycopg.Connection[Any]) -> None:
+        # Read first: notifications sent while we were disconnected are lost for good.
+        self._catch_up(conn)
+        next_poll = time.monotonic() + self._poll_interval
+        while not self._stopping.is_set():
+            timeout = min(WAIT_SLICE_SECONDS, max(0.0, next_poll - time.monotonic()))
+            notified = alert_repo.wait_for_notification(conn, timeout)
+            if notified or time.monotonic() >= next_poll:
+                self._catch_up(conn)
+                next_poll = time.monotonic() + self._poll_interval
+
+    def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
+        assert self.position is not None
+        while not self._stopping.is_set():
+            rows = alert_repo.alerts_after(conn, self.position, self._page)
+            if not rows:
+                return
+            batch = [
+                LiveAlert(
+                    int(row["alert_id"]),
+                    row,
+                    pb.WatchAlertsResponse(alert=convert.alert_to_pb(row)),
+                )
+                for row in rows
+            ]
+            self._publish(batch)
+            self.position = batch[-1].alert_id
+            if len(rows) < self._page:
+                return
+
+    def _publish(self, batch: Sequence[LiveAlert]) -> None:
+        for sub in self._subs:
+            if not sub.offer(batch):
+                self.overflows += 1
+                self._remove(sub)
+                sub.terminate(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"stream fell more than {sub.capacity} alerts behind; "
+                    f"{resume_hint(sub.last_sent)}",
+                )

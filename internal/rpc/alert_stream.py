@@ -1,0 +1,157 @@
+"""WatchAlerts: one stream's replay of stored alerts, then its live feed from the hub, with no gap
+and no repeat.
+
+The order of steps is what makes it gapless:
+1. subscribe to the hub first, so that every alert the hub reads from now on is queued for us;
+2. fix the starting point: `after_alert_id`, or (live only) the largest id committed now;
+3. replay from the table, page by page, every matching alert with id > the last one sent;
+4. go live: send queued alerts, skipping any id already sent by the replay.
+An alert committed after step 1 is either in a replay page or in the queue (often both: the id
+check drops the second copy); one committed before step 1 is in the table for the replay. If the
+queue overflows while replaying, the alerts it dropped are in the table too: replay again.
+
+The starting point is sent as initial metadata (`slawatch-resume-after`), so a client that loses
+a live-only stream before its first alert can still resume without a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import grpc
+import psycopg_pool
+
+from internal.rpc import convert
+from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
+from internal.rpc.call_control import end_call
+from internal.rpc.errors import abort_bad_request
+from internal.rpc.validation import Violation
+from internal.store import alert_repo
+from internal.store.alert_repo import AlertFilter
+from internal.store.db import UNREACHABLE_ERRORS
+from slawatch.v1 import ticket_service_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+RESUME_METADATA_KEY = "slawatch-resume-after"
+KIND_FROM_PB = {v: k for k, v in convert.ALERT_KIND_TO_PB.items()}
+# A stream with nothing to send wakes this often to notice a client that went away without the
+# cancellation callback reaching us.
+IDLE_WAKE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Sizing of the streaming side of one server process.
+
+    Every open stream holds one thread of the server's pool for its whole life, so the pool has
+    `max_streams` threads on top of those for unary calls; beyond `max_streams` a new stream is
+    refused with RESOURCE_EXHAUSTED rather than queued behind the others.
+    """
+
+    max_streams: int = 1000
+    queue_size: int = 10_000  # alerts a stream may fall behind before it is ended
+    poll_interval: float = 5.0  # safety-net read of the table when no NOTIFY arrives
+    replay_page: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamOptions:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            max_streams=int(env.get("SLAWATCH_MAX_STREAMS") or defaults.max_streams),
+            queue_size=int(env.get("SLAWATCH_STREAM_QUEUE_SIZE") or defaults.queue_size),
+            poll_interval=float(env.get("SLAWATCH_STREAM_POLL_SECONDS") or defaults.poll_interval),
+        )
+
+
+def parse_request(
+    request: pb.WatchAlertsRequest, tenant: str
+) -> tuple[int | None, AlertFilter, list[Violation]]:
+    violations = []
+    after = request.after_alert_id if request.HasField("after_alert_id") else None
+    if after is not None and after < 0:
+        violations.append(Violation("after_alert_id", "must not be negative"))
+    kinds = set()
+    for i, kind in enumerate(request.kinds):
+        if kind not in KIND_FROM_PB:
+            violations.append(Violation(f"kinds[{i}]", "unknown alert kind"))
+        else:
+            kinds.add(KIND_FROM_PB[kind])
+    if request.min_escalation_level < 0:
+        violations.append(Violation("min_escalation_level", "must not be negative"))
+    wanted = AlertFilter(
+        tenant=tenant,
+        kinds=frozenset(kinds),
+        min_level=request.min_escalation_level,
+        priorities=frozenset(request.priorities),
+        tiers=frozenset(request.customer_tiers),
+    )
+    return after, wanted, violations
+
+
+def watch(
+    hub: AlertHub,
+    pool: psycopg_pool.ConnectionPool,
+    tenant: str,
+    request: pb.WatchAlertsRequest,
+    context: grpc.ServicerContext,
+    options: StreamOptions,
+) -> Iterator[pb.WatchAlertsResponse]:
+    after, wanted, violations = parse_request(request, tenant)
+    if violations:
+        abort_bad_request(context, violations)
+    try:
+        sub = hub.subscribe(wanted, lambda code, details: end_call(context, code, details))
+    except TooManySubscribers as err:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+    except HubUnavailable as err:
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+    context.add_callback(sub.close)
+    try:
+        try:
+            if after is None:
+                with pool.connection() as conn:
+                    after = alert_repo.last_alert_id(conn)
+            context.send_initial_metadata(((RESUME_METADATA_KEY, str(after)),))
+            last = after
+            while True:
+                for row in _replay(pool, wanted, last, options.replay_page):
+                    if sub.end_status is not None:
+                        context.abort(*sub.end_status)
+                    yield pb.WatchAlertsResponse(alert=convert.alert_to_pb(row))
+                    last = sub.last_sent = int(row["alert_id"])
+                if sub.go_live():
+                    break
+        except UNREACHABLE_ERRORS as err:
+            log.warning("WatchAlerts replay: database unavailable: %s", err)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry later")
+        while True:
+            items = sub.take(IDLE_WAKE_SECONDS)
+            if items is None and sub.end_status is not None:
+                context.abort(*sub.end_status)
+            if items is None or not context.is_active():
+                return
+            for item in items:
+                if item.alert_id > last:
+                    yield item.response
+                    last = sub.last_sent = item.alert_id
+    finally:
+        hub.unsubscribe(sub)
+
+
+def _replay(
+    pool: psycopg_pool.ConnectionPool, wanted: AlertFilter, after: int, page: int
+) -> Iterator[alert_repo.Row]:
+    """Stored alerts after `after` until the table has no more; a connection is held per page
+    only, never while a slow client is being sent to."""
+    while True:
+        with pool.connection() as conn:
+            rows = alert_repo.alerts_after(conn, after, page, wanted)
+        yield from rows
+        if len(rows) < page:
+            return
+        after = int(rows[-1]["alert_id"])

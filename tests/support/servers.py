@@ -1,0 +1,72 @@
+"""Servers and processes the streaming tests start, stop and restart themselves."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+
+from internal.rpc.alert_stream import StreamOptions
+from internal.rpc.server import RunningServer, start_server
+from support.env import ROOT, make_settings
+
+DEFAULT_WAIT = 30.0
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = DEFAULT_WAIT, what: str = ""
+) -> None:
+    """Poll `predicate` until it is truthy; the condition, not a fixed sleep, is what we wait on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not reached within {timeout:.0f}s: {what or predicate}")
+
+
+def serve(
+    database_url: str, config_path: Path, *, port: int = 0, streams: StreamOptions | None = None
+) -> RunningServer:
+    settings = make_settings(database_url, config_path, SLAWATCH_GRPC_PORT=port)
+    return start_server(settings, bind="127.0.0.1", streams=streams or StreamOptions())
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process whose output is kept in a log file and shown if the test fails."""
+    log_path = ROOT / ".data" / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    failed = False
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **env}, stdout=log, stderr=log
+        )
+        try:
+            yield proc
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if failed:
+                print(f"--- {name} output ---\n{log_path.read_text(errors='replace')[-6000:]}")
+    log_path.unlink(missing_ok=True)
+
+
+def channel_ready(target: str, timeout: float = DEFAULT_WAIT) -> None:
+    with grpc.insecure_channel(target) as ch:
+        grpc.channel_ready_future(ch).result(timeout=timeout)
