@@ -16,7 +16,13 @@ from internal.rpc import alert_stream, convert, page_token
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.errors import abort_bad_request
-from internal.rpc.validation import STATUS_FROM_PB, Violation, validate_batch
+from internal.rpc.validation import (
+    STATUS_FROM_PB,
+    Violation,
+    check_filter,
+    check_text,
+    validate_batch,
+)
 from internal.store import ingest_repo, query_repo
 from internal.store.db import UNREACHABLE_ERRORS
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -94,8 +100,10 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def GetTicket(
         self, request: pb.GetTicketRequest, context: grpc.ServicerContext
     ) -> pb.GetTicketResponse:
-        if not request.ticket_id:
-            abort_bad_request(context, [Violation("ticket_id", "required")])
+        violations: list[Violation] = []
+        check_text(request.ticket_id, "ticket_id", violations)
+        if violations:
+            abort_bad_request(context, violations)
         with self._pool.connection() as conn:
             detail = query_repo.get_ticket(conn, DEFAULT_TENANT, request.ticket_id)
         if detail is None:
@@ -114,7 +122,9 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def GetDashboard(
         self, request: pb.GetDashboardRequest, context: grpc.ServicerContext
     ) -> pb.GetDashboardResponse:
-        violations = []
+        violations: list[Violation] = []
+        check_filter(request.priorities, "priorities", violations)
+        check_filter(request.customer_tiers, "customer_tiers", violations)
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
             violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
         states = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -53,13 +54,26 @@ def _timestamp(
     return to_datetime(ts)
 
 
-def _ticket_id(value: str, path: str, out: list[Violation]) -> None:
+def check_text(value: str, field: str, out: list[Violation], max_len: int = MAX_TICKET_ID) -> None:
+    """Identifiers and filter values: required, bounded, and printable (PostgreSQL text cannot
+    hold NUL, and control characters in an id are always a client bug)."""
     if not value:
-        out.append(Violation(f"{path}.ticket_id", "required"))
-    elif len(value) > MAX_TICKET_ID:
-        out.append(Violation(f"{path}.ticket_id", f"longer than {MAX_TICKET_ID} characters"))
+        out.append(Violation(field, "required"))
+    elif len(value) > max_len:
+        out.append(Violation(field, f"longer than {max_len} characters"))
     elif not value.isprintable():
-        out.append(Violation(f"{path}.ticket_id", "contains control characters"))
+        out.append(Violation(field, "contains control characters"))
+
+
+MAX_FILTER_VALUES = 100
+
+
+def check_filter(values: Sequence[str], field: str, out: list[Violation]) -> None:
+    if len(values) > MAX_FILTER_VALUES:
+        out.append(Violation(field, f"at most {MAX_FILTER_VALUES} values"))
+        return
+    for i, value in enumerate(values):
+        check_text(value, f"{field}[{i}]", out)
 
 
 def validate_batch(
@@ -75,7 +89,7 @@ def validate_batch(
     for i, e in enumerate(request.events):
         path = f"events[{i}]"
         found: list[Violation] = []
-        _ticket_id(e.ticket_id, path, found)
+        check_text(e.ticket_id, f"{path}.ticket_id", found)
         if e.priority not in config.policies:
             known = ", ".join(sorted(config.policies))
             found.append(Violation(f"{path}.priority", f"unknown priority (known: {known})"))
