@@ -32,11 +32,11 @@ from internal.rpc.validation import Violation
 from internal.store import alert_repo
 from internal.store.alert_repo import AlertFilter
 from internal.store.db import UNREACHABLE_ERRORS
+from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-RESUME_METADATA_KEY = "slawatch-resume-after"
 KIND_FROM_PB = {v: k for k, v in convert.ALERT_KIND_TO_PB.items()}
 # A stream with nothing to send wakes this often to notice a client that went away without the
 # cancellation callback reaching us.

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 
 from internal.embedded.ports import free_port
-from internal.rpc.alert_stream import RESUME_METADATA_KEY, StreamOptions
+from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import RunningServer
 from internal.store.alert_repo import LISTENER_APPLICATION_NAME
+from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import AlertWriter, Shape, breach_by_evaluation, stored_ids, write_alerts

@@ -1,0 +1,337 @@
+"""A typed client for slawatch.v1.TicketService, the way an internal service wants to call it.
+
+    from slawatch import SlawatchClient
+
+    with SlawatchClient("slawatch:50051") as client:
+        client.ingest(events)                       # retried on UNAVAILABLE: ingest is idempotent
+        detail = client.get_ticket("T-1")
+        for ticket in client.iter_dashboard(states=[pb.SLA_STATE_BREACHED]):
+            ...
+        for alert in client.watch_alerts(after_alert_id=last_seen):
+            ...                                     # resumes on its own after a disconnect
+
+Errors are `grpc.RpcError` with the server's status code (INVALID_ARGUMENT carries a
+google.rpc.BadRequest detail naming every bad field).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Protocol
+
+import grpc
+
+from slawatch.metadata import RESUME_METADATA_KEY
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+Metadata = Sequence[tuple[str, str]]
+_CallMetadata = tuple[tuple[str, str | bytes], ...]
+
+
+class _AlertCall(Protocol):
+    """What a WatchAlerts call object offers (grpc's stub names its class privately)."""
+
+    def __iter__(self) -> Iterator[pb.WatchAlertsResponse]: ...
+    def __next__(self) -> pb.WatchAlertsResponse: ...
+    def cancel(self) -> bool: ...
+    def initial_metadata(self) -> Sequence[tuple[str, str | bytes]] | None: ...
+
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 5
+DASHBOARD_PAGE_SIZE = 200
+
+# Keepalive pings every minute, also on a quiet stream, so that NATs and load balancers keep a
+# watch open and a dead server is noticed; the server accepts pings as often as every 10 s.
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+# A watch resumes after these: the server went away or restarted (UNAVAILABLE), ended us for
+# falling behind (RESOURCE_EXHAUSTED), or a proxy reset the stream (INTERNAL, ABORTED).
+RESUMABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.CANCELLED,  # only when the server cancelled; our own close() ends it
+    }
+)
+
+
+def backoff_delay(attempt: int, base: float = 0.1, cap: float = 10.0) -> float:
+    """Exponential backoff with jitter, so that clients of a restarted server do not return in
+    lockstep."""
+    ceiling = min(cap, base * (2**attempt))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class SlawatchClient:
+    """One channel to a slawatch server. Thread-safe; close it (or use `with`) when done.
+
+    target: "host:port". credentials: TLS/channel credentials (None: plaintext).
+    metadata: sent with every call (for example an authorization header).
+    timeout: default deadline in seconds of each unary call, retries included.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Metadata = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        options: Sequence[tuple[str, int | str]] = (),
+    ) -> None:
+        channel_options = [*CHANNEL_OPTIONS, *options]
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options=channel_options)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=channel_options)
+        self.stub = pb_grpc.TicketServiceStub(self._channel)
+        self._metadata: _CallMetadata = tuple(metadata)
+        self._timeout = timeout
+
+    def __enter__(self) -> SlawatchClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; open watches end."""
+        self._channel.close()
+
+    def ingest(
+        self,
+        events: Iterable[pb.TicketEvent],
+        *,
+        retries: int = DEFAULT_RETRIES,
+        deadline: float | None = None,
+    ) -> list[pb.IngestResult]:
+        """Store a batch of events; one result per event, in order.
+
+        UNAVAILABLE (server restarting, database down) is retried up to `retries` times with
+        backoff, which is safe because ingest is idempotent on (ticket_id, updated_at): a batch
+        stored by an attempt whose answer was lost comes back as DUPLICATE. `deadline` (seconds,
+        default: the client's timeout) bounds all attempts together.
+        """
+        request = pb.IngestTicketsRequest(events=list(events))
+        budget = self._timeout if deadline is None else deadline
+        ends = time.monotonic() + budget
+        attempt = 0
+        while True:
+            try:
+                response = self.stub.IngestTickets(
+                    request, timeout=max(0.0, ends - time.monotonic()), metadata=self._metadata
+                )
+                return list(response.results)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt >= retries:
+                    raise
+                delay = backoff_delay(attempt)
+                if time.monotonic() + delay >= ends:
+                    raise
+                log.info("ingest: %s; retry %d in %.2fs", err.details(), attempt + 1, delay)
+                time.sleep(delay)
+                attempt += 1
+
+    def get_ticket(self, ticket_id: str, *, timeout: float | None = None) -> pb.GetTicketResponse:
+        """One ticket with its clocks, history and alerts; NOT_FOUND if unknown."""
+        return self.stub.GetTicket(
+            pb.GetTicketRequest(ticket_id=ticket_id),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        )
+
+    def get_dashboard(
+        self,
+        *,
+        page_size: int = DASHBOARD_PAGE_SIZE,
+        page_token: str = "",
+        states: Iterable[pb.SlaState.ValueType] = (),
+        priorities: Iterable[str] = (),
+        customer_tiers: Iterable[str] = (),
+        statuses: Iterable[pb.TicketStatus.ValueType] = (),
+        timeout: float | None = None,
+    ) -> pb.GetDashboardResponse:
+        """One dashboard page: tickets most urgent first, counts per SLA state, next token."""
+        return self.stub.GetDashboard(
+            pb.GetDashboardRequest(
+                page_size=page_size,
+                page_token=page_token,
+                states=states,
+                priorities=priorities,
+                customer_tiers=customer_tiers,
+                statuses=statuses,
+            ),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        )
+
+    def iter_dashboard(
+        self,
+        *,
+        page_size: int = DASHBOARD_PAGE_SIZE,
+        states: Iterable[pb.SlaState.ValueType] = (),
+        priorities: Iterable[str] = (),
+        customer_tiers: Iterable[str] = (),
+        statuses: Iterable[pb.TicketStatus.ValueType] = (),
+        timeout: float | None = None,
+    ) -> Iterator[pb.Ticket]:
+        """Every ticket matching the filters, most urgent first, fetching pages as needed."""
+        states, statuses = list(states), list(statuses)
+        priorities, customer_tiers = list(priorities), list(customer_tiers)
+        token = ""
+        while True:
+            page = self.get_dashboard(
+                page_size=page_size,
+                page_token=token,
+                states=states,
+                priorities=priorities,
+                customer_tiers=customer_tiers,
+                statuses=statuses,
+                timeout=timeout,
+            )
+            yield from page.tickets
+            token = page.next_page_token
+            if not token:
+                return
+
+    def watch_alerts(
+        self,
+        after_alert_id: int | None = None,
+        *,
+        kinds: Iterable[pb.AlertKind.ValueType] = (),
+        min_escalation_level: int = 0,
+        priorities: Iterable[str] = (),
+        customer_tiers: Iterable[str] = (),
+        max_backoff: float = 10.0,
+    ) -> AlertWatch:
+        """Alerts as they are written, for as long as you iterate.
+
+        With `after_alert_id`, every stored alert after it comes first, then live ones; without
+        it, live alerts from now. Whenever the stream breaks (server restart or shutdown, network
+        loss, the server ending it for falling behind) the watch reconnects with backoff and
+        resumes after the last alert it yielded: no alert is skipped or yielded twice. Errors
+        that retrying cannot fix (INVALID_ARGUMENT, UNAUTHENTICATED, ...) are raised.
+        """
+        request = pb.WatchAlertsRequest(
+            kinds=kinds,
+            min_escalation_level=min_escalation_level,
+            priorities=priorities,
+            customer_tiers=customer_tiers,
+        )
+        if after_alert_id is not None:
+            request.after_alert_id = after_alert_id
+        return AlertWatch(self.stub, request, self._metadata, max_backoff)
+
+
+class AlertWatch(Iterator[pb.Alert]):
+    """The iterator `SlawatchClient.watch_alerts` returns. `close()` (from any thread) ends it;
+    `last_alert_id` is where it would resume; `reconnects` counts the resumptions."""
+
+    def __init__(
+        self,
+        stub: pb_grpc.TicketServiceStub,
+        request: pb.WatchAlertsRequest,
+        metadata: _CallMetadata,
+        max_backoff: float,
+    ) -> None:
+        self._stub = stub
+        self._request = request
+        self._metadata = metadata
+        self._max_backoff = max_backoff
+        self.last_alert_id: int | None = (
+            request.after_alert_id if request.HasField("after_alert_id") else None
+        )
+        self.reconnects = 0
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._call: _AlertCall | None = None
+        self._alerts = self._run()
+
+    def __iter__(self) -> AlertWatch:
+        return self
+
+    def __next__(self) -> pb.Alert:
+        return next(self._alerts)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    def __enter__(self) -> AlertWatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open(self) -> _AlertCall | None:
+        request = pb.WatchAlertsRequest()
+        request.CopyFrom(self._request)
+        if self.last_alert_id is not None:
+            request.after_alert_id = self.last_alert_id
+        with self._lock:
+            if self._closed.is_set():
+                return None
+            self._call = self._stub.WatchAlerts(request, metadata=self._metadata)
+            return self._call
+
+    def _run(self) -> Iterator[pb.Alert]:
+        attempt = 0
+        while True:
+            call = self._open()
+            if call is None:
+                return
+            try:
+                if self.last_alert_id is None:
+                    # A live-only start: pin its starting point, so that a resumption before the
+                    # first alert still has no gap.
+                    for key, value in call.initial_metadata() or ():
+                        if key == RESUME_METADATA_KEY:
+                            self.last_alert_id = int(value)
+                for response in call:
+                    attempt = 0
+                    alert = response.alert
+                    if self.last_alert_id is not None and alert.alert_id <= self.last_alert_id:
+                        continue
+                    self.last_alert_id = alert.alert_id
+                    yield alert
+            except grpc.RpcError as err:
+                if self._closed.is_set():
+                    return
+                if err.code() not in RESUMABLE_CODES:
+                    raise
+                log.info("watch_alerts: %s (%s); resuming", err.code().name, err.details())
+            if self._closed.is_set():
+                return
+            delay = backoff_delay(attempt, cap=self._max_backoff)
+            attempt += 1
+            self.reconnects += 1
+            if self._closed.wait(delay):
+                return
