@@ -69,11 +69,20 @@ class AlertFilter:
         return sql.SQL(" AND ").join(clauses), params
 
 
-def last_alert_id(conn: psycopg.Connection[Any]) -> int:
-    """The largest alert id committed so far (0 when there is none); ids are global."""
-    row = conn.execute("SELECT coalesce(max(alert_id), 0) FROM alerts").fetchone()
-    assert row is not None
-    return int(row[0])
+def last_alert_id(conn: psycopg.Connection[Any], tenant: str | None = None) -> int:
+    """The largest alert id committed so far, of `tenant` or of all tenants (0: none).
+
+    Per tenant it walks the primary key backwards to the first row of that tenant, so the
+    answer is an id the tenant's own replay will deliver (a resume point a bridge can wait for).
+    """
+    if tenant is None:
+        row = conn.execute("SELECT coalesce(max(alert_id), 0) FROM alerts").fetchone()
+    else:
+        row = conn.execute(
+            "SELECT alert_id FROM alerts WHERE tenant_id = %s ORDER BY alert_id DESC LIMIT 1",
+            (tenant,),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def alerts_after(

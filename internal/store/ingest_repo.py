@@ -91,15 +91,17 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (
 
 # Row locks on the tickets make a running evaluation (which locks them too, with SKIP LOCKED)
 # finish first; the fired levels are then read in a statement of their own, so they are fresh.
+# An array, not a join with the temp table: the temp table has no statistics and the planner
+# would pick a sequential scan of the whole table.
 _LOCK_PRIOR = """
 SELECT ticket_id, updated_at FROM tickets
-WHERE tenant_id = %(tenant)s AND ticket_id IN (SELECT ticket_id FROM in_events)
+WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
 ORDER BY ticket_id FOR UPDATE
 """
 
 _FIRED = """
 SELECT ticket_id, clock, fired_level FROM sla_clocks
-WHERE tenant_id = %(tenant)s AND ticket_id IN (SELECT ticket_id FROM in_events)
+WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
 """
 
 _INSERT_EVENTS = """
@@ -155,8 +157,8 @@ def _copy(cur: Cursor, table: str, types: list[str], rows: Iterable[Sequence[Any
             copy.write_row(row)
 
 
-def _read_prior(cur: Cursor, tenant: str) -> dict[str, Prior]:
-    args = {"tenant": tenant}
+def _read_prior(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, Prior]:
+    args = {"tenant": tenant, "ids": ids}
     prior = {str(tid): Prior(at, {}) for tid, at in cur.execute(_LOCK_PRIOR, args)}
     for tid, clock, fired in cur.execute(_FIRED, args):
         prior[str(tid)].fired[ClockKind(clock)] = int(fired)
@@ -257,7 +259,7 @@ def ingest(
             ),
         )
         cur.execute(_LOCK_TICKETS, {"tenant": tenant})
-        prior = _read_prior(cur, tenant)
+        prior = _read_prior(cur, tenant, sorted({e.ticket_id for e in unique}))
         inserted: set[tuple[str, datetime]] = {
             (tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant})
         }
