@@ -93,6 +93,7 @@ def server_process(database_url: str, config_path: Path, **env: str) -> Iterator
         SLA_CONFIG_PATH=str(config_path),
         SLAWATCH_GRPC_PORT=str(port),
         SLAWATCH_LOG_LEVEL="WARNING",
+        SLAWATCH_INSECURE_DEV="1",
         **env,
     )
     proc = subprocess.Popen(

@@ -8,7 +8,7 @@ import sys
 from internal.config.settings import Settings, SettingsError
 from internal.config.sla_config import ConfigError
 from internal.obs.logs import configure_logging
-from internal.rpc.server import serve_forever
+from internal.rpc.server import SecurityConfigError, serve_forever
 
 
 def main() -> int:
@@ -29,6 +29,9 @@ def main() -> int:
             f"slawatch-server: invalid SLA config {settings.sla_config_path}: {err}",
             file=sys.stderr,
         )
+        return 2
+    except SecurityConfigError as err:
+        print(f"slawatch-server: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -27,6 +27,24 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name}: must not be negative, got {value}")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -40,6 +58,16 @@ class Settings:
     ticket_url_template: str | None
     slack_timeout_seconds: int
     sweep_grace_seconds: int
+    # Security (README "Security"): tokens as hashes, TLS, limits.
+    tokens_json: str | None = None
+    tokens_file: Path | None = None
+    insecure_dev: bool = False
+    rate_limit_per_second: float = 0.0
+    rate_limit_burst: float = 0.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    max_message_bytes: int = 4 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,4 +84,15 @@ class Settings:
             ticket_url_template=env.get("SLAWATCH_TICKET_URL_TEMPLATE") or None,
             slack_timeout_seconds=_int(env, "SLAWATCH_SLACK_TIMEOUT_SECONDS", 10, minimum=1),
             sweep_grace_seconds=_int(env, "SLAWATCH_SWEEP_GRACE_SECONDS", 15, minimum=1),
+            tokens_json=env.get("SLAWATCH_TOKENS") or None,
+            tokens_file=_path(env, "SLAWATCH_TOKENS_FILE"),
+            insecure_dev=env.get("SLAWATCH_INSECURE_DEV", "").lower() in {"1", "true", "yes"},
+            rate_limit_per_second=_float(env, "SLAWATCH_RATE_LIMIT_PER_SECOND", 0.0),
+            rate_limit_burst=_float(env, "SLAWATCH_RATE_LIMIT_BURST", 0.0),
+            tls_cert=_path(env, "SLAWATCH_TLS_CERT"),
+            tls_key=_path(env, "SLAWATCH_TLS_KEY"),
+            tls_client_ca=_path(env, "SLAWATCH_TLS_CLIENT_CA"),
+            max_message_bytes=_int(
+                env, "SLAWATCH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024
+            ),
         )

@@ -27,6 +27,13 @@ from internal.config.settings import Settings
 from internal.config.sla_config import load_config
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
+from internal.rpc.auth import (
+    DEV_TENANT,
+    AuthConfigError,
+    Authenticator,
+    AuthInterceptor,
+    load_tokens,
+)
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool, ping
 from internal.store.migrate import migrate
@@ -122,10 +129,55 @@ class RunningServer:
         self.stopped.wait()
 
 
+class SecurityConfigError(ValueError):
+    """No way to authenticate callers, or unusable TLS files: the server does not start."""
+
+
+def authenticator_for(settings: Settings) -> Authenticator:
+    try:
+        tokens = load_tokens(settings.tokens_json, settings.tokens_file)
+    except AuthConfigError as err:
+        raise SecurityConfigError(str(err)) from None
+    if not tokens and not settings.insecure_dev:
+        raise SecurityConfigError(
+            "no tokens configured (SLAWATCH_TOKENS or SLAWATCH_TOKENS_FILE); refusing to serve"
+            " unauthenticated. For local development only, set SLAWATCH_INSECURE_DEV=1."
+        )
+    if not tokens:
+        log.warning("SLAWATCH_INSECURE_DEV: every caller is tenant %r with every role", DEV_TENANT)
+    return Authenticator(
+        tokens,
+        insecure_dev=settings.insecure_dev,
+        rate_per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS when a certificate is configured; mTLS (client certificates required and verified)
+    when a client CA is configured too."""
+    if not settings.tls_cert and not settings.tls_key:
+        if settings.tls_client_ca:
+            raise SecurityConfigError("SLAWATCH_TLS_CLIENT_CA needs SLAWATCH_TLS_CERT and _KEY")
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise SecurityConfigError("SLAWATCH_TLS_CERT and SLAWATCH_TLS_KEY go together")
+    try:
+        key, cert = settings.tls_key.read_bytes(), settings.tls_cert.read_bytes()
+        ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    except OSError as err:
+        raise SecurityConfigError(f"cannot read TLS file {err.filename}: {err.strerror}") from None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
 def start_server(
     settings: Settings, *, bind: str = "[::]", streams: StreamOptions | None = None
 ) -> RunningServer:
     streams = streams or StreamOptions.from_env()
+    auth = authenticator_for(settings)
+    credentials = server_credentials(settings)
     config = ConfigHolder(load_config(settings.sla_config_path))
     migrate(settings.database_url)
     pool = make_pool(settings.database_url, max_size=UNARY_WORKERS // 2)
@@ -142,11 +194,12 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
             *KEEPALIVE_OPTIONS,
         ],
         maximum_concurrent_rpcs=threads,
+        interceptors=[AuthInterceptor(auth)],
     )
     pb_grpc.add_TicketServiceServicer_to_server(
         TicketService(
@@ -166,7 +219,11 @@ def start_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{bind}:{settings.grpc_port}")
+    address = f"{bind}:{settings.grpc_port}"
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         hub.close()
         pool.close()

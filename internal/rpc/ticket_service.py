@@ -15,6 +15,7 @@ from internal.config.holder import ConfigHolder
 from internal.rpc import alert_stream, convert, page_token
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
+from internal.rpc.auth import current_principal
 from internal.rpc.errors import abort_bad_request
 from internal.rpc.validation import (
     STATUS_FROM_PB,
@@ -30,7 +31,6 @@ from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TENANT = "default"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -77,6 +77,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def IngestTickets(
         self, request: pb.IngestTicketsRequest, context: grpc.ServicerContext
     ) -> pb.IngestTicketsResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
         config = self._config.current
         events, violations = validate_batch(request, config, self._now(), self._max_batch)
         if violations:
@@ -88,7 +89,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             return targets
 
         with self._pool.connection() as conn:
-            outcomes = ingest_repo.ingest(conn, DEFAULT_TENANT, events, targets_for, config.rules)
+            outcomes = ingest_repo.ingest(conn, tenant, events, targets_for, config.rules)
         return pb.IngestTicketsResponse(
             results=[
                 pb.IngestResult(ticket_id=e.ticket_id, outcome=convert.OUTCOME_TO_PB[o])
@@ -100,12 +101,13 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def GetTicket(
         self, request: pb.GetTicketRequest, context: grpc.ServicerContext
     ) -> pb.GetTicketResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
         violations: list[Violation] = []
         check_text(request.ticket_id, "ticket_id", violations)
         if violations:
             abort_bad_request(context, violations)
         with self._pool.connection() as conn:
-            detail = query_repo.get_ticket(conn, DEFAULT_TENANT, request.ticket_id)
+            detail = query_repo.get_ticket(conn, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
         config, now = self._config.current, self._now()
@@ -122,6 +124,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def GetDashboard(
         self, request: pb.GetDashboardRequest, context: grpc.ServicerContext
     ) -> pb.GetDashboardResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
         violations: list[Violation] = []
         check_filter(request.priorities, "priorities", violations)
         check_filter(request.customer_tiers, "customer_tiers", violations)
@@ -160,12 +163,10 @@ class TicketService(pb_grpc.TicketServiceServicer):
         size = request.page_size or DEFAULT_PAGE_SIZE
         config, now = self._config.current, self._now()
         with self._pool.connection() as conn:
-            rows = query_repo.dashboard_page(conn, DEFAULT_TENANT, f, now, after, size + 1)
+            rows = query_repo.dashboard_page(conn, tenant, f, now, after, size + 1)
             page = rows[:size]
-            clocks = query_repo.clocks_for(
-                conn, DEFAULT_TENANT, [str(r["ticket_id"]) for r in page]
-            )
-            counts = query_repo.dashboard_counts(conn, DEFAULT_TENANT, f, now)
+            clocks = query_repo.clocks_for(conn, tenant, [str(r["ticket_id"]) for r in page])
+            counts = query_repo.dashboard_counts(conn, tenant, f, now)
         response = pb.GetDashboardResponse(
             tickets=[
                 convert.ticket_to_pb(r, clocks.get(str(r["ticket_id"]), []), config, now)
@@ -188,8 +189,14 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchAlertsResponse]:
+        tenant = current_principal.get().tenant  # from the token, never the request
         if self._alerts is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server does not stream alerts")
         return alert_stream.watch(
-            self._alerts, self._pool, DEFAULT_TENANT, request, context, self._stream_options
+            self._alerts,
+            self._pool,
+            tenant,
+            request,
+            context,
+            self._stream_options,
         )

@@ -137,6 +137,7 @@ def test_server_process_stops_on_sigterm(database_url: str, config_path: Path) -
         DATABASE_URL=database_url,
         SLA_CONFIG_PATH=str(config_path),
         SLAWATCH_GRPC_PORT=str(port),
+        SLAWATCH_INSECURE_DEV="1",
     )
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "cmd/slawatch-server/main.py")],
@@ -165,6 +166,7 @@ def test_server_refuses_to_start_on_invalid_config(database_url: str, tmp_path: 
         DATABASE_URL=database_url,
         SLA_CONFIG_PATH=str(bad),
         SLAWATCH_GRPC_PORT=str(free_port()),
+        SLAWATCH_INSECURE_DEV="1",
     )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "cmd/slawatch-server/main.py")],

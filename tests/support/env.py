@@ -20,6 +20,9 @@ def make_settings(database_url: str, config_path: Path, **overrides: object) -> 
         "DATABASE_URL": database_url,
         "SLA_CONFIG_PATH": str(config_path),
         "SLAWATCH_GRPC_PORT": "0",
+        # Tests that are not about authentication run as the development tenant; the security
+        # tests configure tokens (and TLS) explicitly.
+        "SLAWATCH_INSECURE_DEV": "1",
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return Settings.from_env(env)
