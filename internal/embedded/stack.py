@@ -4,8 +4,10 @@ the children first, then the servers it started."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from psycopg import sql
 
 from internal.embedded.postgres import EmbeddedPostgres
 from internal.embedded.redis import EmbeddedRedis
+from internal.rpc.auth import Role, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,34 @@ class Stack:
             self.env["REDIS_URL"] = self.redis.url
             log.info("embedded Redis: %s", self.env["REDIS_URL"])
 
+    def ensure_dev_token(self) -> str | None:
+        """Unless the environment brings its own tokens (or the insecure switch), make a
+        development token once, keep it in .data/dev-token, and configure it for every process."""
+        if any(
+            self.env.get(k)
+            for k in ("SLAWATCH_TOKENS", "SLAWATCH_TOKENS_FILE", "SLAWATCH_INSECURE_DEV")
+        ):
+            return None
+        path = self.root / ".data" / "dev-token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        token = path.read_text().strip()
+        self.env["SLAWATCH_TOKENS"] = json.dumps(
+            [
+                {
+                    "name": "dev",
+                    "sha256": hash_token(token),
+                    "tenant": "default",
+                    "roles": [r.value for r in Role],
+                }
+            ]
+        )
+        # The bridge calls the server with it too.
+        self.env.setdefault("SLAWATCH_UPSTREAM_TOKEN", token)
+        return token
+
     def start_processes(self, processes: tuple[Process, ...] = PROCESSES) -> None:
         for proc in processes:
             self.children[proc.name] = subprocess.Popen(
@@ -113,9 +144,17 @@ def run(root: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         stack.start_backing_services()
+        token = stack.ensure_dev_token()
         stack.start_processes()
         port = stack.env.get("SLAWATCH_GRPC_PORT", "50051")
         log.info("slawatch is up: gRPC on 127.0.0.1:%s; Ctrl-C stops everything", port)
+        if token:
+            # Printed plainly as well: this is what a developer copies into grpcurl.
+            print(
+                f"\ndevelopment token (all roles, tenant 'default'): {token}\n"
+                f"  export SLAWATCH_TOKEN={token}\n",
+                flush=True,
+            )
         return stack.wait()
     finally:
         stack.stop()

@@ -1,5 +1,5 @@
-"""The README's grpcurl session, run verbatim (but for the port) against a real server with a
-real grpcurl binary: the documentation a user copies at 3 a.m. must work."""
+"""The README's grpcurl session, run verbatim (but for the port and the token) against a real
+server with a real grpcurl binary: the documentation a user copies at 3 a.m. must work."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from internal.rpc.server import RunningServer
-from support.env import ROOT
+import pytest
+
+from internal.rpc.auth import hash_token
+from internal.rpc.server import RunningServer, start_server
+from support.env import ROOT, make_settings
 
 
 def readme_session() -> list[str]:
@@ -29,12 +33,29 @@ def grpcurl() -> str:
     return found
 
 
-def test_readme_grpcurl_session_works(server: RunningServer) -> None:
+TOKEN = "readme-session-token"
+
+
+@pytest.fixture
+def token_server(database_url: str, config_path: Path) -> Iterator[RunningServer]:
+    tokens = [
+        {"name": "readme", "sha256": hash_token(TOKEN), "tenant": "t", "roles": ["ingest", "read"]}
+    ]
+    settings = make_settings(
+        database_url, config_path, SLAWATCH_INSECURE_DEV="", SLAWATCH_TOKENS=json.dumps(tokens)
+    )
+    running = start_server(settings, bind="127.0.0.1")
+    yield running
+    running.stop(grace=1)
+
+
+def test_readme_grpcurl_session_works(token_server: RunningServer) -> None:
     commands = readme_session()
     assert len(commands) >= 4, "list, describe, ingest and get at least"
     outputs = []
     for line in commands:
-        args = shlex.split(line.replace("localhost:50051", f"127.0.0.1:{server.port}"))
+        line = line.replace("localhost:50051", f"127.0.0.1:{token_server.port}")
+        args = [a.replace("$SLAWATCH_TOKEN", TOKEN) for a in shlex.split(line)]
         args[0] = grpcurl()
         done = subprocess.run(args, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, f"{line}\n{done.stderr}"
