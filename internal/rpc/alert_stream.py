@@ -3,7 +3,8 @@ and no repeat.
 
 The order of steps is what makes it gapless:
 1. subscribe to the hub first, so that every alert the hub reads from now on is queued for us;
-2. fix the starting point: `after_alert_id`, or (live only) the largest id committed now;
+2. fix the starting point: `after_alert_id`, or (live only) the tenant's largest id committed
+   now;
 3. replay from the table, page by page, every matching alert with id > the last one sent;
 4. go live: send queued alerts, skipping any id already sent by the replay.
 An alert committed after step 1 is either in a replay page or in the queue (often both: the id
@@ -115,7 +116,7 @@ def watch(
         try:
             if after is None:
                 with pool.connection() as conn:
-                    after = alert_repo.last_alert_id(conn)
+                    after = alert_repo.last_alert_id(conn, tenant)
             context.send_initial_metadata(((RESUME_METADATA_KEY, str(after)),))
             last = after
             while True:

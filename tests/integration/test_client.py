@@ -12,37 +12,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from internal.embedded.ports import free_port
 from internal.rpc.alert_stream import StreamOptions
-from internal.rpc.server import RunningServer
 from slawatch import AlertWatch, SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
 from support.alerts import stored_ids, write_alerts
 from support.events import event
-from support.servers import serve, wait_for
-
-
-class Servers:
-    """Servers on one fixed port, started and stopped by the test; all stopped at the end."""
-
-    def __init__(self, database_url: str, config_path: Path) -> None:
-        self.database_url = database_url
-        self.config_path = config_path
-        self.port = free_port()
-        self.current: RunningServer | None = None
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, streams: StreamOptions | None = None) -> RunningServer:
-        self.current = serve(self.database_url, self.config_path, port=self.port, streams=streams)
-        return self.current
-
-    def stop(self) -> None:
-        if self.current is not None:
-            self.current.stop(grace=5)
-            self.current = None
+from support.servers import Servers, wait_for
 
 
 @pytest.fixture

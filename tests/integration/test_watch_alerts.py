@@ -102,9 +102,11 @@ def test_live_alert_from_ingest_and_evaluation(
 def test_live_only_starts_now_and_reports_its_resume_point(
     stub: pb_grpc.TicketServiceStub, database_url: str
 ) -> None:
-    """Without after_alert_id, stored alerts are not replayed; the starting point is sent as
-    initial metadata so that a client can resume from it without a gap."""
+    """Without after_alert_id, stored alerts are not replayed; the starting point (the tenant's
+    latest alert, whatever other tenants wrote since) is sent as initial metadata so that a
+    client can resume from it without a gap."""
     old = write_alerts(database_url, 5)
+    write_alerts(database_url, 2, Shape(tenant="other"))
     call = watch(stub)
     assert resume_point(call) == old[-1]
     new = write_alerts(database_url, 3)

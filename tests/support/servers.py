@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 
+from internal.embedded.ports import free_port
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import RunningServer, start_server
 from support.env import ROOT, make_settings
@@ -70,3 +71,26 @@ def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subproc
 def channel_ready(target: str, timeout: float = DEFAULT_WAIT) -> None:
     with grpc.insecure_channel(target) as ch:
         grpc.channel_ready_future(ch).result(timeout=timeout)
+
+
+class Servers:
+    """In-process servers on one fixed port, started and stopped (restarted) by the test."""
+
+    def __init__(self, database_url: str, config_path: Path) -> None:
+        self.database_url = database_url
+        self.config_path = config_path
+        self.port = free_port()
+        self.current: RunningServer | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, streams: StreamOptions | None = None) -> RunningServer:
+        self.current = serve(self.database_url, self.config_path, port=self.port, streams=streams)
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop(grace=5)
+            self.current = None

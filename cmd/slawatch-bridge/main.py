@@ -1,0 +1,36 @@
+"""slawatch-bridge: alerts to browsers over WebSocket, the live page, /healthz (aiohttp)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+
+from internal.bridge.app import serve
+from internal.bridge.settings import BridgeSettings, BridgeSettingsError
+from internal.obs.logs import configure_logging
+
+
+def raise_open_file_limit() -> None:
+    """Every WebSocket is a file descriptor; the usual soft limit of 1,024 is far too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    try:
+        settings = BridgeSettings.from_env()
+    except BridgeSettingsError as err:
+        print(f"slawatch-bridge: {err}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, "bridge")
+    raise_open_file_limit()
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

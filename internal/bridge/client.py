@@ -1,0 +1,156 @@
+"""One WebSocket client of the bridge: a bounded queue fed by the AlertFeed and a task writing it.
+
+A client that falls `capacity` messages behind is detached and closed with CLOSE_TOO_SLOW; its
+close reason says which `after` to reconnect with. Alert ids it was already sent are never sent
+again (a replay and the ring can overlap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+import grpc
+import grpc.aio
+from aiohttp import WSMsgType, web
+
+from internal.bridge import codec
+from internal.bridge.feed import AlertFeed, FeedItem, NotReady
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4008  # application code: fell behind; reconnect with ?after=
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the upstream is not reachable right now
+CLOSE_GOING_AWAY = 1001  # the bridge is shutting down
+CLOSE_INTERNAL_ERROR = 1011
+# A client too slow to read even its close frame is cut off after this long.
+CLOSE_TIMEOUT_SECONDS = 10.0
+
+
+class WsClient:
+    def __init__(self, ws: web.WebSocketResponse, capacity: int) -> None:
+        self.ws = ws
+        self.capacity = capacity
+        self.last_alert_id: int | None = None
+        self._queue: deque[FeedItem] = deque()
+        self._wake = asyncio.Event()
+        self._closing: asyncio.Task[None] | None = None
+
+    # Called by the feed, on the event loop.
+
+    def deliver(self, item: FeedItem) -> bool:
+        if len(self._queue) >= self.capacity:
+            return False
+        self._queue.append(item)
+        self._wake.set()
+        return True
+
+    def overflowed(self) -> None:
+        resume = "" if self.last_alert_id is None else f" with after={self.last_alert_id}"
+        reason = f"too slow: more than {self.capacity} messages behind; reconnect{resume}"
+        self.close_soon(CLOSE_TOO_SLOW, reason)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.close(code, reason))
+
+    async def close(self, code: int, reason: str) -> None:
+        # On timeout aiohttp drops the connection itself.
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode()[:123]), CLOSE_TIMEOUT_SECONDS
+            )
+        self._wake.set()
+
+    # The writer task.
+
+    async def run(self, feed: AlertFeed, after: int | None, heartbeat_seconds: float) -> None:
+        try:
+            await self._run(feed, after, heartbeat_seconds)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("WebSocket writer failed")
+            self.close_soon(CLOSE_INTERNAL_ERROR, "internal error; reconnect")
+
+    async def _run(self, feed: AlertFeed, after: int | None, heartbeat_seconds: float) -> None:
+        """Hello, any replay or backlog, then live messages until the socket closes."""
+        try:
+            attachment = feed.attach(self, after)
+        except NotReady:
+            reason = f"upstream not connected; reconnect with after={after}"
+            await self.close(CLOSE_TRY_AGAIN, reason)
+            return
+        self.last_alert_id = after
+        await self._send(
+            FeedItem(
+                None,
+                codec.frame(
+                    {
+                        "type": "hello",
+                        "resume_after": after if after is not None else feed.position,
+                        "upstream": feed.state,
+                        "heartbeat_seconds": heartbeat_seconds,
+                    }
+                ),
+            )
+        )
+        if after is None:
+            self.last_alert_id = feed.position
+        while attachment.replay_until is not None:
+            assert self.last_alert_id is not None
+            try:
+                async for item in feed.replay(self.last_alert_id, attachment.replay_until):
+                    await self._send(item)
+            except grpc.aio.AioRpcError as err:
+                log.info("replay for a client failed: %s", err.code().name)
+                await self.close(
+                    CLOSE_TRY_AGAIN,
+                    f"upstream unavailable; reconnect with after={self.last_alert_id}",
+                )
+                return
+            attachment = feed.attach(self, self.last_alert_id)
+        for item in attachment.backlog:
+            await self._send(item)
+        while not self.ws.closed and self._closing is None:
+            while self._queue and self._closing is None:
+                await self._send(self._queue.popleft())
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _send(self, item: FeedItem) -> None:
+        if item.alert_id is not None:
+            if self.last_alert_id is not None and item.alert_id <= self.last_alert_id:
+                return
+            await self.ws.send_frame(item.frame, WSMsgType.TEXT)
+            self.last_alert_id = item.alert_id
+        else:
+            await self.ws.send_frame(item.frame, WSMsgType.TEXT)
+
+
+CLIENTS: web.AppKey[set[WsClient]] = web.AppKey("clients", set)
+
+
+async def serve_client(
+    request: web.Request, feed: AlertFeed, after: int | None, capacity: int, heartbeat: float
+) -> web.WebSocketResponse:
+    # compress=False: every frame is encoded once and sent as is to thousands of clients;
+    # per-client deflate would multiply the CPU per alert by the number of clients.
+    ws = web.WebSocketResponse(heartbeat=heartbeat * 2, compress=False, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    client = WsClient(ws, capacity)
+    clients: set[WsClient] = request.app[CLIENTS]
+    clients.add(client)
+    writer = asyncio.create_task(client.run(feed, after, heartbeat))
+    try:
+        async for _ in ws:
+            pass  # nothing to receive; the loop answers pings and notices the close
+    finally:
+        feed.detach(client)
+        clients.discard(client)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+            await writer
+    return ws

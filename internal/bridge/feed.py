@@ -1,0 +1,197 @@
+"""The bridge's single upstream WatchAlerts stream, its ring of recent alerts, and the fan-out to
+WebSocket clients.
+
+The upstream reconnects with backoff and resumes after the last alert it received, so the feed
+itself has no gap. `position` is the last alert id the feed covers (at first, the resume point
+the server announces). The ring holds the most recent alerts: a client resuming with
+`?after=ID` inside the ring is served from memory; one whose ID is older gets a replay through a
+separate, short-lived WatchAlerts call (at most `replay_slots` at once) up to the feed's
+position, and then joins the feed like the others.
+
+Everything here runs on the event loop: attaching a client and snapshotting the ring happen
+without an await in between, which is what makes the hand-over gapless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+import grpc.aio
+
+from internal.bridge import codec
+from slawatch.metadata import RESUME_METADATA_KEY
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_SECONDS = 0.2
+RECONNECT_MAX_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    alert_id: int | None  # None for status and heartbeat messages
+    frame: bytes
+
+
+class Subscriber(Protocol):
+    def deliver(self, item: FeedItem) -> bool:
+        """Queue the item; False when the subscriber's queue is full."""
+        ...
+
+    def overflowed(self) -> None:
+        """It fell too far behind and has been detached."""
+        ...
+
+
+class NotReady(Exception):
+    """The feed has never reached the server, so it cannot hand a resuming client over."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    backlog: list[FeedItem]  # ring items the client still needs, before anything live
+    replay_until: int | None  # not attached: replay from the server through this id first
+
+
+def backoff(attempt: int) -> float:
+    ceiling = min(RECONNECT_MAX_SECONDS, RECONNECT_MIN_SECONDS * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class AlertFeed:
+    def __init__(
+        self, stub: pb_grpc.TicketServiceAsyncStub, ring_size: int, replay_slots: int
+    ) -> None:
+        self._stub = stub
+        self.ring: deque[FeedItem] = deque(maxlen=ring_size)
+        self.ring_floor: int | None = None  # the ring has every alert with a larger id
+        self.position: int | None = None
+        self.state = "connecting"
+        self.up = asyncio.Event()
+        self.subscribers: set[Subscriber] = set()
+        self.slow_closed = 0
+        self.upstream_connects = 0
+        self._replay_slots = asyncio.Semaphore(replay_slots)
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def attach(self, sub: Subscriber, after: int | None) -> Attachment:
+        """Join `sub` to the live feed, with the ring items after `after`; or, when `after` is
+        older than the ring, tell the caller to replay from the server first (not attached)."""
+        if after is None or (self.position is not None and after >= self.position):
+            self.subscribers.add(sub)
+            return Attachment([], None)
+        if self.ring_floor is not None and after >= self.ring_floor:
+            self.subscribers.add(sub)
+            return Attachment([i for i in self.ring if (i.alert_id or 0) > after], None)
+        if self.position is None:
+            raise NotReady("upstream not connected yet")
+        return Attachment([], self.position)
+
+    def detach(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    async def replay(self, after: int, until: int) -> AsyncIterator[FeedItem]:
+        """Stored alerts after `after` through `until`, straight from the server."""
+        async with self._replay_slots:
+            call = self._stub.WatchAlerts(pb.WatchAlertsRequest(after_alert_id=after))
+            try:
+                async for response in call:
+                    alert_id = response.alert.alert_id
+                    yield FeedItem(alert_id, _alert_frame(response.alert))
+                    if alert_id >= until:
+                        return
+            finally:
+                call.cancel()
+
+    # -- the upstream --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the upstream stream open for ever (until cancelled)."""
+        attempt = 0
+        while True:
+            request = pb.WatchAlertsRequest()
+            if self.position is not None:
+                request.after_alert_id = self.position
+            call = self._stub.WatchAlerts(request)
+            try:
+                metadata = await call.initial_metadata()
+                for key, value in metadata or ():
+                    if key == RESUME_METADATA_KEY and self.position is None:
+                        self.position = self.ring_floor = int(value)
+                if self.position is not None:
+                    attempt = 0
+                    self._set_state("up")
+                async for response in call:
+                    self._publish(response.alert)
+                log.warning("upstream WatchAlerts ended; reconnecting")
+            except grpc.aio.AioRpcError as err:
+                log.warning(
+                    "upstream WatchAlerts: %s %s; reconnecting", err.code().name, err.details()
+                )
+            finally:
+                call.cancel()
+            self._set_state("down")
+            await asyncio.sleep(backoff(attempt))
+            attempt += 1
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if state == "up":
+            self.up.set()
+            self.upstream_connects += 1
+            log.info("upstream WatchAlerts up (after alert %s)", self.position)
+        else:
+            self.up.clear()
+        self.broadcast(FeedItem(None, codec.frame({"type": "status", "upstream": state})))
+
+    def _publish(self, alert: pb.Alert) -> None:
+        if self.position is not None and alert.alert_id <= self.position:
+            return
+        item = FeedItem(alert.alert_id, _alert_frame(alert))
+        self.position = alert.alert_id
+        if len(self.ring) == self.ring.maxlen:
+            self.ring_floor = self.ring[0].alert_id
+        self.ring.append(item)
+        self.broadcast(item)
+
+    def broadcast(self, item: FeedItem) -> None:
+        for sub in list(self.subscribers):
+            if not sub.deliver(item):
+                self.subscribers.discard(sub)
+                self.slow_closed += 1
+                sub.overflowed()
+
+    async def heartbeats(self, interval: float) -> None:
+        """A heartbeat message to every client every `interval` seconds: browsers cannot see
+        WebSocket pings, and a silent feed must not look like a dead one."""
+        while True:
+            await asyncio.sleep(interval)
+            self.broadcast(
+                FeedItem(
+                    None,
+                    codec.frame(
+                        {
+                            "type": "heartbeat",
+                            "at": codec.now_iso(),
+                            "upstream": self.state,
+                            "last_alert_id": self.position,
+                        }
+                    ),
+                )
+            )
+
+
+def _alert_frame(alert: pb.Alert) -> bytes:
+    return codec.frame({"type": "alert", "alert": codec.alert(alert)})

@@ -1,0 +1,59 @@
+"""Settings of the bridge process, from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class BridgeSettingsError(ValueError):
+    pass
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BridgeSettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise BridgeSettingsError(f"{name}: must be at least {minimum:g}, got {raw}")
+    return value
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    grpc_target: str = "127.0.0.1:50051"
+    # Origins (scheme://host[:port]) besides the bridge's own whose pages may open the WebSocket.
+    allowed_origins: frozenset[str] = frozenset()
+    ring_size: int = 10_000  # recent alerts kept for clients resuming with ?after=
+    client_queue: int = 1_000  # messages a WebSocket client may fall behind before it is closed
+    heartbeat_seconds: float = 15.0
+    replay_slots: int = 16  # concurrent replays for clients whose ?after= is older than the ring
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BridgeSettings:
+        env = os.environ if env is None else env
+        grpc_port = int(_number(env, "SLAWATCH_GRPC_PORT", 50051, 1))
+        origins = env.get("SLAWATCH_BRIDGE_ALLOWED_ORIGINS", "")
+        return cls(
+            host=env.get("SLAWATCH_BRIDGE_HOST") or cls.host,
+            port=int(_number(env, "SLAWATCH_BRIDGE_PORT", cls.port, 0)),
+            grpc_target=env.get("SLAWATCH_GRPC_TARGET") or f"127.0.0.1:{grpc_port}",
+            allowed_origins=frozenset(
+                o.strip().rstrip("/").lower() for o in origins.split(",") if o.strip()
+            ),
+            ring_size=int(_number(env, "SLAWATCH_BRIDGE_RING_SIZE", cls.ring_size, 1)),
+            client_queue=int(_number(env, "SLAWATCH_BRIDGE_CLIENT_QUEUE", cls.client_queue, 1)),
+            heartbeat_seconds=_number(
+                env, "SLAWATCH_BRIDGE_HEARTBEAT_SECONDS", cls.heartbeat_seconds, 0.1
+            ),
+            replay_slots=int(_number(env, "SLAWATCH_BRIDGE_REPLAY_SLOTS", cls.replay_slots, 1)),
+            log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),
+        )

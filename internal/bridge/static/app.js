@@ -1,0 +1,172 @@
+// The live page: one WebSocket to /ws/alerts, reconnecting with ?after=<last alert id> so that
+// nothing written while it was away is missed; SLA counts from /api/dashboard.
+"use strict";
+
+const MAX_FEED_ITEMS = 300;
+const COUNTS_EVERY_MS = 10000;
+
+const page = {
+  lastId: null, // the last alert id shown, or the resume point the bridge announced
+  attempt: 0,
+  ws: null,
+  heartbeatSeconds: 15,
+  lastMessageAt: 0,
+  countsTimer: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function setConnection(state, detail) {
+  const el = $("connection");
+  el.dataset.state = state;
+  el.textContent = detail ? `${state} (${detail})` : state;
+}
+
+function setUpstream(state) {
+  const el = $("upstream");
+  el.dataset.state = state;
+  el.textContent = `server: ${state}`;
+}
+
+function setLastId(id) {
+  page.lastId = id;
+  $("last-alert-id").textContent = id === null ? "–" : String(id);
+}
+
+function socketUrl() {
+  const url = new URL("/ws/alerts", window.location.href);
+  url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+  if (page.lastId !== null) url.searchParams.set("after", String(page.lastId));
+  return url.toString();
+}
+
+function connect() {
+  setConnection(page.attempt === 0 ? "connecting" : "reconnecting");
+  const ws = new WebSocket(socketUrl());
+  page.ws = ws;
+  ws.onopen = () => {
+    page.lastMessageAt = Date.now();
+  };
+  ws.onmessage = (event) => {
+    page.lastMessageAt = Date.now();
+    handle(JSON.parse(event.data));
+  };
+  ws.onclose = (event) => {
+    if (page.ws !== ws) return;
+    page.ws = null;
+    const why = event.code === 4008 ? "fell behind" : `code ${event.code}`;
+    setConnection("reconnecting", why);
+    scheduleReconnect();
+  };
+}
+
+function scheduleReconnect() {
+  page.attempt += 1;
+  const ceiling = Math.min(10000, 250 * 2 ** Math.min(page.attempt, 6));
+  const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+  window.setTimeout(connect, delay);
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "hello":
+      page.attempt = 0;
+      page.heartbeatSeconds = message.heartbeat_seconds || page.heartbeatSeconds;
+      if (page.lastId === null && message.resume_after !== null) setLastId(message.resume_after);
+      setConnection("live");
+      setUpstream(message.upstream);
+      refreshCounts();
+      break;
+    case "alert":
+      addAlert(message.alert);
+      break;
+    case "status":
+    case "heartbeat":
+      setUpstream(message.upstream);
+      break;
+    default:
+      break; // newer bridges may send more types; ignore what we do not know
+  }
+}
+
+function text(tag, className, value) {
+  const el = document.createElement(tag);
+  el.className = className;
+  el.textContent = value;
+  return el;
+}
+
+function addAlert(alert) {
+  if (page.lastId !== null && alert.alert_id <= page.lastId) return;
+  setLastId(alert.alert_id);
+  const item = document.createElement("li");
+  item.className = `alert fresh kind-${alert.kind} level-${alert.escalation_level}`;
+  item.dataset.alertId = String(alert.alert_id);
+  item.dataset.ticketId = alert.ticket_id;
+  item.append(
+    text("span", "what", `${alert.kind} · level ${alert.escalation_level}`),
+    text("span", "ticket", alert.ticket_id),
+    text("span", "when", new Date(alert.created_at).toLocaleTimeString()),
+    text(
+      "span",
+      "meta",
+      `${alert.clock} clock · ${alert.priority}/${alert.customer_tier}` +
+        (alert.due_at ? ` · due ${new Date(alert.due_at).toLocaleString()}` : "") +
+        ` · #${alert.alert_id}`,
+    ),
+  );
+  const feed = $("feed");
+  feed.prepend(item);
+  while (feed.children.length > MAX_FEED_ITEMS) feed.lastElementChild.remove();
+  $("feed-empty").hidden = true;
+  // A new alert usually moves a ticket to another state; refresh soon, not per alert.
+  window.clearTimeout(page.countsTimer);
+  page.countsTimer = window.setTimeout(refreshCounts, 500);
+}
+
+async function refreshCounts() {
+  try {
+    const response = await fetch("/api/dashboard?page_size=10", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const body = await response.json();
+    for (const [state, n] of Object.entries(body.counts)) {
+      const el = $(`count-${state}`);
+      if (el) el.textContent = String(n);
+    }
+    renderUrgent(body.tickets);
+    $("counts-updated").textContent = `counts at ${new Date().toLocaleTimeString()}`;
+  } catch (err) {
+    $("counts-updated").textContent = `counts unavailable: ${err.message}`;
+  }
+}
+
+function renderUrgent(tickets) {
+  const body = $("urgent").tBodies[0];
+  body.replaceChildren(
+    ...tickets.map((t) => {
+      const row = document.createElement("tr");
+      const due = t.resolution.due_at || t.response.due_at;
+      row.append(
+        text("td", "ticket", t.ticket_id),
+        text("td", `state-${t.sla_state}`, t.sla_state),
+        text("td", "", t.priority),
+        text("td", "", t.customer_tier),
+        text("td", "", String(t.escalation_level)),
+        text("td", "", due ? new Date(due).toLocaleString() : "–"),
+      );
+      return row;
+    }),
+  );
+}
+
+// A connection that has gone silent for three heartbeats is dead even if the browser has not
+// noticed (sleeping laptop, dropped NAT entry): close it and reconnect from the last id.
+window.setInterval(() => {
+  const ws = page.ws;
+  if (ws && ws.readyState === WebSocket.OPEN) {
+    if (Date.now() - page.lastMessageAt > 3000 * page.heartbeatSeconds) ws.close();
+  }
+}, 1000);
+window.setInterval(refreshCounts, COUNTS_EVERY_MS);
+
+connect();

@@ -1,0 +1,288 @@
+"""The WebSocket bridge as a real process between a real gRPC server and real WebSocket clients:
+the JSON it sends, resuming with ?after= from its ring or from before it, upstream loss and
+recovery, slow clients, the origin allow-list, /healthz, /api/dashboard and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from internal.bridge.client import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
+from internal.rpc.server import RunningServer
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.alerts import breach_by_evaluation, write_alerts
+from support.bridge import Bridge, get_json, run_bridge
+from support.events import event
+from support.servers import Servers
+
+TIMEOUT = 60.0
+
+
+@pytest.fixture
+def servers(database_url: str, config_path: Path) -> Iterator[Servers]:
+    s = Servers(database_url, config_path)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def bridge(server: RunningServer) -> Iterator[Bridge]:
+    with run_bridge(f"127.0.0.1:{server.port}") as b:
+        b.wait_up()
+        yield b
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await ws.receive(timeout=TIMEOUT)
+    assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a message, got {msg}"
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> list[int]:
+    """Alert ids received until `last_id`, skipping heartbeats and status messages."""
+    ids: list[int] = []
+    while not ids or ids[-1] < last_id:
+        message = await receive(ws)
+        if message["type"] == "alert":
+            ids.append(message["alert"]["alert_id"])
+    return ids
+
+
+def test_alert_reaches_websocket_as_documented_json(
+    server: RunningServer, stub: pb_grpc.TicketServiceStub, database_url: str, bridge: Bridge
+) -> None:
+    """hello first (with the resume point), then an alert produced by ingest and evaluation, in
+    the documented shape."""
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[int]]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(bridge.ws_url) as ws:
+            hello = await receive(ws)
+            ids = await asyncio.to_thread(
+                breach_by_evaluation, stub, database_url, server.config.current, "WS-1"
+            )
+            while (message := await receive(ws))["type"] != "alert":
+                pass
+            return hello, message, ids
+
+    hello, message, ids = asyncio.run(scenario())
+    assert hello["type"] == "hello" and hello["upstream"] == "up"
+    assert isinstance(hello["resume_after"], int) and hello["heartbeat_seconds"] > 0
+    alert = message["alert"]
+    assert alert["alert_id"] == ids[0]
+    assert alert["ticket_id"] == "WS-1"
+    assert (alert["kind"], alert["clock"], alert["escalation_level"]) == ("breach", "response", 3)
+    assert (alert["priority"], alert["customer_tier"]) == ("high", "gold")
+    assert alert["policy_version"] == server.config.current.version
+    assert alert["due_at"].endswith("Z") and alert["created_at"].endswith("Z")
+    assert set(alert) == {
+        "alert_id",
+        "ticket_id",
+        "clock",
+        "kind",
+        "escalation_level",
+        "due_at",
+        "created_at",
+        "priority",
+        "customer_tier",
+        "policy_version",
+    }
+
+
+def test_resume_from_the_ring_and_from_before_it(server: RunningServer, database_url: str) -> None:
+    """?after= inside the ring is served from memory, older than the ring by a replay from the
+    server; both continue live, each alert once and in order."""
+    with run_bridge(f"127.0.0.1:{server.port}", SLAWATCH_BRIDGE_RING_SIZE="5") as bridge:
+        bridge.wait_up()
+        ids = write_alerts(database_url, 3) + write_alerts(database_url, 20)
+        bridge.wait_position(ids[-1])
+
+        async def scenario() -> tuple[list[int], list[int]]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"{bridge.ws_url}?after={ids[0]}") as old,
+                session.ws_connect(f"{bridge.ws_url}?after={ids[-3]}") as recent,
+            ):
+                assert (await receive(old))["resume_after"] == ids[0]
+                assert (await receive(recent))["resume_after"] == ids[-3]
+                got_old = await alerts_until(old, ids[-1])
+                got_recent = await alerts_until(recent, ids[-1])
+                more = await asyncio.to_thread(write_alerts, database_url, 2)
+                got_old += await alerts_until(old, more[-1])
+                got_recent += await alerts_until(recent, more[-1])
+                return got_old, got_recent
+
+        got_old, got_recent = asyncio.run(scenario())
+    assert got_old[: len(ids) - 1] == ids[1:]
+    assert got_recent[:2] == ids[-2:]
+    assert got_old[len(ids) - 1 :] == got_recent[2:]
+    assert len(got_old) == len(set(got_old)) == len(ids) - 1 + 2
+
+
+def test_upstream_loss_and_recovery(servers: Servers, database_url: str) -> None:
+    """When the gRPC server goes away the bridge reports it (status message, /healthz 503) and
+    keeps its WebSockets; when the server returns it resumes from its last alert, so clients
+    receive what was written meanwhile."""
+    servers.start()
+    with run_bridge(servers.target) as bridge:
+        bridge.wait_up()
+
+        async def scenario() -> tuple[list[int], list[int]]:
+            async with aiohttp.ClientSession() as session, session.ws_connect(bridge.ws_url) as ws:
+                await receive(ws)
+                before = await asyncio.to_thread(write_alerts, database_url, 3)
+                got = await alerts_until(ws, before[-1])
+
+                await asyncio.to_thread(servers.stop)
+                while (await receive(ws)) != {"type": "status", "upstream": "down"}:
+                    pass
+                status, body = await asyncio.to_thread(bridge.health)
+                assert status == 503 and body["upstream"] == "down"
+                during = await asyncio.to_thread(write_alerts, database_url, 4)
+
+                await asyncio.to_thread(servers.start)
+                await asyncio.to_thread(bridge.wait_up)
+                after = await asyncio.to_thread(write_alerts, database_url, 2)
+                got += await alerts_until(ws, after[-1])
+                return got, before + during + after
+
+        got, expected = asyncio.run(scenario())
+    assert got == expected
+
+
+def test_slow_client_is_closed_with_4008_and_resumes(
+    server: RunningServer, database_url: str
+) -> None:
+    """A client that stops reading is closed with 4008 and a reason naming the id to resume
+    after; reconnecting with it delivers the rest, nothing twice. Others are not held back."""
+    with run_bridge(f"127.0.0.1:{server.port}", SLAWATCH_BRIDGE_CLIENT_QUEUE="20") as bridge:
+        bridge.wait_up()
+
+        async def scenario() -> tuple[list[int], list[int], aiohttp.WSMessage]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(bridge.ws_url) as slow,
+                session.ws_connect(bridge.ws_url) as fast,
+            ):
+                start = (await receive(slow))["resume_after"]
+                await receive(fast)
+                written: list[int] = []
+                fast_got: list[int] = []
+                while (await asyncio.to_thread(bridge.health))[1]["slow_closed"] == 0:
+                    written += await asyncio.to_thread(write_alerts, database_url, 200)
+                    fast_got += await alerts_until(fast, written[-1])
+                    assert len(written) < 200_000, "the slow client was never closed"
+                assert fast_got == written
+
+                got: list[int] = []
+                while True:
+                    msg = await slow.receive(timeout=TIMEOUT)
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    message = json.loads(msg.data)
+                    if message["type"] == "alert":
+                        got.append(message["alert"]["alert_id"])
+                closed = msg
+                resume = got[-1] if got else start
+                async with session.ws_connect(f"{bridge.ws_url}?after={resume}") as again:
+                    await receive(again)
+                    got += await alerts_until(again, written[-1])
+                return got, written, closed
+
+        got, written, closed = asyncio.run(scenario())
+    assert closed.type == aiohttp.WSMsgType.CLOSE
+    assert closed.data == CLOSE_TOO_SLOW
+    assert "after=" in closed.extra
+    assert got == written
+
+
+def test_origin_allow_list(server: RunningServer) -> None:
+    """Browsers on other origins are refused (403) unless listed; the bridge's own page and
+    non-browser clients (no Origin) are accepted."""
+    with run_bridge(
+        f"127.0.0.1:{server.port}", SLAWATCH_BRIDGE_ALLOWED_ORIGINS="https://dash.example.com"
+    ) as bridge:
+
+        async def handshake(origin: str | None) -> int:
+            headers = {"Origin": origin} if origin else {}
+            async with aiohttp.ClientSession() as session:
+                try:
+                    async with session.ws_connect(bridge.ws_url, headers=headers) as ws:
+                        await receive(ws)
+                        return 101
+                except aiohttp.WSServerHandshakeError as err:
+                    return err.status
+
+        async def scenario() -> list[int]:
+            return [
+                await handshake(None),
+                await handshake(bridge.url),
+                await handshake("https://dash.example.com"),
+                await handshake("https://evil.example.com"),
+                await handshake("http://localhost:1"),
+            ]
+
+        assert asyncio.run(scenario()) == [101, 101, 101, 403, 403]
+
+
+def test_bad_after_is_refused(bridge: Bridge) -> None:
+    async def status(query: str) -> int:
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(f"{bridge.ws_url}?{query}"):
+                    return 101
+            except aiohttp.WSServerHandshakeError as err:
+                return err.status
+
+    assert asyncio.run(status("after=-1")) == 400
+    assert asyncio.run(status("after=abc")) == 400
+
+
+def test_dashboard_api_and_health(stub: pb_grpc.TicketServiceStub, bridge: Bridge) -> None:
+    """/api/dashboard is GetDashboard as JSON (counts per state, tickets); bad filters are 400;
+    /healthz reports the upstream."""
+    stub.IngestTickets(pb.IngestTicketsRequest(events=[event("D-1"), event("D-2", tier="silver")]))
+    status, body = get_json(f"{bridge.url}/api/dashboard?page_size=1")
+    assert status == 200
+    assert set(body["counts"]) == {"ok", "warning", "breached", "met"}
+    assert sum(body["counts"].values()) == 2
+    assert len(body["tickets"]) == 1 and body["next_page_token"]
+    ticket = body["tickets"][0]
+    assert ticket["status"] == "open" and ticket["sla_state"] in body["counts"]
+    status, body = get_json(f"{bridge.url}/api/dashboard?tier=silver")
+    assert [t["ticket_id"] for t in body["tickets"]] == ["D-2"]
+    assert get_json(f"{bridge.url}/api/dashboard?state=nope")[0] == 400
+    assert get_json(f"{bridge.url}/api/dashboard?page_size=9999")[0] == 400
+    status, health = bridge.health()
+    assert status == 200 and health["upstream"] == "up"
+
+
+def test_sigterm_closes_websockets_with_1001_and_exits(bridge: Bridge) -> None:
+    """SIGTERM with WebSockets open: each is closed with 1001 (going away) and the process
+    exits 0."""
+
+    async def scenario() -> list[aiohttp.WSMessage]:
+        async with aiohttp.ClientSession() as session:
+            sockets = [await session.ws_connect(bridge.ws_url) for _ in range(3)]
+            for ws in sockets:
+                await receive(ws)
+            bridge.proc.send_signal(signal.SIGTERM)
+            closes = []
+            for ws in sockets:
+                while (msg := await ws.receive(timeout=TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
+                    pass
+                closes.append(msg)
+            return closes
+
+    closes = asyncio.run(scenario())
+    assert all(c.type == aiohttp.WSMsgType.CLOSE and c.data == CLOSE_GOING_AWAY for c in closes)
+    assert all("after=" in c.extra for c in closes)
+    assert bridge.proc.wait(30) == 0

@@ -1,0 +1,78 @@
+"""The real bridge process (cmd/slawatch-bridge) for tests, and small HTTP/WebSocket helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from internal.embedded.ports import free_port
+from support.env import ROOT
+from support.servers import process, wait_for
+
+
+@dataclass
+class Bridge:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/alerts"
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        return get_json(f"{self.url}/healthz")
+
+    def wait_up(self, timeout: float = 60) -> dict[str, Any]:
+        wait_for(lambda: self.health()[0] == 200, timeout, "bridge upstream up")
+        return self.health()[1]
+
+    def wait_position(self, alert_id: int, timeout: float = 60) -> None:
+        """Until the bridge's feed has received `alert_id`."""
+        wait_for(
+            lambda: (self.health()[1].get("last_alert_id") or 0) >= alert_id,
+            timeout,
+            f"bridge received alert {alert_id}",
+        )
+
+
+def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        get_json(f"{url}/healthz")
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def run_bridge(grpc_target: str, port: int | None = None, **env: str) -> Iterator[Bridge]:
+    """The bridge on a loopback port, once it answers HTTP (its upstream may still be down)."""
+    port = port or free_port()
+    full_env = {
+        "SLAWATCH_BRIDGE_HOST": "127.0.0.1",
+        "SLAWATCH_BRIDGE_PORT": str(port),
+        "SLAWATCH_GRPC_TARGET": grpc_target,
+        **env,
+    }
+    with process([str(ROOT / "cmd/slawatch-bridge/main.py")], full_env, "bridge") as proc:
+        bridge = Bridge(proc, port)
+        wait_for(lambda: proc.poll() is not None or _answers(bridge.url), what="bridge serving")
+        assert proc.poll() is None, "the bridge exited at start"
+        yield bridge
