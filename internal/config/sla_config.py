@@ -7,6 +7,7 @@ who saved a broken file can fix it from one log line.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class SlaConfig:
         return Rules(self.ladder, self.pause_statuses, self.version)
 
 
+MAX_DURATION_SECONDS = 3650 * 86400
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DEFAULT_STEPS = (
@@ -70,8 +72,8 @@ def parse_duration(value: object, key: str) -> float:
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     else:
         raise ConfigError(f"{key}: expected a duration such as 900, '15m' or '4h', got {value!r}")
-    if seconds <= 0:
-        raise ConfigError(f"{key}: a duration must be positive, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION_SECONDS:
+        raise ConfigError(f"{key}: a duration must be positive and at most 3650d, got {value!r}")
     return seconds
 
 
@@ -109,10 +111,15 @@ def _parse_ladder(raw: object) -> Ladder:
             if required not in entry:
                 raise ConfigError(f"{key}.{required}: missing")
         pct, level, kind = entry["at_percent"], entry["level"], entry["kind"]
-        if isinstance(pct, bool) or not isinstance(pct, int | float) or pct <= 0:
-            raise ConfigError(f"{key}.at_percent: expected a positive number, got {pct!r}")
-        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-            raise ConfigError(f"{key}.level: expected an integer >= 1, got {level!r}")
+        if (
+            isinstance(pct, bool)
+            or not isinstance(pct, int | float)
+            or not math.isfinite(pct)
+            or not 0 < pct <= 10_000
+        ):
+            raise ConfigError(f"{key}.at_percent: expected a number in (0, 10000], got {pct!r}")
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 1000:
+            raise ConfigError(f"{key}.level: expected an integer from 1 to 1000, got {level!r}")
         if kind not in {k.value for k in AlertKind}:
             raise ConfigError(f"{key}.kind: expected 'warning' or 'breach', got {kind!r}")
         notify = _list(entry.get("notify", []), f"{key}.notify")
