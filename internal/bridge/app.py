@@ -75,6 +75,7 @@ async def healthz(request: web.Request) -> web.Response:
         "ring": len(feed.ring),
         "slow_closed": feed.slow_closed,
         "upstream_connects": feed.upstream_connects,
+        "upstream_error": feed.last_error,
     }
     return web.json_response(body, status=200 if feed.state == "up" else 503)
 
@@ -94,7 +95,9 @@ async def api_dashboard(request: web.Request) -> web.Response:
         return web.json_response({"error": f"bad query: {err}"}, status=400)
     try:
         response = await request.app[STUB].GetDashboard(
-            dashboard_request, timeout=DASHBOARD_TIMEOUT_SECONDS
+            dashboard_request,
+            timeout=DASHBOARD_TIMEOUT_SECONDS,
+            metadata=request.app[SETTINGS].upstream_metadata,
         )
     except grpc.aio.AioRpcError as err:
         status = 400 if err.code() == grpc.StatusCode.INVALID_ARGUMENT else 503
@@ -117,11 +120,30 @@ async def index(request: web.Request) -> web.FileResponse:
     )
 
 
+def _credentials(settings: BridgeSettings) -> grpc.ChannelCredentials | None:
+    if not (settings.upstream_tls_ca or settings.upstream_tls_cert):
+        return None
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path else None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(settings.upstream_tls_ca),
+        private_key=read(settings.upstream_tls_key),
+        certificate_chain=read(settings.upstream_tls_cert),
+    )
+
+
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    channel = grpc.aio.insecure_channel(settings.grpc_target, options=list(CHANNEL_OPTIONS))
+    credentials = await asyncio.to_thread(_credentials, settings)
+    options = list(CHANNEL_OPTIONS)
+    if credentials is None:
+        channel = grpc.aio.insecure_channel(settings.grpc_target, options=options)
+    else:
+        channel = grpc.aio.secure_channel(settings.grpc_target, credentials, options=options)
     stub = pb_grpc.TicketServiceStub(channel)
-    feed = AlertFeed(stub, settings.ring_size, settings.replay_slots)
+    feed = AlertFeed(stub, settings.ring_size, settings.replay_slots, settings.upstream_metadata)
     app[FEED] = feed
     app[STUB] = stub
     tasks = [

@@ -69,9 +69,15 @@ def backoff(attempt: int) -> float:
 
 class AlertFeed:
     def __init__(
-        self, stub: pb_grpc.TicketServiceAsyncStub, ring_size: int, replay_slots: int
+        self,
+        stub: pb_grpc.TicketServiceAsyncStub,
+        ring_size: int,
+        replay_slots: int,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._stub = stub
+        self._metadata = metadata
+        self.last_error: str | None = None
         self.ring: deque[FeedItem] = deque(maxlen=ring_size)
         self.ring_floor: int | None = None  # the ring has every alert with a larger id
         self.position: int | None = None
@@ -103,7 +109,9 @@ class AlertFeed:
     async def replay(self, after: int, until: int) -> AsyncIterator[FeedItem]:
         """Stored alerts after `after` through `until`, straight from the server."""
         async with self._replay_slots:
-            call = self._stub.WatchAlerts(pb.WatchAlertsRequest(after_alert_id=after))
+            call = self._stub.WatchAlerts(
+                pb.WatchAlertsRequest(after_alert_id=after), metadata=self._metadata
+            )
             try:
                 async for response in call:
                     alert_id = response.alert.alert_id
@@ -122,7 +130,7 @@ class AlertFeed:
             request = pb.WatchAlertsRequest()
             if self.position is not None:
                 request.after_alert_id = self.position
-            call = self._stub.WatchAlerts(request)
+            call = self._stub.WatchAlerts(request, metadata=self._metadata)
             try:
                 metadata = await call.initial_metadata()
                 for key, value in metadata or ():
@@ -130,14 +138,14 @@ class AlertFeed:
                         self.position = self.ring_floor = int(value)
                 if self.position is not None:
                     attempt = 0
+                    self.last_error = None
                     self._set_state("up")
                 async for response in call:
                     self._publish(response.alert)
                 log.warning("upstream WatchAlerts ended; reconnecting")
             except grpc.aio.AioRpcError as err:
-                log.warning(
-                    "upstream WatchAlerts: %s %s; reconnecting", err.code().name, err.details()
-                )
+                self.last_error = f"{err.code().name}: {err.details()}"
+                log.warning("upstream WatchAlerts: %s; reconnecting", self.last_error)
             finally:
                 call.cancel()
             self._set_state("down")

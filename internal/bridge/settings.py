@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class BridgeSettingsError(ValueError):
@@ -24,11 +25,22 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     return value
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class BridgeSettings:
-    host: str = "0.0.0.0"
+    # Loopback by default: the bridge shows its token's alerts to whoever reaches it, without
+    # authenticating browsers (docs/realtime.md); expose it deliberately, behind a proxy.
+    host: str = "127.0.0.1"
     port: int = 8080
     grpc_target: str = "127.0.0.1:50051"
+    upstream_token: str | None = None  # bearer token with the watch and read roles
+    upstream_tls_ca: Path | None = None  # TLS to the server, trusting this CA
+    upstream_tls_cert: Path | None = None  # client certificate, when the server wants mTLS
+    upstream_tls_key: Path | None = None
     # Origins (scheme://host[:port]) besides the bridge's own whose pages may open the WebSocket.
     allowed_origins: frozenset[str] = frozenset()
     ring_size: int = 10_000  # recent alerts kept for clients resuming with ?after=
@@ -46,6 +58,10 @@ class BridgeSettings:
             host=env.get("SLAWATCH_BRIDGE_HOST") or cls.host,
             port=int(_number(env, "SLAWATCH_BRIDGE_PORT", cls.port, 0)),
             grpc_target=env.get("SLAWATCH_GRPC_TARGET") or f"127.0.0.1:{grpc_port}",
+            upstream_token=env.get("SLAWATCH_UPSTREAM_TOKEN") or None,
+            upstream_tls_ca=_path(env, "SLAWATCH_UPSTREAM_TLS_CA"),
+            upstream_tls_cert=_path(env, "SLAWATCH_UPSTREAM_TLS_CERT"),
+            upstream_tls_key=_path(env, "SLAWATCH_UPSTREAM_TLS_KEY"),
             allowed_origins=frozenset(
                 o.strip().rstrip("/").lower() for o in origins.split(",") if o.strip()
             ),
@@ -57,3 +73,9 @@ class BridgeSettings:
             replay_slots=int(_number(env, "SLAWATCH_BRIDGE_REPLAY_SLOTS", cls.replay_slots, 1)),
             log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),
         )
+
+    @property
+    def upstream_metadata(self) -> tuple[tuple[str, str], ...]:
+        if not self.upstream_token:
+            return ()
+        return (("authorization", f"Bearer {self.upstream_token}"),)

@@ -2,7 +2,7 @@
 
     from slawatch import SlawatchClient
 
-    with SlawatchClient("slawatch:50051") as client:
+    with SlawatchClient("slawatch:50051", token=os.environ["SLAWATCH_TOKEN"]) as client:
         client.ingest(events)                       # retried on UNAVAILABLE: ingest is idempotent
         detail = client.get_ticket("T-1")
         for ticket in client.iter_dashboard(states=[pb.SLA_STATE_BREACHED]):
@@ -81,8 +81,10 @@ def backoff_delay(attempt: int, base: float = 0.1, cap: float = 10.0) -> float:
 class SlawatchClient:
     """One channel to a slawatch server. Thread-safe; close it (or use `with`) when done.
 
-    target: "host:port". credentials: TLS/channel credentials (None: plaintext).
-    metadata: sent with every call (for example an authorization header).
+    target: "host:port". credentials: TLS/channel credentials (None: plaintext), for example
+    `grpc.ssl_channel_credentials(root_certificates=ca_pem)`.
+    token: the bearer token the server knows this caller by (sent as `authorization`).
+    metadata: more metadata sent with every call.
     timeout: default deadline in seconds of each unary call, retries included.
     """
 
@@ -91,6 +93,7 @@ class SlawatchClient:
         target: str,
         *,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
         metadata: Metadata = (),
         timeout: float = DEFAULT_TIMEOUT,
         options: Sequence[tuple[str, int | str]] = (),
@@ -101,7 +104,8 @@ class SlawatchClient:
         else:
             self._channel = grpc.secure_channel(target, credentials, options=channel_options)
         self.stub = pb_grpc.TicketServiceStub(self._channel)
-        self._metadata: _CallMetadata = tuple(metadata)
+        auth = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata: _CallMetadata = (*auth, *metadata)
         self._timeout = timeout
 
     def __enter__(self) -> SlawatchClient:

@@ -15,13 +15,15 @@ import aiohttp
 import pytest
 
 from internal.bridge.client import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
-from internal.rpc.server import RunningServer
+from internal.rpc.auth import hash_token
+from internal.rpc.server import RunningServer, start_server
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
-from support.alerts import breach_by_evaluation, write_alerts
+from support.alerts import Shape, breach_by_evaluation, write_alerts
 from support.bridge import Bridge, get_json, run_bridge
+from support.env import make_settings
 from support.events import event
-from support.servers import Servers
+from support.servers import Servers, wait_for
 
 TIMEOUT = 60.0
 
@@ -286,3 +288,53 @@ def test_sigterm_closes_websockets_with_1001_and_exits(bridge: Bridge) -> None:
     assert all(c.type == aiohttp.WSMsgType.CLOSE and c.data == CLOSE_GOING_AWAY for c in closes)
     assert all("after=" in c.extra for c in closes)
     assert bridge.proc.wait(30) == 0
+
+
+def test_bridge_authenticates_upstream_with_its_token(database_url: str, config_path: Path) -> None:
+    """Against a server that requires tokens, the bridge calls with SLAWATCH_UPSTREAM_TOKEN and
+    streams that token's tenant only; with a wrong token it stays down and /healthz says why."""
+    token = "bridge-upstream-secret"
+    tokens = [
+        {
+            "name": "bridge",
+            "sha256": hash_token(token),
+            "tenant": "acme",
+            "roles": ["watch", "read"],
+        }
+    ]
+    running = start_server(
+        make_settings(
+            database_url, config_path, SLAWATCH_INSECURE_DEV="", SLAWATCH_TOKENS=json.dumps(tokens)
+        ),
+        bind="127.0.0.1",
+    )
+    target = f"127.0.0.1:{running.port}"
+    try:
+        with run_bridge(target, SLAWATCH_UPSTREAM_TOKEN="not-the-token") as refused:
+            wait_for(
+                lambda: (refused.health()[1].get("upstream_error") or "").startswith(
+                    "UNAUTHENTICATED"
+                ),
+                what="upstream refused",
+            )
+            assert refused.health()[0] == 503
+        with run_bridge(target, SLAWATCH_UPSTREAM_TOKEN=token) as bridge:
+            bridge.wait_up()
+
+            async def scenario() -> tuple[list[int], list[int]]:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.ws_connect(bridge.ws_url) as ws,
+                ):
+                    await receive(ws)
+                    await asyncio.to_thread(write_alerts, database_url, 3)  # tenant "default"
+                    acme = await asyncio.to_thread(
+                        write_alerts, database_url, 2, Shape(tenant="acme")
+                    )
+                    return await alerts_until(ws, acme[-1]), acme
+
+            got, acme = asyncio.run(scenario())
+            assert got == acme
+            assert get_json(f"{bridge.url}/api/dashboard")[0] == 200
+    finally:
+        running.stop(grace=1)

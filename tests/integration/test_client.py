@@ -3,6 +3,7 @@ resume on their own across restarts and slow-consumer ends."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -13,9 +14,12 @@ import grpc
 import pytest
 
 from internal.rpc.alert_stream import StreamOptions
+from internal.rpc.auth import hash_token
+from internal.rpc.server import start_server
 from slawatch import AlertWatch, SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
-from support.alerts import stored_ids, write_alerts
+from support.alerts import Shape, stored_ids, write_alerts
+from support.env import make_settings
 from support.events import event
 from support.servers import Servers, wait_for
 
@@ -209,3 +213,40 @@ def test_close_ends_a_waiting_watch(servers: Servers) -> None:
         wait_for(lambda: watch.last_alert_id is not None, what="stream started")
         collector.close()
     assert collector.error is None and collector.ids == []
+
+
+def test_token_is_sent_and_auth_errors_are_not_retried(
+    database_url: str, config_path: Path
+) -> None:
+    """token= authenticates every call (the stream included); a watch without a valid token
+    raises UNAUTHENTICATED instead of reconnecting for ever."""
+    token = "client-secret-token"
+    tokens = [
+        {
+            "name": "svc",
+            "sha256": hash_token(token),
+            "tenant": "acme",
+            "roles": ["ingest", "read", "watch"],
+        }
+    ]
+    running = start_server(
+        make_settings(
+            database_url, config_path, SLAWATCH_INSECURE_DEV="", SLAWATCH_TOKENS=json.dumps(tokens)
+        ),
+        bind="127.0.0.1",
+    )
+    target = f"127.0.0.1:{running.port}"
+    try:
+        with SlawatchClient(target, token=token) as client:
+            assert client.ingest([event("AUTH-1")])[0].outcome == pb.INGEST_OUTCOME_CREATED
+            assert client.get_ticket("AUTH-1").ticket.ticket_id == "AUTH-1"
+            watch = client.watch_alerts(after_alert_id=0)
+            ids = write_alerts(database_url, 2, Shape(tenant="acme"))
+            assert [next(watch).alert_id for _ in ids] == ids
+            watch.close()
+        with SlawatchClient(target, token="wrong") as client:
+            with pytest.raises(grpc.RpcError) as info:
+                next(client.watch_alerts())
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        running.stop(grace=1)

@@ -379,6 +379,7 @@ def test_sigterm_ends_streams_with_unavailable(database_url: str, config_path: P
         "DATABASE_URL": database_url,
         "SLA_CONFIG_PATH": str(config_path),
         "SLAWATCH_GRPC_PORT": str(port),
+        "SLAWATCH_INSECURE_DEV": "1",
     }
     with process([str(ROOT / "cmd/slawatch-server/main.py")], env, "server") as proc:
         target = f"127.0.0.1:{port}"
