@@ -144,8 +144,11 @@ class AlertFeed:
                     self._publish(response.alert)
                 log.warning("upstream WatchAlerts ended; reconnecting")
             except grpc.aio.AioRpcError as err:
-                self.last_error = f"{err.code().name}: {err.details()}"
-                log.warning("upstream WatchAlerts: %s; reconnecting", self.last_error)
+                error = f"{err.code().name}: {err.details()}"
+                # Once per outage, not once per retry.
+                level = logging.DEBUG if error == self.last_error else logging.WARNING
+                log.log(level, "upstream WatchAlerts: %s; reconnecting", error)
+                self.last_error = error
             finally:
                 call.cancel()
             self._set_state("down")

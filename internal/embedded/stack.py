@@ -41,6 +41,7 @@ PROCESSES = (
     Process("server", "cmd/slawatch-server/main.py"),
     Process("worker", "cmd/slawatch-worker/main.py"),
     Process("scheduler", "cmd/slawatch-scheduler/main.py"),
+    Process("bridge", "cmd/slawatch-bridge/main.py"),
 )
 
 
@@ -147,7 +148,13 @@ def run(root: Path) -> int:
         token = stack.ensure_dev_token()
         stack.start_processes()
         port = stack.env.get("SLAWATCH_GRPC_PORT", "50051")
-        log.info("slawatch is up: gRPC on 127.0.0.1:%s; Ctrl-C stops everything", port)
+        page = f"http://127.0.0.1:{stack.env.get('SLAWATCH_BRIDGE_PORT') or '8080'}/"
+        log.info(
+            "slawatch is up: gRPC on 127.0.0.1:%s, live page %s; Ctrl-C stops everything",
+            port,
+            page,
+        )
+        print(f"\nlive alerts page: {page}", flush=True)
         if token:
             # Printed plainly as well: this is what a developer copies into grpcurl.
             print(

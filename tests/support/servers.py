@@ -65,7 +65,7 @@ def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subproc
                     proc.wait()
             if failed:
                 print(f"--- {name} output ---\n{log_path.read_text(errors='replace')[-6000:]}")
-    log_path.unlink(missing_ok=True)
+            log_path.unlink(missing_ok=True)
 
 
 def channel_ready(target: str, timeout: float = DEFAULT_WAIT) -> None:
