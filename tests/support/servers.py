@@ -47,9 +47,9 @@ def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subproc
     log_path.parent.mkdir(parents=True, exist_ok=True)
     failed = False
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, *args], env={**os.environ, **env}, stdout=log, stderr=log
-        )
+        # Child servers run as the development tenant unless the test configures tokens.
+        full_env = {**os.environ, "SLAWATCH_INSECURE_DEV": "1", **env}
+        proc = subprocess.Popen([sys.executable, *args], env=full_env, stdout=log, stderr=log)
         try:
             yield proc
         except BaseException:
