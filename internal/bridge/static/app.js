@@ -145,14 +145,16 @@ function renderUrgent(tickets) {
   body.replaceChildren(
     ...tickets.map((t) => {
       const row = document.createElement("tr");
-      const due = t.resolution.due_at || t.response.due_at;
+      // The earliest running due time: what puts the ticket at this place in the list.
+      const dues = [t.response.due_at, t.resolution.due_at].filter(Boolean).map((d) => new Date(d));
+      const due = dues.length ? new Date(Math.min(...dues)) : null;
       row.append(
         text("td", "ticket", t.ticket_id),
         text("td", `state-${t.sla_state}`, t.sla_state),
         text("td", "", t.priority),
         text("td", "", t.customer_tier),
         text("td", "", String(t.escalation_level)),
-        text("td", "", due ? new Date(due).toLocaleString() : "–"),
+        text("td", "", due ? due.toLocaleString() : "–"),
       );
       return row;
     }),
