@@ -111,7 +111,9 @@ def watch(
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
     except HubUnavailable as err:
         context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
-    context.add_callback(sub.close)
+    if not context.add_callback(sub.close):  # the client is already gone
+        hub.unsubscribe(sub)
+        return
     try:
         try:
             if after is None:
