@@ -19,6 +19,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's chromium for the live-page test; Playwright (from PyPI) drives it through
+# executable_path, so no browser is ever downloaded.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
@@ -42,7 +51,7 @@ typecheck: $(STAMP)
 buf-lint: node_modules/.installed
 	npx --no-install buf lint
 
-pytest: $(STAMP) node_modules/.installed
+pytest: $(STAMP) node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck proto-check buf-lint pytest
