@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from internal.config.tokens import Role, hash_token
 from internal.embedded.postgres import EmbeddedPostgres
 from internal.embedded.redis import EmbeddedRedis
-from internal.rpc.auth import Role, hash_token
 
 log = logging.getLogger(__name__)
 

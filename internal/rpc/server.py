@@ -25,15 +25,10 @@ from grpc_reflection.v1alpha import reflection
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
+from internal.config.tokens import AuthConfigError, Authenticator, build_authenticator
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
-from internal.rpc.auth import (
-    DEV_TENANT,
-    AuthConfigError,
-    Authenticator,
-    AuthInterceptor,
-    load_tokens,
-)
+from internal.rpc.auth import AuthInterceptor
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool, ping
 from internal.store.migrate import migrate
@@ -135,22 +130,15 @@ class SecurityConfigError(ValueError):
 
 def authenticator_for(settings: Settings) -> Authenticator:
     try:
-        tokens = load_tokens(settings.tokens_json, settings.tokens_file)
+        return build_authenticator(
+            settings.tokens_json,
+            settings.tokens_file,
+            insecure_dev=settings.insecure_dev,
+            rate_per_second=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+        )
     except AuthConfigError as err:
         raise SecurityConfigError(str(err)) from None
-    if not tokens and not settings.insecure_dev:
-        raise SecurityConfigError(
-            "no tokens configured (SLAWATCH_TOKENS or SLAWATCH_TOKENS_FILE); refusing to serve"
-            " unauthenticated. For local development only, set SLAWATCH_INSECURE_DEV=1."
-        )
-    if not tokens:
-        log.warning("SLAWATCH_INSECURE_DEV: every caller is tenant %r with every role", DEV_TENANT)
-    return Authenticator(
-        tokens,
-        insecure_dev=settings.insecure_dev,
-        rate_per_second=settings.rate_limit_per_second,
-        burst=settings.rate_limit_burst,
-    )
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -1,0 +1,216 @@
+"""Bearer tokens: their configuration, their hashes, and who a presented token is.
+
+Transport-neutral on purpose: the gRPC server (internal/rpc/auth.py) and the WebSocket bridge
+(internal/bridge) authenticate callers against the same SLAWATCH_TOKENS / SLAWATCH_TOKENS_FILE,
+so a token means the same tenant and roles on both sides.
+
+Tokens are configured as SHA-256 hashes, each bound to one tenant and a set of roles; the clear
+token is never stored or logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+DEV_TENANT = "default"
+
+
+class Role(StrEnum):
+    INGEST = "ingest"
+    READ = "read"
+    WATCH = "watch"
+
+
+class AuthConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str  # the token's label, safe to log
+    tenant: str
+    roles: frozenset[Role]
+
+
+DEV_PRINCIPAL = Principal("insecure-dev", DEV_TENANT, frozenset(Role))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None for anything else."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+@dataclass
+class TokenBucket:
+    """`rate` requests per second on average, bursts up to `burst`."""
+
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Authenticator:
+    def __init__(
+        self,
+        tokens: Mapping[str, Principal],
+        *,
+        insecure_dev: bool = False,
+        rate_per_second: float = 0.0,
+        burst: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tokens = dict(tokens)  # sha256 hex -> principal
+        self.insecure_dev = insecure_dev
+        self._rate = rate_per_second
+        self._burst = burst or max(rate_per_second, 1.0)
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._tokens)
+
+    @property
+    def open_dev(self) -> bool:
+        """No tokens and the insecure switch: every caller is DEV_PRINCIPAL."""
+        return self.insecure_dev and not self.configured
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """The principal of an `Authorization` header value (`Bearer <token>`)."""
+        token = bearer_token(authorization)
+        return None if token is None else self.lookup(token)
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal of a clear token; None when it is not configured."""
+        if not token:
+            return None
+        digest = hash_token(token)
+        for known, principal in self._tokens.items():
+            # Constant-time comparison: the hash must not leak through timing.
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+    def allow(self, principal: Principal) -> bool:
+        """The per-token request rate; always True when no rate is configured."""
+        if self._rate <= 0:
+            return True
+        with self._lock:
+            bucket = self._buckets.setdefault(principal.name, TokenBucket(self._rate, self._burst))
+            return bucket.take(self._clock())
+
+
+def parse_tokens(raw: Any, source: str) -> dict[str, Principal]:
+    """`[{name, sha256, tenant, roles}]`; errors name the entry and field."""
+    if not isinstance(raw, list):
+        raise AuthConfigError(f"{source}: expected a list of tokens")
+    tokens: dict[str, Principal] = {}
+    names: set[str] = set()
+    for i, entry in enumerate(raw):
+        key = f"{source}[{i}]"
+        if not isinstance(entry, dict):
+            raise AuthConfigError(f"{key}: expected a mapping")
+        name, digest, tenant, roles = (entry.get(k) for k in ("name", "sha256", "tenant", "roles"))
+        if not isinstance(name, str) or not name or name in names:
+            raise AuthConfigError(f"{key}.name: a unique, non-empty label is required")
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
+        ):
+            raise AuthConfigError(f"{key}.sha256: expected 64 lowercase hex characters")
+        if not isinstance(tenant, str) or not tenant or len(tenant) > 64:
+            raise AuthConfigError(f"{key}.tenant: expected a tenant name of 1-64 characters")
+        if not isinstance(roles, list) or not roles:
+            raise AuthConfigError(f"{key}.roles: expected a non-empty list")
+        try:
+            parsed = frozenset(Role(r) for r in roles)
+        except ValueError:
+            raise AuthConfigError(
+                f"{key}.roles: unknown role (known: {', '.join(r.value for r in Role)})"
+            ) from None
+        names.add(name)
+        tokens[digest] = Principal(name, tenant, parsed)
+    return tokens
+
+
+def load_tokens(inline: str | None, path: Path | None) -> dict[str, Principal]:
+    """Tokens from SLAWATCH_TOKENS (JSON) and/or SLAWATCH_TOKENS_FILE (YAML or JSON)."""
+    tokens: dict[str, Principal] = {}
+    if inline:
+        try:
+            tokens.update(parse_tokens(json.loads(inline), "SLAWATCH_TOKENS"))
+        except json.JSONDecodeError as err:
+            raise AuthConfigError(f"SLAWATCH_TOKENS: not valid JSON: {err.msg}") from None
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as err:
+            raise AuthConfigError(f"{path}: cannot read: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise AuthConfigError(f"{path}: not valid YAML: {err}") from None
+        tokens.update(parse_tokens(raw, str(path)))
+    return tokens
+
+
+def build_authenticator(
+    inline: str | None,
+    path: Path | None,
+    *,
+    insecure_dev: bool,
+    rate_per_second: float = 0.0,
+    burst: float = 0.0,
+) -> Authenticator:
+    """The configured tokens, or (only with the explicit switch) the open development mode.
+
+    Secure by default: no tokens and no SLAWATCH_INSECURE_DEV is an AuthConfigError, so that a
+    forgotten variable never serves tenant data unauthenticated.
+    """
+    tokens = load_tokens(inline, path)
+    if not tokens and not insecure_dev:
+        raise AuthConfigError(
+            "no tokens configured (SLAWATCH_TOKENS or SLAWATCH_TOKENS_FILE); refusing to serve"
+            " unauthenticated. For local development only, set SLAWATCH_INSECURE_DEV=1."
+        )
+    if not tokens:
+        log.warning("SLAWATCH_INSECURE_DEV: every caller is tenant %r with every role", DEV_TENANT)
+    return Authenticator(
+        tokens, insecure_dev=insecure_dev, rate_per_second=rate_per_second, burst=burst
+    )
