@@ -272,7 +272,12 @@ def main() -> None:
         config = Path(tmp) / "sla_config.yaml"
         config.write_text((ROOT / "sla_config.yaml").read_text())
         max_streams = str(args.streams + 100)
-        with server_process(db, config, SLAWATCH_MAX_STREAMS=max_streams) as server:
+        with server_process(
+            db,
+            config,
+            SLAWATCH_MAX_STREAMS=max_streams,
+            SLAWATCH_MAX_STREAMS_PER_TENANT=max_streams,
+        ) as server:
             if args.only in (None, "grpc"):
                 asyncio.run(
                     grpc_streams(

@@ -147,12 +147,14 @@ class AlertHub:
         database_url: str,
         *,
         max_subscribers: int,
+        max_per_tenant: int | None = None,
         queue_size: int,
         poll_interval: float = 5.0,
         page_size: int = 1000,
     ) -> None:
         self._url = database_url
         self.max_subscribers = max_subscribers
+        self.max_per_tenant = max_per_tenant or max_subscribers
         self.queue_size = queue_size
         self._poll_interval = poll_interval
         self._page = page_size
@@ -182,6 +184,13 @@ class AlertHub:
             if len(self._subs) >= self.max_subscribers:
                 raise TooManySubscribers(
                     f"at most {self.max_subscribers} concurrent WatchAlerts streams per server"
+                    " (SLAWATCH_MAX_STREAMS)"
+                )
+            # One tenant must not take every stream of a server shared with others.
+            if sum(s.wanted.tenant == wanted.tenant for s in self._subs) >= self.max_per_tenant:
+                raise TooManySubscribers(
+                    f"at most {self.max_per_tenant} concurrent WatchAlerts streams per tenant"
+                    " (SLAWATCH_MAX_STREAMS_PER_TENANT)"
                 )
             self._subs = (*self._subs, sub)
         return sub

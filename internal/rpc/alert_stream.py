@@ -54,6 +54,7 @@ class StreamOptions:
     """
 
     max_streams: int = 1000
+    max_streams_per_tenant: int = 500  # of max_streams; at most max_streams in effect
     queue_size: int = 10_000  # alerts a stream may fall behind before it is ended
     poll_interval: float = 5.0  # safety-net read of the table when no NOTIFY arrives
     replay_page: int = 500
@@ -64,6 +65,9 @@ class StreamOptions:
         defaults = cls()
         return cls(
             max_streams=int(env.get("SLAWATCH_MAX_STREAMS") or defaults.max_streams),
+            max_streams_per_tenant=int(
+                env.get("SLAWATCH_MAX_STREAMS_PER_TENANT") or defaults.max_streams_per_tenant
+            ),
             queue_size=int(env.get("SLAWATCH_STREAM_QUEUE_SIZE") or defaults.queue_size),
             poll_interval=float(env.get("SLAWATCH_STREAM_POLL_SECONDS") or defaults.poll_interval),
         )

@@ -172,6 +172,7 @@ def start_server(
     hub = AlertHub(
         settings.database_url,
         max_subscribers=streams.max_streams,
+        max_per_tenant=streams.max_streams_per_tenant,
         queue_size=streams.queue_size,
         poll_interval=streams.poll_interval,
         # A single read never exceeds a queue on its own; falling behind takes several.

@@ -16,8 +16,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from internal.config.sla_config import load_config
+from internal.config.tokens import hash_token
 from internal.embedded.ports import free_port
-from internal.rpc.auth import hash_token
+from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import RunningServer, SecurityConfigError, start_server
 from internal.store.db import make_pool
 from internal.store.evaluate_repo import evaluate_batch
@@ -26,6 +27,7 @@ from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.certs import issue, make_ca
 from support.env import ROOT, make_settings
 from support.events import event
+from support.servers import wait_for
 
 TOKENS = {
     "acme-all": ("acme", ["ingest", "read", "watch"]),
@@ -246,6 +248,48 @@ def test_rate_limit_per_token(database_url: str, config_path: Path) -> None:
             assert "rate limit" in (info.value.details() or "")
             stub.GetDashboard(pb.GetDashboardRequest(), metadata=bearer("globex-all"))
     finally:
+        running.stop(grace=1)
+
+
+def test_concurrent_streams_per_tenant(database_url: str, config_path: Path) -> None:
+    """SLAWATCH_MAX_STREAMS_PER_TENANT: a tenant at its limit gets RESOURCE_EXHAUSTED naming the
+    limit, while another tenant on the same server still opens streams; a closed stream frees
+    its tenant's slot."""
+    settings = make_settings(
+        database_url, config_path, SLAWATCH_INSECURE_DEV="", SLAWATCH_TOKENS=tokens_json()
+    )
+    running = start_server(
+        settings, bind="127.0.0.1", streams=StreamOptions(max_streams=10, max_streams_per_tenant=2)
+    )
+    calls: list[Any] = []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.TicketServiceStub(channel)
+
+            def open_stream(token: str) -> Any:
+                call = stub.WatchAlerts(pb.WatchAlertsRequest(), metadata=bearer(token), timeout=60)
+                call.initial_metadata()  # the server has subscribed it
+                calls.append(call)
+                return call
+
+            open_stream("acme-all")
+            open_stream("acme-all")
+            with pytest.raises(grpc.RpcError) as info:
+                next(open_stream("acme-all"))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "SLAWATCH_MAX_STREAMS_PER_TENANT" in (info.value.details() or "")
+            assert "at most 2" in (info.value.details() or "")
+
+            open_stream("globex-all")
+            assert running.hub.subscriber_count == 3
+
+            calls[0].cancel()
+            wait_for(lambda: running.hub.subscriber_count == 2, what="acme slot released")
+            open_stream("acme-all")
+            assert running.hub.subscriber_count == 3
+    finally:
+        for call in calls:
+            call.cancel()
         running.stop(grace=1)
 
 
