@@ -28,7 +28,11 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, "bridge")
     raise_open_file_limit()
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except BridgeSettingsError as err:  # the token configuration, read by serve()
+        print(f"slawatch-bridge: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

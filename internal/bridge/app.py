@@ -1,8 +1,12 @@
 """The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard and /healthz.
 
 The only asynchronous code of the project (DESIGN §2): aiohttp on one event loop, grpc.aio for
-the upstream calls. Nothing here blocks the loop: gRPC calls are awaited, static files are
-served by aiohttp's sendfile path.
+the upstream calls. Nothing here blocks the loop: gRPC calls are awaited, files are read in a
+thread at start-up, static files are served by aiohttp's sendfile path.
+
+Every endpoint but `/healthz` and the page's own files needs a token (internal/bridge/auth.py);
+each tenant has its own upstream feed (internal/bridge/tenants.py), and `/api/dashboard` calls
+the server with the caller's own token.
 """
 
 from __future__ import annotations
@@ -12,16 +16,30 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
 import grpc.aio
 from aiohttp import web
+from grpc_health.v1 import health_pb2
 
 from internal.bridge import codec
-from internal.bridge.client import CLIENTS, CLOSE_GOING_AWAY, WsClient, serve_client
-from internal.bridge.feed import AlertFeed
+from internal.bridge.auth import BridgeAuth, RedactingAccessLogger
+from internal.bridge.client import (
+    CLIENTS,
+    CLOSE_FORBIDDEN,
+    CLOSE_GOING_AWAY,
+    CLOSE_TOO_MANY_CLIENTS,
+    CLOSE_UNAUTHORIZED,
+    WsClient,
+    new_socket,
+    refuse,
+    serve_client,
+)
 from internal.bridge.settings import BridgeSettings
+from internal.bridge.tenants import FeedRegistry, TooManyClients
+from internal.config.tokens import Role
 from slawatch.client import CHANNEL_OPTIONS
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -30,10 +48,22 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SETTINGS: web.AppKey[BridgeSettings] = web.AppKey("settings", BridgeSettings)
-FEED: web.AppKey[AlertFeed] = web.AppKey("feed", AlertFeed)
+AUTH: web.AppKey[BridgeAuth] = web.AppKey("auth", BridgeAuth)
+FEEDS: web.AppKey[FeedRegistry] = web.AppKey("feeds", FeedRegistry)
 STUB: web.AppKey[pb_grpc.TicketServiceAsyncStub] = web.AppKey("stub")
+CHANNEL: web.AppKey[grpc.aio.Channel] = web.AppKey("channel")
 DASHBOARD_TIMEOUT_SECONDS = 5.0
+HEALTH_PROBE_SECONDS = 2.0
 SHUTDOWN_CLOSE_SECONDS = 3.0
+HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
+UNAUTHORIZED_REASON = "missing or unknown token (Authorization: Bearer <token>, or ?token=)"
+# gRPC statuses of the server's answer to /api/dashboard, as HTTP statuses.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+}
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -60,27 +90,86 @@ async def ws_alerts(request: web.Request) -> web.StreamResponse:
             after = -1
         if after < 0:
             raise web.HTTPBadRequest(text="after must be a non-negative alert id")
-    return await serve_client(
-        request, request.app[FEED], after, settings.client_queue, settings.heartbeat_seconds
+    caller = request.app[AUTH].identify(request)
+    if caller is None:
+        return await refuse(request, CLOSE_UNAUTHORIZED, UNAUTHORIZED_REASON)
+    if Role.WATCH not in caller.principal.roles:
+        return await refuse(
+            request, CLOSE_FORBIDDEN, f"token {caller.principal.name!r} lacks the 'watch' role"
+        )
+    registry = request.app[FEEDS]
+    client = WsClient(new_socket(settings.heartbeat_seconds), settings.client_queue)
+    try:
+        tenant_feed = registry.join(caller.principal.tenant, client, caller.credential)
+    except TooManyClients as err:
+        return await refuse(request, CLOSE_TOO_MANY_CLIENTS, str(err))
+    try:
+        return await serve_client(
+            request,
+            client,
+            tenant_feed.feed,
+            after,
+            settings.heartbeat_seconds,
+            caller.credential,
+        )
+    finally:
+        registry.leave(tenant_feed, client)
+
+
+async def _probe_server(app: web.Application) -> str | None:
+    """None when the server's health service answers SERVING, else what went wrong. Used while
+    no tenant feed runs, so that /healthz still says whether the server is reachable."""
+    check = app[CHANNEL].unary_unary(
+        HEALTH_CHECK_METHOD,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
     )
+    try:
+        answer = await check(health_pb2.HealthCheckRequest(), timeout=HEALTH_PROBE_SECONDS)
+    except grpc.aio.AioRpcError as err:
+        return f"{err.code().name}: {err.details()}"
+    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+        return "server health: " + health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    return None
 
 
 async def healthz(request: web.Request) -> web.Response:
-    feed = request.app[FEED]
+    """Open (no token), so it reveals no tenant: figures are summed over the tenant feeds."""
+    feeds = [f.feed for f in request.app[FEEDS]]
+    error: str | None
+    if feeds:
+        states = {f.state for f in feeds}
+        upstream = next(s for s in ("down", "connecting", "up") if s in states)
+        error = next((f.last_error for f in feeds if f.state != "up" and f.last_error), None)
+    else:
+        error = await _probe_server(request.app)
+        upstream = "up" if error is None else "down"
+    positions = [f.position for f in feeds if f.position is not None]
     body = {
-        "status": "ok" if feed.state == "up" else "unavailable",
-        "upstream": feed.state,
-        "last_alert_id": feed.position,
+        "status": "ok" if upstream == "up" else "unavailable",
+        "upstream": upstream,
+        "feeds": len(feeds),
+        "last_alert_id": max(positions) if positions else None,
         "clients": len(request.app[CLIENTS]),
-        "ring": len(feed.ring),
-        "slow_closed": feed.slow_closed,
-        "upstream_connects": feed.upstream_connects,
-        "upstream_error": feed.last_error,
+        "ring": sum(len(f.ring) for f in feeds),
+        "slow_closed": sum(f.slow_closed for f in feeds),
+        "upstream_connects": sum(f.upstream_connects for f in feeds),
+        "upstream_error": error,
     }
-    return web.json_response(body, status=200 if feed.state == "up" else 503)
+    return web.json_response(body, status=200 if upstream == "up" else 503)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
 async def api_dashboard(request: web.Request) -> web.Response:
+    caller = request.app[AUTH].identify(request)
+    if caller is None:
+        return _error(401, UNAUTHORIZED_REASON)
+    if Role.READ not in caller.principal.roles:
+        return _error(403, f"token {caller.principal.name!r} lacks the 'read' role")
     q = request.query
     try:
         dashboard_request = pb.GetDashboardRequest(
@@ -92,16 +181,16 @@ async def api_dashboard(request: web.Request) -> web.Response:
             statuses=[codec.status_from_name(s) for s in q.getall("status", [])],
         )
     except ValueError as err:
-        return web.json_response({"error": f"bad query: {err}"}, status=400)
+        return _error(400, f"bad query: {err}")
     try:
         response = await request.app[STUB].GetDashboard(
             dashboard_request,
             timeout=DASHBOARD_TIMEOUT_SECONDS,
-            metadata=request.app[SETTINGS].upstream_metadata,
+            metadata=caller.credential.metadata,
         )
     except grpc.aio.AioRpcError as err:
-        status = 400 if err.code() == grpc.StatusCode.INVALID_ARGUMENT else 503
-        return web.json_response({"error": err.details(), "code": err.code().name}, status=status)
+        status = HTTP_STATUS.get(err.code(), 503)
+        return _error(status, err.details() or err.code().name, code=err.code().name)
     return web.json_response(codec.dashboard(response))
 
 
@@ -111,6 +200,8 @@ async def index(request: web.Request) -> web.FileResponse:
         STATIC / "index.html",
         headers={
             "Cache-Control": "no-cache",
+            # The page may be opened as /?token=...: that URL must not travel in a Referer.
+            "Referrer-Policy": "no-referrer",
             "Content-Security-Policy": (
                 f"default-src 'self'; connect-src 'self' ws://{host} wss://{host}; "
                 "frame-ancestors 'none'"
@@ -143,17 +234,21 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     else:
         channel = grpc.aio.secure_channel(settings.grpc_target, credentials, options=options)
     stub = pb_grpc.TicketServiceStub(channel)
-    feed = AlertFeed(stub, settings.ring_size, settings.replay_slots, settings.upstream_metadata)
-    app[FEED] = feed
+    registry = FeedRegistry(
+        stub,
+        configured=app[AUTH].configured,
+        max_clients_per_tenant=settings.max_clients_per_tenant,
+        linger_seconds=settings.feed_linger_seconds,
+        ring_size=settings.ring_size,
+        replay_slots=settings.replay_slots,
+        heartbeat_seconds=settings.heartbeat_seconds,
+    )
+    app[CHANNEL] = channel
     app[STUB] = stub
-    tasks = [
-        asyncio.create_task(feed.run(), name="upstream"),
-        asyncio.create_task(feed.heartbeats(settings.heartbeat_seconds), name="heartbeats"),
-    ]
+    app[FEEDS] = registry
+    registry.start()
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await registry.close()
     await channel.close()
 
 
@@ -178,9 +273,10 @@ async def _close_clients(app: web.Application) -> None:
     )
 
 
-def make_app(settings: BridgeSettings) -> web.Application:
+def make_app(settings: BridgeSettings, auth: BridgeAuth) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
+    app[AUTH] = auth
     app[CLIENTS] = set[WsClient]()
     app.cleanup_ctx.append(_upstream)
     app.on_shutdown.append(_close_clients)
@@ -193,8 +289,15 @@ def make_app(settings: BridgeSettings) -> web.Application:
 
 
 async def serve(settings: BridgeSettings) -> None:
-    """Run until SIGTERM or SIGINT, then close WebSockets with 1001 and stop within seconds."""
-    runner = web.AppRunner(make_app(settings), shutdown_timeout=SHUTDOWN_CLOSE_SECONDS)
+    """Run until SIGTERM or SIGINT, then close WebSockets with 1001 and stop within seconds.
+
+    BridgeSettingsError when the token configuration is unusable, before anything listens."""
+    auth = await asyncio.to_thread(BridgeAuth.from_settings, settings)
+    runner = web.AppRunner(
+        make_app(settings, auth),
+        shutdown_timeout=SHUTDOWN_CLOSE_SECONDS,
+        access_log_class=RedactingAccessLogger,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

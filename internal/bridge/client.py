@@ -17,16 +17,29 @@ import grpc.aio
 from aiohttp import WSMsgType, web
 
 from internal.bridge import codec
-from internal.bridge.feed import AlertFeed, FeedItem, NotReady
+from internal.bridge.feed import REFUSALS, AlertFeed, Credential, FeedItem, NotReady
 
 log = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008  # application code: fell behind; reconnect with ?after=
+# Authentication and limits are close codes rather than refused handshakes: a browser's
+# WebSocket API shows the page a close code and reason, but never a handshake's HTTP status.
+CLOSE_UNAUTHORIZED = 4401  # missing or unknown token: do not retry with the same token
+CLOSE_FORBIDDEN = 4403  # the token lacks the `watch` role (or the server refused it)
+CLOSE_TOO_MANY_CLIENTS = 4429  # the tenant's WebSocket clients are at the bridge's limit
 CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the upstream is not reachable right now
 CLOSE_GOING_AWAY = 1001  # the bridge is shutting down
 CLOSE_INTERNAL_ERROR = 1011
 # A client too slow to read even its close frame is cut off after this long.
 CLOSE_TIMEOUT_SECONDS = 10.0
+# How long a client waits for a tenant feed that has just started to reach the server before
+# its hello (which must carry a resume point), before it is told to try again.
+FEED_READY_WAIT_SECONDS = 10.0
+
+
+def refusal_close_code(code: grpc.StatusCode) -> int:
+    """The close code for a token the server answered UNAUTHENTICATED or PERMISSION_DENIED to."""
+    return CLOSE_UNAUTHORIZED if code == grpc.StatusCode.UNAUTHENTICATED else CLOSE_FORBIDDEN
 
 
 class WsClient:
@@ -57,8 +70,8 @@ class WsClient:
             self._closing = asyncio.create_task(self.close(code, reason))
 
     async def close(self, code: int, reason: str) -> None:
-        # On timeout aiohttp drops the connection itself.
-        with contextlib.suppress(TimeoutError, ConnectionError):
+        # On timeout aiohttp drops the connection itself; RuntimeError: not prepared yet.
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
             await asyncio.wait_for(
                 self.ws.close(code=code, message=reason.encode()[:123]), CLOSE_TIMEOUT_SECONDS
             )
@@ -66,18 +79,27 @@ class WsClient:
 
     # The writer task.
 
-    async def run(self, feed: AlertFeed, after: int | None, heartbeat_seconds: float) -> None:
+    async def run(
+        self, feed: AlertFeed, after: int | None, heartbeat_seconds: float, credential: Credential
+    ) -> None:
         try:
-            await self._run(feed, after, heartbeat_seconds)
+            await self._run(feed, after, heartbeat_seconds, credential)
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("WebSocket writer failed")
             self.close_soon(CLOSE_INTERNAL_ERROR, "internal error; reconnect")
 
-    async def _run(self, feed: AlertFeed, after: int | None, heartbeat_seconds: float) -> None:
+    async def _run(
+        self, feed: AlertFeed, after: int | None, heartbeat_seconds: float, credential: Credential
+    ) -> None:
         """Hello, any replay or backlog, then live messages until the socket closes."""
+        if not feed.ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(feed.ready.wait(), FEED_READY_WAIT_SECONDS)
         try:
+            if not feed.ready.is_set():
+                raise NotReady("upstream not connected yet")
             attachment = feed.attach(self, after)
         except NotReady:
             reason = f"upstream not connected; reconnect with after={after}"
@@ -102,10 +124,18 @@ class WsClient:
         while attachment.replay_until is not None:
             assert self.last_alert_id is not None
             try:
-                async for item in feed.replay(self.last_alert_id, attachment.replay_until):
+                async for item in feed.replay(
+                    self.last_alert_id, attachment.replay_until, credential
+                ):
                     await self._send(item)
             except grpc.aio.AioRpcError as err:
                 log.info("replay for a client failed: %s", err.code().name)
+                if err.code() in REFUSALS:
+                    await self.close(
+                        refusal_close_code(err.code()),
+                        f"token refused by the server ({err.code().name})",
+                    )
+                    return
                 await self.close(
                     CLOSE_TRY_AGAIN,
                     f"upstream unavailable; reconnect with after={self.last_alert_id}",
@@ -133,17 +163,35 @@ class WsClient:
 CLIENTS: web.AppKey[set[WsClient]] = web.AppKey("clients", set)
 
 
-async def serve_client(
-    request: web.Request, feed: AlertFeed, after: int | None, capacity: int, heartbeat: float
-) -> web.WebSocketResponse:
+async def refuse(request: web.Request, code: int, reason: str) -> web.WebSocketResponse:
+    """Complete the handshake only to close at once with `code`: the page can read it."""
+    ws = web.WebSocketResponse(compress=False, max_msg_size=1024)
+    await ws.prepare(request)
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:123]), 5)
+    return ws
+
+
+def new_socket(heartbeat: float) -> web.WebSocketResponse:
     # compress=False: every frame is encoded once and sent as is to thousands of clients;
     # per-client deflate would multiply the CPU per alert by the number of clients.
-    ws = web.WebSocketResponse(heartbeat=heartbeat * 2, compress=False, max_msg_size=64 * 1024)
+    return web.WebSocketResponse(heartbeat=heartbeat * 2, compress=False, max_msg_size=64 * 1024)
+
+
+async def serve_client(
+    request: web.Request,
+    client: WsClient,
+    feed: AlertFeed,
+    after: int | None,
+    heartbeat: float,
+    credential: Credential,
+) -> web.WebSocketResponse:
+    """Run an accepted client until its socket closes; the caller detaches it afterwards."""
+    ws = client.ws
     await ws.prepare(request)
-    client = WsClient(ws, capacity)
     clients: set[WsClient] = request.app[CLIENTS]
     clients.add(client)
-    writer = asyncio.create_task(client.run(feed, after, heartbeat))
+    writer = asyncio.create_task(client.run(feed, after, heartbeat, credential))
     try:
         async for _ in ws:
             pass  # nothing to receive; the loop answers pings and notices the close

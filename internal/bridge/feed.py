@@ -1,5 +1,8 @@
-"""The bridge's single upstream WatchAlerts stream, its ring of recent alerts, and the fan-out to
-WebSocket clients.
+"""One tenant's upstream WatchAlerts stream, its ring of recent alerts, and the fan-out to that
+tenant's WebSocket clients (internal/bridge/tenants.py keeps one AlertFeed per tenant in use).
+
+The stream is opened with a credential of the tenant, asked of a CredentialSource at every
+(re)connect; a credential the server refuses is reported back to the source.
 
 The upstream reconnects with backoff and resumes after the last alert it received, so the feed
 itself has no gap. `position` is the last alert id the feed covers (at first, the resume point
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
+REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,36 @@ class Subscriber(Protocol):
 
     def overflowed(self) -> None:
         """It fell too far behind and has been detached."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A bearer token for upstream calls; None calls without one (insecure development mode)."""
+
+    token: str | None
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        if self.token is None:
+            return ()
+        return (("authorization", f"Bearer {self.token}"),)
+
+    def __repr__(self) -> str:
+        return "Credential(<token>)" if self.token else "Credential(None)"
+
+
+class CredentialSource(Protocol):
+    def upstream(self) -> Credential | None:
+        """The credential to (re)open the stream with; None when none is usable right now."""
+        ...
+
+    async def wait_usable(self) -> None:
+        """Until `upstream()` may return a credential again."""
+        ...
+
+    def refused(self, credential: Credential, code: grpc.StatusCode) -> None:
+        """The server answered UNAUTHENTICATED or PERMISSION_DENIED to `credential`."""
         ...
 
 
@@ -73,16 +107,19 @@ class AlertFeed:
         stub: pb_grpc.TicketServiceAsyncStub,
         ring_size: int,
         replay_slots: int,
-        metadata: tuple[tuple[str, str], ...] = (),
+        credentials: CredentialSource,
+        tenant: str = "",
     ) -> None:
+        self.tenant = tenant  # for log lines only
         self._stub = stub
-        self._metadata = metadata
+        self._credentials = credentials
         self.last_error: str | None = None
         self.ring: deque[FeedItem] = deque(maxlen=ring_size)
         self.ring_floor: int | None = None  # the ring has every alert with a larger id
         self.position: int | None = None
         self.state = "connecting"
         self.up = asyncio.Event()
+        self.ready = asyncio.Event()  # set once `position` is known: clients can be handed over
         self.subscribers: set[Subscriber] = set()
         self.slow_closed = 0
         self.upstream_connects = 0
@@ -106,11 +143,14 @@ class AlertFeed:
     def detach(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    async def replay(self, after: int, until: int) -> AsyncIterator[FeedItem]:
-        """Stored alerts after `after` through `until`, straight from the server."""
+    async def replay(
+        self, after: int, until: int, credential: Credential
+    ) -> AsyncIterator[FeedItem]:
+        """Stored alerts after `after` through `until`, straight from the server, asked with the
+        resuming client's own credential."""
         async with self._replay_slots:
             call = self._stub.WatchAlerts(
-                pb.WatchAlertsRequest(after_alert_id=after), metadata=self._metadata
+                pb.WatchAlertsRequest(after_alert_id=after), metadata=credential.metadata
             )
             try:
                 async for response in call:
@@ -127,28 +167,39 @@ class AlertFeed:
         """Keep the upstream stream open for ever (until cancelled)."""
         attempt = 0
         while True:
+            credential = self._credentials.upstream()
+            if credential is None:
+                self.last_error = "no usable token of this tenant"
+                self._set_state("down")
+                await self._credentials.wait_usable()
+                continue
             request = pb.WatchAlertsRequest()
             if self.position is not None:
                 request.after_alert_id = self.position
-            call = self._stub.WatchAlerts(request, metadata=self._metadata)
+            call = self._stub.WatchAlerts(request, metadata=credential.metadata)
             try:
                 metadata = await call.initial_metadata()
                 for key, value in metadata or ():
                     if key == RESUME_METADATA_KEY and self.position is None:
                         self.position = self.ring_floor = int(value)
+                        self.ready.set()
                 if self.position is not None:
                     attempt = 0
                     self.last_error = None
                     self._set_state("up")
                 async for response in call:
                     self._publish(response.alert)
-                log.warning("upstream WatchAlerts ended; reconnecting")
+                log.warning("upstream WatchAlerts of tenant %r ended; reconnecting", self.tenant)
             except grpc.aio.AioRpcError as err:
                 error = f"{err.code().name}: {err.details()}"
                 # Once per outage, not once per retry.
                 level = logging.DEBUG if error == self.last_error else logging.WARNING
-                log.log(level, "upstream WatchAlerts: %s; reconnecting", error)
+                log.log(
+                    level, "upstream WatchAlerts of tenant %r: %s; reconnecting", self.tenant, error
+                )
                 self.last_error = error
+                if err.code() in REFUSALS:
+                    self._credentials.refused(credential, err.code())
             finally:
                 call.cancel()
             self._set_state("down")
@@ -162,7 +213,9 @@ class AlertFeed:
         if state == "up":
             self.up.set()
             self.upstream_connects += 1
-            log.info("upstream WatchAlerts up (after alert %s)", self.position)
+            log.info(
+                "upstream WatchAlerts of tenant %r up (after alert %s)", self.tenant, self.position
+            )
         else:
             self.up.clear()
         self.broadcast(FeedItem(None, codec.frame({"type": "status", "upstream": state})))

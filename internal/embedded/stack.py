@@ -149,12 +149,14 @@ def run(root: Path) -> int:
         stack.start_processes()
         port = stack.env.get("SLAWATCH_GRPC_PORT", "50051")
         page = f"http://127.0.0.1:{stack.env.get('SLAWATCH_BRIDGE_PORT') or '8080'}/"
+        # The page keeps the token in its tab (sessionStorage) and drops it from the address bar.
+        page_with_token = f"{page}?token={token}" if token else page
         log.info(
             "slawatch is up: gRPC on 127.0.0.1:%s, live page %s; Ctrl-C stops everything",
             port,
             page,
         )
-        print(f"\nlive alerts page: {page}", flush=True)
+        print(f"\nlive alerts page: {page_with_token}", flush=True)
         if token:
             # Printed plainly as well: this is what a developer copies into grpcurl.
             print(

@@ -1,11 +1,24 @@
 // The live page: one WebSocket to /ws/alerts, reconnecting with ?after=<last alert id> so that
 // nothing written while it was away is missed; SLA counts from /api/dashboard.
+//
+// The bridge wants a token: opened as /?token=..., the page keeps it in this tab's
+// sessionStorage and removes it from the address bar (so it is not bookmarked, shared or kept in
+// history); otherwise it asks for one in a small form when the bridge refuses the connection.
+// Browsers cannot put headers on a WebSocket, so the socket carries it as ?token=;
+// /api/dashboard gets it as an Authorization header.
 "use strict";
 
 const MAX_FEED_ITEMS = 300;
 const COUNTS_EVERY_MS = 10000;
+const TOKEN_KEY = "slawatch.token";
+// Close codes of the bridge (docs/realtime.md).
+const CLOSE_TOO_SLOW = 4008;
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_FORBIDDEN = 4403;
+const CLOSE_TOO_MANY_CLIENTS = 4429;
 
 const page = {
+  token: null,
   lastId: null, // the last alert id shown, or the resume point the bridge announced
   attempt: 0,
   ws: null,
@@ -33,14 +46,50 @@ function setLastId(id) {
   $("last-alert-id").textContent = id === null ? "–" : String(id);
 }
 
+function adoptTokenFromUrl() {
+  const url = new URL(window.location.href);
+  if (url.searchParams.has("token")) {
+    const token = url.searchParams.get("token").trim();
+    if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+    url.searchParams.delete("token");
+    window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  }
+  page.token = window.sessionStorage.getItem(TOKEN_KEY);
+}
+
+function askForToken(why) {
+  $("token-error").textContent = why;
+  $("token-form").hidden = false;
+  $("token-input").focus();
+}
+
+function useToken(token) {
+  // Perhaps another tenant: nothing shown so far belongs to the new token.
+  window.sessionStorage.setItem(TOKEN_KEY, token);
+  page.token = token;
+  page.attempt = 0;
+  setLastId(null);
+  $("feed").replaceChildren();
+  $("feed-empty").hidden = false;
+  $("token-form").hidden = true;
+  $("token-error").textContent = "";
+  connect();
+}
+
+function authHeaders() {
+  return page.token ? { Authorization: `Bearer ${page.token}` } : {};
+}
+
 function socketUrl() {
   const url = new URL("/ws/alerts", window.location.href);
   url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
   if (page.lastId !== null) url.searchParams.set("after", String(page.lastId));
+  if (page.token) url.searchParams.set("token", page.token);
   return url.toString();
 }
 
 function connect() {
+  if (page.ws) return;
   setConnection(page.attempt === 0 ? "connecting" : "reconnecting");
   const ws = new WebSocket(socketUrl());
   page.ws = ws;
@@ -54,7 +103,19 @@ function connect() {
   ws.onclose = (event) => {
     if (page.ws !== ws) return;
     page.ws = null;
-    const why = event.code === 4008 ? "fell behind" : `code ${event.code}`;
+    if (event.code === CLOSE_UNAUTHORIZED || event.code === CLOSE_FORBIDDEN) {
+      // The same token would be refused again: wait for another one.
+      const state = event.code === CLOSE_UNAUTHORIZED ? "unauthorized" : "forbidden";
+      setConnection(state);
+      askForToken(event.reason || (page.token ? "token refused" : "this bridge needs a token"));
+      return;
+    }
+    const why =
+      event.code === CLOSE_TOO_SLOW
+        ? "fell behind"
+        : event.code === CLOSE_TOO_MANY_CLIENTS
+          ? "too many clients for this tenant"
+          : `code ${event.code}`;
     setConnection("reconnecting", why);
     scheduleReconnect();
   };
@@ -126,7 +187,13 @@ function addAlert(alert) {
 
 async function refreshCounts() {
   try {
-    const response = await fetch("/api/dashboard?page_size=10", { cache: "no-store" });
+    const response = await fetch("/api/dashboard?page_size=10", {
+      cache: "no-store",
+      headers: authHeaders(),
+    });
+    if (response.status === 401 || response.status === 403) {
+      throw new Error(response.status === 401 ? "token refused" : "token lacks the read role");
+    }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     for (const [state, n] of Object.entries(body.counts)) {
@@ -171,4 +238,12 @@ window.setInterval(() => {
 }, 1000);
 window.setInterval(refreshCounts, COUNTS_EVERY_MS);
 
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  $("token-input").value = "";
+  if (token) useToken(token);
+});
+
+adoptTokenFromUrl();
 connect();
