@@ -1,6 +1,8 @@
-"""The live page in a real headless Chromium (Debian's `chromium`, driven by Playwright): an alert
-produced by ingest and evaluation appears; the bridge restarts while more alerts are written;
-the page reconnects with the last id it showed and shows exactly the alerts it missed."""
+"""The live page in a real headless Chromium (Debian's `chromium`, driven by Playwright), against a
+token-protected server and bridge: opened with its token in the URL, it keeps the token out of
+the address bar; an alert produced by ingest and evaluation appears; the bridge restarts while
+more alerts are written; the page reconnects with the last id it showed and shows exactly the
+alerts it missed. Opened without a token, it asks for one."""
 
 from __future__ import annotations
 
@@ -8,14 +10,17 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from internal.embedded.ports import free_port
-from internal.rpc.server import RunningServer
+from internal.rpc.server import RunningServer, start_server
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import breach_by_evaluation
 from support.bridge import run_bridge
+from support.env import make_settings
+from support.tokens import bearer, secret, tokens_json
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,27 +61,58 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def _is_script_error(msg: ConsoleMessage) -> bool:
-    # The browser logs failed WebSocket handshakes while the bridge is down; those are expected.
-    return msg.type == "error" and "WebSocket" not in msg.text and "ERR_" not in msg.text
+    # The browser logs failed WebSocket handshakes while the bridge is down, and the dashboard's
+    # 401 before a token is given; those are expected.
+    return (
+        msg.type == "error"
+        and "WebSocket" not in msg.text
+        and "ERR_" not in msg.text
+        and "401" not in msg.text
+    )
+
+
+SECURE = {"SLAWATCH_INSECURE_DEV": "", "SLAWATCH_TOKENS": tokens_json()}
+
+
+@pytest.fixture
+def secure_server(database_url: str, config_path: Path) -> Iterator[RunningServer]:
+    running = start_server(make_settings(database_url, config_path, **SECURE), bind="127.0.0.1")
+    yield running
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def acme_stub(secure_server: RunningServer) -> Iterator[pb_grpc.TicketServiceStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{secure_server.port}") as channel:
+        yield pb_grpc.TicketServiceStub(channel)
 
 
 def test_live_page_shows_alerts_and_catches_up_after_a_bridge_restart(
-    server: RunningServer, stub: pb_grpc.TicketServiceStub, database_url: str, page: Page
+    secure_server: RunningServer,
+    acme_stub: pb_grpc.TicketServiceStub,
+    database_url: str,
+    page: Page,
 ) -> None:
-    """What an operator sees: the connection is live, a breach appears coloured as a breach with
-    its level, the breached count follows; when the bridge restarts the page says it is
-    reconnecting, then shows the alerts written meanwhile, each once."""
-    target = f"127.0.0.1:{server.port}"
+    """What an operator sees: opened with `?token=` (as `make run` prints it), the page drops
+    the token from the address bar and keeps it for the tab; the connection is live, a breach
+    appears coloured as a breach with its level, the breached count follows; when the bridge
+    restarts the page says it is reconnecting, then shows the alerts written meanwhile, each
+    once, still authenticated."""
+    target = f"127.0.0.1:{secure_server.port}"
     port = free_port()
-    config = server.config.current
+    config = secure_server.config.current
+    acme = bearer("acme-all")
 
-    with run_bridge(target, port=port) as bridge:
+    with run_bridge(target, port=port, **SECURE) as bridge:
         bridge.wait_up()
-        page.goto(bridge.url + "/")
+        page.goto(f"{bridge.url}/?token={secret('acme-all')}")
         expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
         expect(page.locator("#upstream")).to_have_attribute("data-state", "up", timeout=WAIT_MS)
+        assert "token" not in page.url
+        stored = page.evaluate("() => window.sessionStorage.getItem('slawatch.token')")
+        assert stored == secret("acme-all")
 
-        first = breach_by_evaluation(stub, database_url, config, "PAGE-1")
+        first = breach_by_evaluation(acme_stub, database_url, config, "PAGE-1", metadata=acme)
         item = page.locator(f'#feed li[data-alert-id="{first[0]}"]')
         expect(item).to_be_visible(timeout=WAIT_MS)
         expect(item).to_have_class(re.compile(r"\bkind-breach\b.*\blevel-3\b"))
@@ -87,10 +123,10 @@ def test_live_page_shows_alerts_and_catches_up_after_a_bridge_restart(
     expect(page.locator("#connection")).to_have_attribute(
         "data-state", "reconnecting", timeout=WAIT_MS
     )
-    missed = breach_by_evaluation(stub, database_url, config, "PAGE-2")
-    missed += breach_by_evaluation(stub, database_url, config, "PAGE-3")
+    missed = breach_by_evaluation(acme_stub, database_url, config, "PAGE-2", metadata=acme)
+    missed += breach_by_evaluation(acme_stub, database_url, config, "PAGE-3", metadata=acme)
 
-    with run_bridge(target, port=port) as bridge:
+    with run_bridge(target, port=port, **SECURE) as bridge:
         bridge.wait_up()
         expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
         for alert_id in missed:
@@ -102,3 +138,38 @@ def test_live_page_shows_alerts_and_catches_up_after_a_bridge_restart(
             "items => items.map(i => Number(i.dataset.alertId))"
         )
     assert shown == sorted(first + missed, reverse=True)
+
+
+def test_live_page_asks_for_a_token_and_shows_only_that_tenant(
+    secure_server: RunningServer,
+    acme_stub: pb_grpc.TicketServiceStub,
+    database_url: str,
+    page: Page,
+) -> None:
+    """Opened without a token, the bridge refuses the page's WebSocket (4401) and the page shows
+    a token field instead of retrying; a globex token entered there connects, and an acme
+    breach does not appear while a globex one does."""
+    config = secure_server.config.current
+    with run_bridge(f"127.0.0.1:{secure_server.port}", **SECURE) as bridge:
+        bridge.wait_up()
+        page.goto(bridge.url + "/")
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "unauthorized", timeout=WAIT_MS
+        )
+        expect(page.locator("#token-form")).to_be_visible()
+
+        page.locator("#token-input").fill(secret("globex-all"))
+        page.locator("#token-form button").click()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+        expect(page.locator("#token-form")).to_be_hidden()
+
+        theirs = breach_by_evaluation(
+            acme_stub, database_url, config, "ACME-1", metadata=bearer("acme-all")
+        )
+        mine = breach_by_evaluation(
+            acme_stub, database_url, config, "GLOBEX-1", metadata=bearer("globex-all")
+        )
+        expect(page.locator(f'#feed li[data-alert-id="{mine[0]}"]')).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("#count-breached")).to_have_text("1", timeout=WAIT_MS)
+        assert page.locator(f'#feed li[data-alert-id="{theirs[0]}"]').count() == 0
+        assert page.locator("#feed li").count() == 1

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from internal.bridge.client import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
-from internal.rpc.auth import hash_token
+from internal.config.tokens import hash_token
 from internal.rpc.server import RunningServer, start_server
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -291,8 +291,10 @@ def test_sigterm_closes_websockets_with_1001_and_exits(bridge: Bridge) -> None:
 
 
 def test_bridge_authenticates_upstream_with_its_token(database_url: str, config_path: Path) -> None:
-    """Against a server that requires tokens, the bridge calls with SLAWATCH_UPSTREAM_TOKEN and
-    streams that token's tenant only; with a wrong token it stays down and /healthz says why."""
+    """In the insecure development mode (no tokens on the bridge, every browser is tenant
+    'default'), against a server that requires tokens, the bridge calls with
+    SLAWATCH_UPSTREAM_TOKEN and streams that token's tenant only; with a wrong token it stays
+    down and /healthz says why."""
     token = "bridge-upstream-secret"
     tokens = [
         {

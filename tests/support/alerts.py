@@ -114,15 +114,18 @@ def breach_by_evaluation(
     ticket_id: str,
     *,
     minutes_ago: float = 20,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> list[int]:
     """The real path: ingest an open high/gold ticket created `minutes_ago` (past its 15-minute
-    response target), then run one evaluation batch; the ids of the alerts it wrote."""
+    response target), then run one evaluation batch; the ids of the alerts it wrote (of every
+    tenant with clocks due). `metadata` carries the ingesting tenant's token."""
     now = datetime.now(UTC)
     stub.IngestTickets(
         pb.IngestTicketsRequest(
             events=[event(ticket_id, created=now - timedelta(minutes=minutes_ago))]
         ),
         timeout=30,
+        metadata=metadata,
     )
     with psycopg.connect(database_url) as conn:
         return evaluate_batch(conn, config, now).alerts

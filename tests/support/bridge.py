@@ -9,17 +9,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from internal.embedded.ports import free_port
 from support.env import ROOT
-from support.servers import process, wait_for
+from support.servers import logged_process, wait_for
 
 
 @dataclass
 class Bridge:
     proc: subprocess.Popen[bytes]
     port: int
+    log_path: Path
 
     @property
     def url(self) -> str:
@@ -45,10 +47,12 @@ class Bridge:
         )
 
 
-def get_json(url: str) -> tuple[int, dict[str, Any]]:
+def get_json(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    """GET `url`, with `Authorization: Bearer <token>` when a token is given."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return r.status, json.loads(r.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
 
@@ -71,8 +75,11 @@ def run_bridge(grpc_target: str, port: int | None = None, **env: str) -> Iterato
         "SLAWATCH_GRPC_TARGET": grpc_target,
         **env,
     }
-    with process([str(ROOT / "cmd/slawatch-bridge/main.py")], full_env, "bridge") as proc:
-        bridge = Bridge(proc, port)
+    with logged_process([str(ROOT / "cmd/slawatch-bridge/main.py")], full_env, "bridge") as (
+        proc,
+        log_path,
+    ):
+        bridge = Bridge(proc, port, log_path)
         wait_for(lambda: proc.poll() is not None or _answers(bridge.url), what="bridge serving")
         assert proc.poll() is None, "the bridge exited at start"
         yield bridge

@@ -43,6 +43,15 @@ def serve(
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes]]:
     """A child process whose output is kept in a log file and shown if the test fails."""
+    with logged_process(args, env, name) as (proc, _):
+        yield proc
+
+
+@contextlib.contextmanager
+def logged_process(
+    args: list[str], env: dict[str, str], name: str
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`process`, also yielding the path of its log file (removed afterwards)."""
     log_path = ROOT / ".data" / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     failed = False
@@ -51,7 +60,7 @@ def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subproc
         full_env = {**os.environ, "SLAWATCH_INSECURE_DEV": "1", **env}
         proc = subprocess.Popen([sys.executable, *args], env=full_env, stdout=log, stderr=log)
         try:
-            yield proc
+            yield proc, log_path
         except BaseException:
             failed = True
             raise

@@ -1,0 +1,417 @@
+"""The bridge's authentication, tenant isolation and per-tenant limits, with a real token-protected
+gRPC server, the real bridge process and real aiohttp WebSocket/HTTP clients.
+
+The bridge and the server share one token configuration (support/tokens.py): acme-all (acme,
+every role), acme-reader (acme, read), acme-watcher (acme, watch), globex-all (globex, every
+role)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import psycopg
+import pytest
+from psycopg import sql
+
+from internal.bridge.client import CLOSE_FORBIDDEN, CLOSE_TOO_MANY_CLIENTS, CLOSE_UNAUTHORIZED
+from internal.embedded.ports import free_port
+from internal.rpc.server import start_server
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.alerts import Shape, breach_by_evaluation, write_alerts
+from support.bridge import Bridge, get_json, run_bridge
+from support.configs import write_config
+from support.env import ROOT, make_settings
+from support.events import event
+from support.servers import wait_for
+from support.tokens import TOKENS, bearer, secret, tokens_json
+
+TIMEOUT = 60.0
+SECURE = {"SLAWATCH_INSECURE_DEV": "", "SLAWATCH_TOKENS": tokens_json()}
+
+WsMessage = aiohttp.WSMessage
+
+
+# -- one token-protected server and bridge for the matrix ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
+    name = f"slawatch_b_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    yield psycopg.conninfo.make_conninfo(pg_admin_url, dbname=name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="module")
+def module_server(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A token-protected server where acme (only acme) has ticket ACME-1; its target."""
+    config = write_config(tmp_path_factory.mktemp("bridge-security") / "sla_config.yaml")
+    running = start_server(make_settings(module_db, config, **SECURE), bind="127.0.0.1")
+    target = f"127.0.0.1:{running.port}"
+    with grpc.insecure_channel(target) as channel:
+        pb_grpc.TicketServiceStub(channel).IngestTickets(
+            pb.IngestTicketsRequest(events=[event("ACME-1")]), metadata=bearer("acme-all")
+        )
+    yield target
+    running.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def bridge(module_server: str) -> Iterator[Bridge]:
+    with run_bridge(module_server, **SECURE) as b:
+        b.wait_up()
+        yield b
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def ws_url(bridge: Bridge, token: str | None = None, after: int | None = None) -> str:
+    query = [f"token={token}"] if token is not None else []
+    if after is not None:
+        query.append(f"after={after}")
+    return bridge.ws_url + ("?" + "&".join(query) if query else "")
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await ws.receive(timeout=TIMEOUT)
+    assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a message, got {msg}"
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> list[int]:
+    """Alert ids received until `last_id`, skipping hello, heartbeats and status messages."""
+    ids: list[int] = []
+    while not ids or ids[-1] < last_id:
+        message = await receive(ws)
+        if message["type"] == "alert":
+            ids.append(message["alert"]["alert_id"])
+    return ids
+
+
+async def first_message(url: str, headers: dict[str, str] | None = None) -> WsMessage:
+    """What a client gets first after the handshake: the hello, or a close."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=headers) as ws:
+        return await ws.receive(timeout=TIMEOUT)
+
+
+def assert_closed(msg: WsMessage, code: int, *words: str) -> None:
+    assert msg.type == aiohttp.WSMsgType.CLOSE, f"expected a close, got {msg}"
+    assert msg.data == code, msg
+    for word in words:
+        assert word in msg.extra, msg.extra
+    assert "s3cret" not in msg.extra  # a close reason never echoes a token
+
+
+def interleaved_alerts(database_url: str) -> dict[str, list[int]]:
+    """acme, globex, acme, globex: one alert each, by tenant."""
+    ids: dict[str, list[int]] = {"acme": [], "globex": []}
+    for tenant in ("acme", "globex", "acme", "globex"):
+        ids[tenant] += write_alerts(database_url, 1, Shape(tenant=tenant))
+    return ids
+
+
+# -- the matrix --------------------------------------------------------------------------------
+
+# who -> (token, expected close code, or the tenant whose alerts it must receive)
+WS_MATRIX: dict[str, tuple[str | None, int | str]] = {
+    "no token": (None, CLOSE_UNAUTHORIZED),
+    "bad token": ("not-a-configured-token", CLOSE_UNAUTHORIZED),
+    "wrong role": (secret("acme-reader"), CLOSE_FORBIDDEN),
+    "other tenant": (secret("globex-all"), "globex"),
+    "right token": (secret("acme-watcher"), "acme"),
+}
+
+
+@pytest.mark.parametrize("who", list(WS_MATRIX))
+def test_ws_alerts_needs_a_token_with_the_watch_role_and_shows_only_its_tenant(
+    bridge: Bridge, module_db: str, who: str
+) -> None:
+    """/ws/alerts: no or unknown token is closed with 4401, a token without `watch` with 4403
+    (before any data); a valid token receives the alerts of its own tenant and none of the
+    other's, although both tenants' alerts are written interleaved."""
+    token, expected = WS_MATRIX[who]
+
+    async def scenario() -> tuple[WsMessage, list[int], dict[str, list[int]]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(ws_url(bridge, token)) as ws,
+        ):
+            first = await ws.receive(timeout=TIMEOUT)
+            if isinstance(expected, int):
+                return first, [], {}
+            written = await asyncio.to_thread(interleaved_alerts, module_db)
+            return first, await alerts_until(ws, written[expected][-1]), written
+
+    first, got, written = asyncio.run(scenario())
+    if isinstance(expected, int):
+        words = ("watch",) if expected == CLOSE_FORBIDDEN else ("token",)
+        assert_closed(first, expected, *words)
+        return
+    assert first.type == aiohttp.WSMsgType.TEXT and json.loads(first.data)["type"] == "hello"
+    assert got == written[expected]
+
+
+# who -> (token, expected HTTP status)
+DASHBOARD_MATRIX: dict[str, tuple[str | None, int]] = {
+    "no token": (None, 401),
+    "bad token": ("not-a-configured-token", 401),
+    "wrong role": (secret("acme-watcher"), 403),
+    "other tenant": (secret("globex-all"), 200),
+    "right token": (secret("acme-reader"), 200),
+}
+
+
+@pytest.mark.parametrize("who", list(DASHBOARD_MATRIX))
+def test_dashboard_needs_a_token_with_the_read_role_and_shows_only_its_tenant(
+    bridge: Bridge, who: str
+) -> None:
+    """/api/dashboard: 401 (with WWW-Authenticate) without a known token, 403 without `read`;
+    with a token it is the dashboard of that token's tenant: acme sees ACME-1, globex sees no
+    ticket and zero counts."""
+    token, expected = DASHBOARD_MATRIX[who]
+    status, body = get_json(f"{bridge.url}/api/dashboard", token)
+    assert status == expected, body
+    if status != 200:
+        assert body["error"] and "s3cret" not in body["error"]
+        return
+    tickets = [t["ticket_id"] for t in body["tickets"]]
+    if who == "right token":
+        assert tickets == ["ACME-1"] and sum(body["counts"].values()) == 1
+    else:
+        assert tickets == [] and sum(body["counts"].values()) == 0
+
+
+def test_unauthenticated_dashboard_says_bearer(bridge: Bridge) -> None:
+    """A 401 names the scheme, as HTTP wants (WWW-Authenticate: Bearer)."""
+
+    async def scenario() -> tuple[int, str | None]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{bridge.url}/api/dashboard") as response,
+        ):
+            return response.status, response.headers.get("WWW-Authenticate")
+
+    assert asyncio.run(scenario()) == (401, "Bearer")
+
+
+def test_token_in_header_or_query_and_never_in_the_log(bridge: Bridge, module_db: str) -> None:
+    """The WebSocket takes the token in an Authorization header as well as in ?token=, the
+    dashboard in ?token= as well as in the header; a bad header is not rescued by a good query
+    parameter; the page and /healthz need none; the access log shows the parameter redacted."""
+    watcher, reader = secret("acme-watcher"), secret("acme-reader")
+    hello = asyncio.run(first_message(bridge.ws_url, {"Authorization": f"Bearer {watcher}"}))
+    assert hello.type == aiohttp.WSMsgType.TEXT
+    refused = asyncio.run(
+        first_message(ws_url(bridge, watcher), {"Authorization": "Bearer not-a-token"})
+    )
+    assert_closed(refused, CLOSE_UNAUTHORIZED)
+
+    assert get_json(f"{bridge.url}/api/dashboard?token={reader}")[0] == 200
+    assert get_json(f"{bridge.url}/api/dashboard?token=not-a-token")[0] == 401
+    assert bridge.health()[0] == 200
+
+    async def page() -> int:
+        async with aiohttp.ClientSession() as session, session.get(bridge.url + "/") as response:
+            return response.status
+
+    assert asyncio.run(page()) == 200
+
+    def logged() -> str:
+        return bridge.log_path.read_text(errors="replace")
+
+    wait_for(lambda: "/ws/alerts?token=REDACTED" in logged(), what="WebSocket access logged")
+    wait_for(lambda: "/api/dashboard?token=REDACTED" in logged(), what="dashboard access logged")
+    assert "s3cret" not in logged()
+
+
+# -- isolation through the whole path ------------------------------------------------------------
+
+
+def test_two_tenants_on_one_bridge_each_receive_only_their_own_alerts(
+    database_url: str, config_path: Path
+) -> None:
+    """Alerts produced by ingest and evaluation under each tenant's token (the same ticket id in
+    both) reach only that tenant's WebSocket client, through one upstream stream per tenant;
+    when the clients leave, the bridge closes both upstream streams."""
+    running = start_server(make_settings(database_url, config_path, **SECURE), bind="127.0.0.1")
+    target = f"127.0.0.1:{running.port}"
+    try:
+        with (
+            run_bridge(target, SLAWATCH_BRIDGE_FEED_LINGER_SECONDS="0", **SECURE) as bridge,
+            grpc.insecure_channel(target) as channel,
+        ):
+            stub = pb_grpc.TicketServiceStub(channel)
+            config = running.config.current
+
+            async def scenario() -> dict[str, tuple[list[int], list[int]]]:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.ws_connect(ws_url(bridge, secret("acme-watcher"))) as acme,
+                    session.ws_connect(
+                        bridge.ws_url, headers={"Authorization": f"Bearer {secret('globex-all')}"}
+                    ) as globex,
+                ):
+                    await receive(acme)
+                    await receive(globex)
+                    assert (await asyncio.to_thread(bridge.health))[1]["feeds"] == 2
+                    written: dict[str, list[int]] = {"acme": [], "globex": []}
+                    for tenant in ("acme", "globex"):
+                        written[tenant] += await asyncio.to_thread(
+                            breach_by_evaluation,
+                            stub,
+                            database_url,
+                            config,
+                            "SHARED-1",
+                            metadata=bearer(f"{tenant}-all"),
+                        )
+                    more = await asyncio.to_thread(interleaved_alerts, database_url)
+                    for tenant in written:
+                        written[tenant] += more[tenant]
+                    return {
+                        "acme": (await alerts_until(acme, written["acme"][-1]), written["acme"]),
+                        "globex": (
+                            await alerts_until(globex, written["globex"][-1]),
+                            written["globex"],
+                        ),
+                    }
+
+            results = asyncio.run(scenario())
+            for got, expected in results.values():
+                assert len(expected) == 3  # one breach by evaluation, two written directly
+                assert got == expected
+            wait_for(lambda: bridge.health()[1]["feeds"] == 0, what="tenant feeds closed")
+            wait_for(lambda: running.hub.subscriber_count == 0, what="upstream streams closed")
+    finally:
+        running.stop(grace=1)
+
+
+def test_a_token_the_server_refuses_closes_its_clients_with_4401(module_server: str) -> None:
+    """The bridge knows a token the server does not (revoked there, configurations out of step):
+    the server is the authority, so the client whose token the tenant feed used is closed with
+    4401 and the reason, and the tenant's next client, with a valid token, is served."""
+    tokens = {**TOKENS, "acme-stale": ("acme", ["watch"])}
+    with run_bridge(
+        module_server, SLAWATCH_INSECURE_DEV="", SLAWATCH_TOKENS=tokens_json(tokens)
+    ) as bridge:
+        bridge.wait_up()
+        refused = asyncio.run(first_message(ws_url(bridge, secret("acme-stale"))))
+        assert_closed(refused, CLOSE_UNAUTHORIZED, "refused by the server")
+        hello = asyncio.run(first_message(ws_url(bridge, secret("acme-watcher"))))
+        assert hello.type == aiohttp.WSMsgType.TEXT
+        assert json.loads(hello.data)["upstream"] == "up"
+
+
+def test_configured_upstream_token_runs_its_tenants_feed_from_the_start(
+    module_server: str, module_db: str
+) -> None:
+    """SLAWATCH_UPSTREAM_TOKEN pins its tenant's feed for the bridge's life (up before any
+    client); other tenants still get feeds of their own, on their clients' tokens."""
+    with run_bridge(module_server, SLAWATCH_UPSTREAM_TOKEN=secret("acme-watcher"), **SECURE) as b:
+
+        def pinned_feed_up() -> bool:
+            status, body = b.health()
+            return status == 200 and body["feeds"] == 1 and body["upstream_connects"] == 1
+
+        wait_for(pinned_feed_up, what="the configured tenant's feed up without clients")
+
+        async def scenario() -> tuple[list[int], dict[str, list[int]]]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(ws_url(b, secret("globex-all"))) as ws,
+            ):
+                await receive(ws)
+                assert (await asyncio.to_thread(b.health))[1]["feeds"] == 2
+                written = await asyncio.to_thread(interleaved_alerts, module_db)
+                return await alerts_until(ws, written["globex"][-1]), written
+
+        got, written = asyncio.run(scenario())
+        assert got == written["globex"]
+
+
+# -- limits and start-up -------------------------------------------------------------------------
+
+
+def test_websocket_clients_per_tenant_limit(module_server: str) -> None:
+    """SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT: past it a tenant's client is closed with 4429 and
+    a reason naming the limit; other tenants are unaffected; a client leaving frees a slot."""
+    with run_bridge(module_server, SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT="2", **SECURE) as b:
+        b.wait_up()
+        acme = ws_url(b, secret("acme-watcher"))
+
+        async def scenario() -> tuple[WsMessage, WsMessage, WsMessage]:
+            async with aiohttp.ClientSession() as session:
+                first = await session.ws_connect(acme)
+                second = await session.ws_connect(acme)
+                await receive(first)
+                await receive(second)
+                third = await first_message(acme)
+                async with session.ws_connect(ws_url(b, secret("globex-all"))) as globex:
+                    globex_first = await globex.receive(timeout=TIMEOUT)
+                    await first.close()
+                    await asyncio.to_thread(
+                        wait_for, lambda: b.health()[1]["clients"] == 2, TIMEOUT, "slot freed"
+                    )
+                    again = await first_message(acme)
+                await second.close()
+                return third, globex_first, again
+
+        third, globex_first, again = asyncio.run(scenario())
+    assert_closed(third, CLOSE_TOO_MANY_CLIENTS, "SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT", "2")
+    assert globex_first.type == aiohttp.WSMsgType.TEXT
+    assert again.type == aiohttp.WSMsgType.TEXT
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, b"no tokens configured"),
+        (
+            {"SLAWATCH_TOKENS": tokens_json(), "SLAWATCH_UPSTREAM_TOKEN": "unknown-token"},
+            b"SLAWATCH_UPSTREAM_TOKEN: token #1 is not one of the configured tokens",
+        ),
+        (
+            {"SLAWATCH_TOKENS": tokens_json(), "SLAWATCH_UPSTREAM_TOKEN": secret("acme-reader")},
+            b"lacks the 'watch' role",
+        ),
+    ],
+)
+def test_bridge_refuses_to_start_without_a_usable_token_configuration(
+    env: dict[str, str], message: bytes
+) -> None:
+    """Secure by default, like the server: no tokens (and no SLAWATCH_INSECURE_DEV), or an
+    upstream token the configuration cannot place in a tenant with `watch`, is exit code 2."""
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLAWATCH_", "DATABASE_URL"))
+    }
+    full_env.update(
+        SLAWATCH_BRIDGE_PORT=str(free_port()), SLAWATCH_GRPC_TARGET="127.0.0.1:1", **env
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "cmd/slawatch-bridge/main.py")],
+        env=full_env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
