@@ -173,7 +173,7 @@ async def grpc_streams(
 
 
 @contextlib.contextmanager
-def bridge_process(grpc_target: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def bridge_process(grpc_target: str, clients: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env = dict(
         os.environ,
@@ -181,6 +181,9 @@ def bridge_process(grpc_target: str) -> Iterator[tuple[subprocess.Popen[bytes], 
         SLAWATCH_BRIDGE_PORT=str(port),
         SLAWATCH_GRPC_TARGET=grpc_target,
         SLAWATCH_LOG_LEVEL="WARNING",
+        # Like the server here: one tenant, every client in it.
+        SLAWATCH_INSECURE_DEV="1",
+        SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT=str(clients),
     )
     proc = subprocess.Popen([sys.executable, str(ROOT / "cmd/slawatch-bridge/main.py")], env=env)
     try:
@@ -285,7 +288,7 @@ def main() -> None:
                     )
                 )
             if args.only in (None, "ws"):
-                with bridge_process(server.target) as (bridge, port):
+                with bridge_process(server.target, args.ws_clients) as (bridge, port):
                     asyncio.run(websocket_clients(port, args.ws_clients, db, args, bridge.pid))
 
 
