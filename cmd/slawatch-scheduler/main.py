@@ -1,4 +1,9 @@
-"""slawatch-scheduler: enqueue an evaluation every SLAWATCH_EVAL_INTERVAL_SECONDS."""
+"""slawatch-scheduler: enqueue an evaluation every SLAWATCH_EVAL_INTERVAL_SECONDS.
+
+Metrics and health on SLAWATCH_SCHEDULER_METRICS_PORT (9466): /metrics, /livez (the tick loop
+turns), /readyz (Redis and, when DATABASE_URL is set, PostgreSQL answer). SIGTERM or SIGINT stops
+it between ticks.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,12 @@ import threading
 
 import redis
 
-from internal.config.settings import Settings
+from internal.config.settings import Settings, SettingsError
+from internal.obs.health import redis_reachable
 from internal.obs.logs import configure_logging
+from internal.obs.ops_http import Check, start_ops_server
+from internal.obs.settings import OpsSettings
+from internal.store.db import ping
 from internal.worker import actors
 from internal.worker.scheduler import Scheduler
 
@@ -25,20 +34,43 @@ def enqueue(tick: int) -> None:
 
 def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        ops = OpsSettings.from_env("scheduler")
+    except SettingsError as err:
+        print(f"slawatch-scheduler: {err}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, "scheduler")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
+        log.info("received %s, stopping after the current tick", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     scheduler = Scheduler(client, settings.eval_interval_seconds, enqueue)
+    server = None
+    if ops.metrics_port:
+        ready: dict[str, Check] = {"redis": lambda: redis_reachable(settings.redis_url)}
+        if settings.database_url:
+            ready["database"] = lambda: ping(settings.database_url)
+        server = start_ops_server(
+            ops.metrics_port,
+            host=ops.metrics_host,
+            setting="SLAWATCH_SCHEDULER_METRICS_PORT",
+            live=scheduler.alive,
+            ready=ready,
+        )
     log.info("scheduler started: one evaluation every %ss", settings.eval_interval_seconds)
-    scheduler.run(stop)
+    try:
+        scheduler.run(stop)
+    finally:
+        if server is not None:
+            server.stop()
+        client.close()
+    log.info("scheduler stopped")
     return 0
 
 

@@ -11,6 +11,7 @@ end.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -26,6 +27,10 @@ from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
 from internal.config.tokens import AuthConfigError, Authenticator, build_authenticator
+from internal.obs.grpc_interceptor import ObservabilityInterceptor
+from internal.obs.metrics import PoolStats, track_policy
+from internal.obs.ops_http import start_ops_server
+from internal.obs.settings import OpsSettings
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.auth import AuthInterceptor
@@ -188,7 +193,8 @@ def start_server(
             *KEEPALIVE_OPTIONS,
         ],
         maximum_concurrent_rpcs=threads,
-        interceptors=[AuthInterceptor(auth)],
+        # Observability first, so that refusals by authentication are logged and counted too.
+        interceptors=[ObservabilityInterceptor(), AuthInterceptor(auth)],
     )
     pb_grpc.add_TicketServiceServicer_to_server(
         TicketService(
@@ -224,14 +230,49 @@ def start_server(
     return RunningServer(server, port, pool, health_servicer, db_health, config, hub)
 
 
+# After the grace period, streams and RPCs are cancelled and the pool closes; a handler thread
+# still blocked in the database after this much longer is abandoned by exiting the process, and
+# PostgreSQL rolls its transaction back.
+EXIT_DEADLINE_AFTER_GRACE_SECONDS = 5.0
+
+
+def _exit_if_stuck(seconds: float) -> None:
+    def give_up() -> None:
+        log.error(
+            "work still in flight %.0fs after SIGTERM; exiting (open transactions roll back)",
+            seconds,
+        )
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+
+
 def serve_forever(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then stop within SLAWATCH_SHUTDOWN_GRACE_SECONDS (plus a
+    few seconds): health turns NOT_SERVING, new calls are refused, calls in flight finish."""
+    ops = OpsSettings.from_env("server")
     running = start_server(settings)
+    PoolStats(running.pool, "server").start()
+    track_policy(running.config)
+    metrics_server = (
+        start_ops_server(ops.metrics_port, host=ops.metrics_host, setting="SLAWATCH_METRICS_PORT")
+        if ops.metrics_port
+        else None
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
-        threading.Thread(target=running.stop, name="shutdown").start()
+        _exit_if_stuck(ops.server_grace_seconds + EXIT_DEADLINE_AFTER_GRACE_SECONDS)
+        threading.Thread(
+            target=running.stop, args=(ops.server_grace_seconds,), name="shutdown"
+        ).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     running.wait()
+    if metrics_server is not None:
+        metrics_server.stop()
     log.info("server stopped")

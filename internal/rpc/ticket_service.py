@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -12,6 +13,8 @@ import grpc
 import psycopg_pool
 
 from internal.config.holder import ConfigHolder
+from internal.obs import metrics
+from internal.obs.correlation import current_correlation_id
 from internal.rpc import alert_stream, convert, page_token
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
@@ -89,7 +92,16 @@ class TicketService(pb_grpc.TicketServiceServicer):
             return targets
 
         with self._pool.connection() as conn:
-            outcomes = ingest_repo.ingest(conn, tenant, events, targets_for, config.rules)
+            outcomes = ingest_repo.ingest(
+                conn,
+                tenant,
+                events,
+                targets_for,
+                config.rules,
+                correlation_id=current_correlation_id.get(),
+            )
+        for outcome, n in Counter(outcomes).items():
+            metrics.EVENTS_INGESTED.labels(outcome.value).inc(n)
         return pb.IngestTicketsResponse(
             results=[
                 pb.IngestResult(ticket_id=e.ticket_id, outcome=convert.OUTCOME_TO_PB[o])

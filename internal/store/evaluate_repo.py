@@ -6,7 +6,7 @@ several workers share the load and an ingest holding a ticket is simply passed o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ ALERT_WRITE_LOCK = 0x51A_A1E7
 
 _DUE = """
 SELECT c.tenant_id, c.ticket_id, c.clock, c.target_s, c.calendar, c.mode, c.anchor_at,
-       c.anchor_elapsed, c.due_at, c.fired_level, t.priority, t.customer_tier
+       c.anchor_elapsed, c.due_at, c.fired_level, t.priority, t.customer_tier, t.correlation_id
 FROM sla_clocks c JOIN tickets t USING (tenant_id, ticket_id)
 WHERE c.next_check_at <= %(now)s
 ORDER BY c.next_check_at
@@ -39,16 +39,16 @@ SELECT *, %(now)s FROM unnest(
     %(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(kinds)s::text[], %(levels)s::int[],
     %(due)s::timestamptz[], %(priorities)s::text[], %(tiers)s::text[], %(versions)s::text[])
 ON CONFLICT DO NOTHING
-RETURNING alert_id, tenant_id, ticket_id, clock, escalation_level
+RETURNING alert_id, tenant_id, ticket_id, clock, kind, escalation_level
 """
 
 _INSERT_NOTIFICATIONS = """
-INSERT INTO notifications (tenant_id, alert_id, channel, next_attempt_at)
-SELECT tenant, alert, channel, %(now)s
-FROM unnest(%(tenants)s::text[], %(alerts)s::bigint[], %(channels)s::text[])
-    AS n(tenant, alert, channel)
+INSERT INTO notifications (tenant_id, alert_id, channel, next_attempt_at, correlation_id)
+SELECT tenant, alert, channel, %(now)s, correlation
+FROM unnest(%(tenants)s::text[], %(alerts)s::bigint[], %(channels)s::text[],
+            %(correlations)s::text[]) AS n(tenant, alert, channel, correlation)
 ON CONFLICT DO NOTHING
-RETURNING notification_id
+RETURNING notification_id, correlation_id
 """
 
 _UPDATE_CLOCKS = """
@@ -66,10 +66,23 @@ WHERE t.tenant_id = u.tenant AND t.ticket_id = u.ticket
 
 
 @dataclass(frozen=True)
+class RaisedAlert:
+    alert_id: int
+    ticket_id: str
+    clock: str
+    kind: str
+    level: int
+    correlation_id: str | None  # of the ingest call that last changed the ticket
+
+
+@dataclass(frozen=True)
 class BatchResult:
     clocks: int  # due clocks looked at
     alerts: list[int]  # ids of the alerts written
     notifications: list[int]  # ids of the notification rows written
+    raised: list[RaisedAlert] = field(default_factory=list)  # the alerts written, in detail
+    # notification id -> the correlation id it carries (that of its alert's ticket)
+    correlations: dict[int, str | None] = field(default_factory=dict)
 
 
 def evaluate_batch(
@@ -81,7 +94,7 @@ def evaluate_batch(
         if not due:
             return BatchResult(0, [], [])
         updates: list[tuple[str, str, str, int, datetime | None]] = []
-        alerts: list[dict[str, object]] = []
+        alerts: list[dict[str, Any]] = []
         for row in due:
             calendar = config.calendars.get(str(row["calendar"]), ALWAYS_OPEN)
             mode = Mode(str(row["mode"]))
@@ -108,8 +121,10 @@ def evaluate_batch(
                 (str(row["tenant_id"]), str(row["ticket_id"]), str(row["clock"]), fired, next_check)
             )
 
-        written: list[dict[str, object]] = []
+        written: list[dict[str, Any]] = []
+        raised: list[RaisedAlert] = []
         notification_ids: list[int] = []
+        correlations: dict[int, str | None] = {}
         if alerts:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
             written = cur.execute(
@@ -131,26 +146,40 @@ def evaluate_batch(
                 (a["tenant_id"], a["ticket_id"], a["clock"], a["level"]): a["notify"]
                 for a in alerts
             }
-            rows = [
-                (w["tenant_id"], w["alert_id"], channel)
+            correlation_by_ticket = {
+                (a["tenant_id"], a["ticket_id"]): a["correlation_id"] for a in alerts
+            }
+            raised = [
+                RaisedAlert(
+                    alert_id=int(w["alert_id"]),
+                    ticket_id=str(w["ticket_id"]),
+                    clock=str(w["clock"]),
+                    kind=str(w["kind"]),
+                    level=int(w["escalation_level"]),
+                    correlation_id=correlation_by_ticket[(w["tenant_id"], w["ticket_id"])],
+                )
                 for w in written
+            ]
+            rows = [
+                (w["tenant_id"], w["alert_id"], channel, r.correlation_id)
+                for w, r in zip(written, raised, strict=True)
                 for channel in notify_by_key[
                     (w["tenant_id"], w["ticket_id"], w["clock"], w["escalation_level"])
-                ]  # type: ignore[attr-defined]
+                ]
             ]
             if rows:
-                notification_ids = [
-                    int(r["notification_id"])
-                    for r in cur.execute(
-                        _INSERT_NOTIFICATIONS,
-                        {
-                            "now": now,
-                            "tenants": [r[0] for r in rows],
-                            "alerts": [r[1] for r in rows],
-                            "channels": [r[2] for r in rows],
-                        },
-                    ).fetchall()
-                ]
+                for note in cur.execute(
+                    _INSERT_NOTIFICATIONS,
+                    {
+                        "now": now,
+                        "tenants": [r[0] for r in rows],
+                        "alerts": [r[1] for r in rows],
+                        "channels": [r[2] for r in rows],
+                        "correlations": [r[3] for r in rows],
+                    },
+                ).fetchall():
+                    notification_ids.append(int(note["notification_id"]))
+                    correlations[int(note["notification_id"])] = note["correlation_id"]
             cur.execute(
                 _UPDATE_LEVELS,
                 {
@@ -169,8 +198,8 @@ def evaluate_batch(
                 "next_check": [u[4] for u in updates],
             },
         )
-        alert_ids = [int(w["alert_id"]) for w in written]  # type: ignore[call-overload]
+        alert_ids = [int(w["alert_id"]) for w in written]
         if alert_ids:
             # Delivered on commit only; listeners then read alerts with id > their last.
             cur.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, str(max(alert_ids))))
-    return BatchResult(len(due), alert_ids, notification_ids)
+    return BatchResult(len(due), alert_ids, notification_ids, raised, correlations)

@@ -119,16 +119,19 @@ SELECT ticket_id, priority, customer_tier, status, created_at, updated_at
 FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
 """
 
+# A recomputation without a call behind it (correlation_id NULL) keeps the ticket's last one.
 _UPSERT_TICKETS = """
 INSERT INTO tickets (tenant_id, ticket_id, priority, customer_tier, status, created_at,
-                     updated_at, policy_version, breach_at, warn_at, active, urgent_at)
-SELECT %(tenant)s, * FROM in_tickets
+                     updated_at, policy_version, breach_at, warn_at, active, urgent_at,
+                     correlation_id)
+SELECT %(tenant)s, *, %(correlation_id)s FROM in_tickets
 ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
     priority = EXCLUDED.priority, customer_tier = EXCLUDED.customer_tier,
     status = EXCLUDED.status, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, policy_version = EXCLUDED.policy_version,
     breach_at = EXCLUDED.breach_at, warn_at = EXCLUDED.warn_at,
-    active = EXCLUDED.active, urgent_at = EXCLUDED.urgent_at
+    active = EXCLUDED.active, urgent_at = EXCLUDED.urgent_at,
+    correlation_id = coalesce(EXCLUDED.correlation_id, tickets.correlation_id)
 """
 
 _UPSERT_CLOCKS = """
@@ -174,8 +177,11 @@ def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Ev
     return history
 
 
-def write_ticket_slas(cur: Cursor, tenant: str, slas: Sequence[TicketSla]) -> None:
+def write_ticket_slas(
+    cur: Cursor, tenant: str, slas: Sequence[TicketSla], correlation_id: str | None = None
+) -> None:
     """Upsert tickets and their clocks; fired levels are kept as the evaluator left them.
+    `correlation_id` is recorded on the tickets (None keeps what they had).
     The session must have been prepared with `prepare_session`."""
     if not slas:
         return
@@ -222,7 +228,7 @@ def write_ticket_slas(cur: Cursor, tenant: str, slas: Sequence[TicketSla]) -> No
             for c in s.clocks
         ),
     )
-    cur.execute(_UPSERT_TICKETS, {"tenant": tenant})
+    cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
     cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
 
 
@@ -232,8 +238,10 @@ def ingest(
     events: Sequence[Event],
     targets_for: TargetsFor,
     rules: Rules,
+    correlation_id: str | None = None,
 ) -> list[Outcome]:
-    """Store a validated batch in one transaction; one outcome per event, in request order."""
+    """Store a validated batch in one transaction; one outcome per event, in request order.
+    The tickets it changes remember `correlation_id`, for the alerts they may raise later."""
     # Within a batch the first copy of a (ticket_id, updated_at) wins; later copies are duplicates.
     first_index: dict[tuple[str, datetime], int] = {}
     for i, e in enumerate(events):
@@ -278,7 +286,7 @@ def ingest(
                     history[tid], targets_for(latest.priority, latest.customer_tier), rules, fired
                 )
             )
-        write_ticket_slas(cur, tenant, slas)
+        write_ticket_slas(cur, tenant, slas, correlation_id)
 
     return _outcomes(events, first_index, inserted, prior)
 

@@ -82,13 +82,16 @@ def mark_failed(conn: psycopg.Connection[Any], notification_id: int, error: str)
         )
 
 
-def due_pending(conn: psycopg.Connection[Any], before: datetime, limit: int) -> list[int]:
-    """Pending rows due before `before`: what the sweeper hands back to the workers."""
+def due_pending(
+    conn: psycopg.Connection[Any], before: datetime, limit: int
+) -> list[tuple[int, str | None]]:
+    """Pending rows due before `before`, with their correlation ids: what the sweeper hands back
+    to the workers."""
     rows = conn.execute(
-        "SELECT notification_id FROM notifications"
+        "SELECT notification_id, correlation_id FROM notifications"
         " WHERE state = 'pending' AND next_attempt_at <= %s"
         " ORDER BY next_attempt_at LIMIT %s",
         (before, limit),
     ).fetchall()
     conn.commit()
-    return [int(r[0]) for r in rows]
+    return [(int(r[0]), r[1]) for r in rows]

@@ -19,11 +19,15 @@ from dramatiq.brokers.redis import RedisBroker
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
+from internal.obs import metrics
+from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
+from internal.obs.metrics import PoolStats, track_policy
 from internal.store import outbox_repo
 from internal.store.db import make_pool
 from internal.worker import delivery
 from internal.worker.evaluation import run_evaluation
+from internal.worker.middleware import CorrelationMiddleware, ShutdownFlag, shutting_down
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ SWEEP_LIMIT = 1000
 settings = Settings.from_env()
 configure_logging(settings.log_level, "worker")
 broker = RedisBroker(url=settings.redis_url)
+broker.add_middleware(CorrelationMiddleware())
+broker.add_middleware(ShutdownFlag())
 dramatiq.set_broker(broker)
 
 
@@ -45,10 +51,13 @@ class Runtime:
 
 @functools.cache
 def runtime() -> Runtime:
-    return Runtime(
+    rt = Runtime(
         pool=make_pool(settings.database_url, min_size=1, max_size=8),
         config=ConfigHolder(load_config(settings.sla_config_path)),
     )
+    PoolStats(rt.pool, "worker").start()
+    track_policy(rt.config)
+    return rt
 
 
 def utc_now() -> datetime:
@@ -59,9 +68,15 @@ def utc_now() -> datetime:
 def evaluate(tick: int) -> None:
     """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
     rt = runtime()
-    result = run_evaluation(rt.pool, rt.config.current, utc_now)
+    result = run_evaluation(rt.pool, rt.config.current, utc_now, stop=shutting_down)
     # Enqueued after commit; if Redis fails here the sweeper picks the rows up later.
     for notification_id in result.notifications:
+        _send_delivery(notification_id, result.correlations.get(notification_id))
+
+
+def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
+    """The delivery message carries the correlation id of the call behind its alert."""
+    with correlation(correlation_id):
         deliver.send(notification_id)
 
 
@@ -88,7 +103,8 @@ def sweep() -> None:
         # Fresh rows are left alone: their own message is normally on its way.
         grace = timedelta(seconds=settings.sweep_grace_seconds)
         due = outbox_repo.due_pending(conn, utc_now() - grace, SWEEP_LIMIT)
-    for notification_id in due:
-        deliver.send(notification_id)
+    for notification_id, correlation_id in due:
+        _send_delivery(notification_id, correlation_id)
     if due:
+        metrics.OUTBOX_SWEPT.inc(len(due))
         log.info("sweeper re-enqueued %d pending notifications", len(due))

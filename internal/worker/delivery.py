@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from internal.notify.slack import (
     next_delay,
     send,
 )
+from internal.obs import metrics
 from internal.store import outbox_repo
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,11 @@ def _message(claimed: outbox_repo.Claimed) -> AlertMessage:
     )
 
 
+def _finished(result: Result, attempts: int) -> None:
+    metrics.NOTIFICATIONS.labels(result.value).inc()
+    metrics.NOTIFICATION_ATTEMPTS.labels(result.value).observe(attempts)
+
+
 def deliver(
     pool: psycopg_pool.ConnectionPool,
     config: SlaConfig,
@@ -82,7 +89,15 @@ def deliver(
         # The lease outlasts any send, so a live worker's claim is never taken over.
         claimed = outbox_repo.claim(conn, notification_id, now, timedelta(seconds=send_timeout * 3))
     if claimed is None:
+        metrics.NOTIFICATIONS.labels(Result.SKIPPED.value).inc()
+        log.debug("notification %d: not pending or not due; nothing to do", notification_id)
         return Outcome(Result.SKIPPED)
+    log_extra = {
+        "alert_id": claimed.alert["alert_id"],
+        "ticket_id": claimed.alert["ticket_id"],
+        "correlation_id": claimed.correlation_id,
+        "attempt": claimed.attempts,
+    }
     channel = config.channels.get(claimed.channel)
     webhook = env.get(channel.slack_webhook_env, "") if channel else ""
     if not webhook:
@@ -93,28 +108,21 @@ def deliver(
         )
         with pool.connection() as conn:
             outbox_repo.mark_failed(conn, notification_id, reason)
-        log.warning(
-            "notification %d failed: %s",
-            notification_id,
-            reason,
-            extra={"alert_id": claimed.alert["alert_id"]},
-        )
+        log.warning("notification %d failed: %s", notification_id, reason, extra=log_extra)
+        _finished(Result.FAILED, claimed.attempts)
         return Outcome(Result.FAILED)
 
     payload = build_payload(_message(claimed), now, ticket_url_template)
+    started = time.perf_counter()
     result = sender(webhook, payload, send_timeout)
-    log_extra = {
-        "alert_id": claimed.alert["alert_id"],
-        "ticket_id": claimed.alert["ticket_id"],
-        "correlation_id": claimed.correlation_id,
-        "attempt": claimed.attempts,
-    }
+    metrics.SLACK_SEND_DURATION.observe(time.perf_counter() - started)
     with pool.connection() as conn:
         if result.ok:
             outbox_repo.mark_sent(conn, notification_id, now)
             log.info(
                 "notification %d sent to %s", notification_id, claimed.channel, extra=log_extra
             )
+            _finished(Result.SENT, claimed.attempts)
             return Outcome(Result.SENT)
         error = result.error or f"HTTP {result.status}"
         if not is_retryable(result) or claimed.attempts >= MAX_ATTEMPTS:
@@ -126,6 +134,7 @@ def deliver(
                 error,
                 extra=log_extra,
             )
+            _finished(Result.FAILED, claimed.attempts)
             return Outcome(Result.FAILED)
         delay = next_delay(
             claimed.attempts, result.retry_after, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, rand
@@ -139,4 +148,5 @@ def deliver(
         delay,
         extra=log_extra,
     )
+    metrics.NOTIFICATIONS.labels(Result.RETRY.value).inc()
     return Outcome(Result.RETRY, delay)
