@@ -1,4 +1,6 @@
-"""slawatch-bridge: alerts to browsers over WebSocket, the live page, /healthz (aiohttp)."""
+"""slawatch-bridge: alerts to browsers over WebSocket, the live page, /healthz (aiohttp).
+
+Metrics on SLAWATCH_BRIDGE_METRICS_PORT (9467; 0 turns them off)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ import sys
 
 from internal.bridge.app import serve
 from internal.bridge.settings import BridgeSettings, BridgeSettingsError
+from internal.config.settings import SettingsError
 from internal.obs.logs import configure_logging
+from internal.obs.ops_http import start_ops_server
+from internal.obs.settings import OpsSettings
 
 
 def raise_open_file_limit() -> None:
@@ -23,11 +28,17 @@ def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     try:
         settings = BridgeSettings.from_env()
-    except BridgeSettingsError as err:
+        ops = OpsSettings.from_env("bridge")
+    except (BridgeSettingsError, SettingsError) as err:
         print(f"slawatch-bridge: {err}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, "bridge")
     raise_open_file_limit()
+    if ops.metrics_port:
+        # Prometheus scrapes its own port, away from the browser-facing one.
+        start_ops_server(
+            ops.metrics_port, host=ops.metrics_host, setting="SLAWATCH_BRIDGE_METRICS_PORT"
+        )
     try:
         asyncio.run(serve(settings))
     except BridgeSettingsError as err:  # the token configuration, read by serve()
