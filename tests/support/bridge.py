@@ -73,6 +73,8 @@ def run_bridge(grpc_target: str, port: int | None = None, **env: str) -> Iterato
         "SLAWATCH_BRIDGE_HOST": "127.0.0.1",
         "SLAWATCH_BRIDGE_PORT": str(port),
         "SLAWATCH_GRPC_TARGET": grpc_target,
+        # Tests run several bridges at once: no fixed metrics port to fight over.
+        "SLAWATCH_BRIDGE_METRICS_PORT": "0",
         **env,
     }
     with logged_process([str(ROOT / "cmd/slawatch-bridge/main.py")], full_env, "bridge") as (
