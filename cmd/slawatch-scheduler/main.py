@@ -15,9 +15,13 @@ import threading
 
 import redis
 
+from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings, SettingsError
+from internal.config.sla_config import ConfigError, load_config
+from internal.config.watcher import ConfigWatcher
 from internal.obs.health import redis_reachable
 from internal.obs.logs import configure_logging
+from internal.obs.metrics import track_policy
 from internal.obs.ops_http import Check, start_ops_server
 from internal.obs.settings import OpsSettings
 from internal.store.db import ping
@@ -51,6 +55,15 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     scheduler = Scheduler(client, settings.eval_interval_seconds, enqueue)
+    # The scheduler decides nothing by policy, but it validates and reports the active version
+    # like every process, so a broken save shows up in its logs and metrics too.
+    try:
+        policy = ConfigHolder(load_config(settings.sla_config_path))
+    except ConfigError as err:
+        print(f"slawatch-scheduler: invalid SLA config: {err}", file=sys.stderr)
+        return 2
+    track_policy(policy)
+    watcher = ConfigWatcher(settings.sla_config_path, policy).start()
     server = None
     if ops.metrics_port:
         ready: dict[str, Check] = {"redis": lambda: redis_reachable(settings.redis_url)}
@@ -69,6 +82,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
+        watcher.stop()
         client.close()
     log.info("scheduler stopped")
     return 0
