@@ -21,8 +21,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from internal.config.sla_config import load_config
 from internal.embedded.ports import free_port
 from internal.embedded.postgres import EmbeddedPostgres
+from internal.store.db import make_pool
 from internal.store.evaluate_repo import ALERT_WRITE_LOCK
 from internal.store.migrate import migrate
+from internal.worker.evaluation import run_evaluation
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.env import DATA
@@ -427,4 +429,29 @@ def test_sigterm_during_an_evaluation_leaves_no_alert_half_written(
         procs.stop_all()
     assert rows(database_url, "SELECT count(*) FROM alerts") == [(5,)]
     assert len(slack.requests("/hooks/lead")) == 5
+    assert_consistent(database_url)
+
+
+def test_an_evaluation_asked_to_stop_ends_after_the_batch_in_hand(
+    stub: pb_grpc.TicketServiceStub, database_url: str, config_path: Path
+) -> None:
+    """What the worker does on SIGTERM between batches: the run commits the batch it holds and
+    returns; the remaining due clocks are left, untouched, for the next run."""
+    stub.IngestTickets(pb.IngestTicketsRequest(events=[past(f"STOP-{i}") for i in range(5)]))
+    config = load_config(config_path)
+    stop = threading.Event()
+    stop.set()
+    pool = make_pool(database_url)
+    try:
+        first = run_evaluation(pool, config, lambda: datetime.now(UTC), batch_size=2, stop=stop)
+        assert first.clocks == 2 and len(first.alerts) == 2
+        assert_consistent(database_url)
+        rest = run_evaluation(pool, config, lambda: datetime.now(UTC), batch_size=2)
+    finally:
+        pool.close()
+    assert rest.clocks == 3 and len(rest.alerts) == 3
+    assert set(first.correlations) | set(rest.correlations) == {
+        int(r[0])  # type: ignore[call-overload]
+        for r in rows(database_url, "SELECT notification_id FROM notifications")
+    }
     assert_consistent(database_url)
