@@ -27,6 +27,7 @@ from internal.store.migrate import migrate
 from internal.worker.evaluation import run_evaluation
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.configs import write_config
 from support.env import DATA
 from support.events import event
 from support.fake_slack import FakeSlack
@@ -455,3 +456,34 @@ def test_an_evaluation_asked_to_stop_ends_after_the_batch_in_hand(
         for r in rows(database_url, "SELECT notification_id FROM notifications")
     }
     assert_consistent(database_url)
+
+
+def test_config_reloads_are_counted_and_the_policy_version_follows(
+    database_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    """A valid save (by rename, as editors do) is counted as applied and moves the version
+    gauge to the new policy; a broken save is counted as rejected and the version stays."""
+    old = load_config(config_path).version
+    with server_process(database_url, config_path, tmp_path) as server:
+
+        def metric(name: str, **labels: str) -> float:
+            return value(scrape(server.metrics_port), name, **labels)
+
+        assert metric("slawatch_policy_version_info", version=old) == 1
+        staged = config_path.with_name("staged.yaml")
+        write_config(staged, pause_statuses=["on_hold", "in_progress"])
+        new = load_config(staged).version
+        staged.replace(config_path)
+        poll(
+            lambda: metric("slawatch_config_reloads_total", result="applied") == 1,
+            what="the reload counted",
+        )
+        assert metric("slawatch_policy_version_info", version=new) == 1
+        assert metric("slawatch_policy_version_info", version=old) == 0
+
+        config_path.write_text("policies: {high: {gold: {response: soon}}}\n")
+        poll(
+            lambda: metric("slawatch_config_reloads_total", result="rejected") == 1,
+            what="the refusal counted",
+        )
+        assert metric("slawatch_policy_version_info", version=new) == 1
