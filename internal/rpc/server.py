@@ -272,7 +272,12 @@ def serve_forever(settings: Settings) -> None:
         else None
     )
 
+    stopping = threading.Event()
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            return  # a supervisor may signal the whole process group as well as us
+        stopping.set()
         log.info("received %s, shutting down", signal.Signals(signum).name)
         _exit_if_stuck(ops.server_grace_seconds + EXIT_DEADLINE_AFTER_GRACE_SECONDS)
         threading.Thread(
