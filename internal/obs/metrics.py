@@ -111,10 +111,12 @@ BRIDGE_WEBSOCKETS_OPEN = Gauge(
     "WebSocket clients connected to this bridge.",
     multiprocess_mode="livesum",
 )
-BRIDGE_UPSTREAM_UP = Gauge(
-    "slawatch_bridge_upstream_up",
-    "1 while the bridge's upstream WatchAlerts stream is established, else 0.",
-    multiprocess_mode="livemax",
+BRIDGE_UPSTREAM_FEEDS = Gauge(
+    "slawatch_bridge_upstream_feeds",
+    "Upstream WatchAlerts feeds of this bridge (one per tenant with clients), by state"
+    " (connecting, up, down).",
+    ["state"],
+    multiprocess_mode="livesum",
 )
 
 # --- database pool ---
