@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 
 from internal.bridge import codec
 from internal.bridge.feed import REFUSALS, AlertFeed, Credential, FeedItem, NotReady
+from internal.obs.metrics import BRIDGE_WEBSOCKETS_OPEN
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ async def serve_client(
     await ws.prepare(request)
     clients: set[WsClient] = request.app[CLIENTS]
     clients.add(client)
+    BRIDGE_WEBSOCKETS_OPEN.inc()
     writer = asyncio.create_task(client.run(feed, after, heartbeat, credential))
     try:
         async for _ in ws:
@@ -198,6 +200,7 @@ async def serve_client(
     finally:
         feed.detach(client)
         clients.discard(client)
+        BRIDGE_WEBSOCKETS_OPEN.dec()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             await writer

@@ -29,6 +29,7 @@ import grpc
 import grpc.aio
 
 from internal.bridge import codec
+from internal.obs.metrics import BRIDGE_UPSTREAM_FEEDS
 from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -165,6 +166,13 @@ class AlertFeed:
 
     async def run(self) -> None:
         """Keep the upstream stream open for ever (until cancelled)."""
+        BRIDGE_UPSTREAM_FEEDS.labels(self.state).inc()
+        try:
+            await self._run()
+        finally:
+            BRIDGE_UPSTREAM_FEEDS.labels(self.state).dec()
+
+    async def _run(self) -> None:
         attempt = 0
         while True:
             credential = self._credentials.upstream()
@@ -209,6 +217,8 @@ class AlertFeed:
     def _set_state(self, state: str) -> None:
         if state == self.state:
             return
+        BRIDGE_UPSTREAM_FEEDS.labels(self.state).dec()
+        BRIDGE_UPSTREAM_FEEDS.labels(state).inc()
         self.state = state
         if state == "up":
             self.up.set()

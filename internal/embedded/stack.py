@@ -103,8 +103,12 @@ class Stack:
 
     def start_processes(self, processes: tuple[Process, ...] = PROCESSES) -> None:
         for proc in processes:
+            # Own sessions: Ctrl-C reaches this process only, which then sends each child one
+            # SIGTERM (a second signal would cut the worker's graceful shutdown short).
             self.children[proc.name] = subprocess.Popen(
-                [sys.executable, str(self.root / proc.script), *proc.args], env=self.env
+                [sys.executable, str(self.root / proc.script), *proc.args],
+                env=self.env,
+                start_new_session=True,
             )
             log.info("started %s (pid %d)", proc.name, self.children[proc.name].pid)
 

@@ -16,6 +16,7 @@ import pytest
 
 from internal.bridge.client import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
 from internal.config.tokens import hash_token
+from internal.embedded.ports import free_port
 from internal.rpc.server import RunningServer, start_server
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -23,6 +24,7 @@ from support.alerts import Shape, breach_by_evaluation, write_alerts
 from support.bridge import Bridge, get_json, run_bridge
 from support.env import make_settings
 from support.events import event
+from support.ops import scrape, scrape_when_up, value
 from support.servers import Servers, wait_for
 
 TIMEOUT = 60.0
@@ -340,3 +342,31 @@ def test_bridge_authenticates_upstream_with_its_token(database_url: str, config_
             assert get_json(f"{bridge.url}/api/dashboard")[0] == 200
     finally:
         running.stop(grace=1)
+
+
+def test_bridge_metrics_count_open_websockets_and_feeds(server: RunningServer) -> None:
+    """The bridge's gauges follow its clients and its upstream feed: an operator sees how many
+    browsers are connected and whether the feed is up."""
+    metrics_port = free_port()
+    with run_bridge(
+        f"127.0.0.1:{server.port}", SLAWATCH_BRIDGE_METRICS_PORT=str(metrics_port)
+    ) as bridge:
+        bridge.wait_up()
+
+        def opened() -> float:
+            samples = scrape_when_up(metrics_port)
+            return -1 if samples is None else value(samples, "slawatch_bridge_websockets_open")
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as session:
+                sockets = [await session.ws_connect(bridge.ws_url) for _ in range(3)]
+                for ws in sockets:
+                    await receive(ws)  # hello: the client is attached
+                await asyncio.to_thread(wait_for, lambda: opened() == 3, 30, "3 open")
+                samples = scrape(metrics_port)
+                assert value(samples, "slawatch_bridge_upstream_feeds", state="up") == 1
+                for ws in sockets:
+                    await ws.close()
+
+        asyncio.run(scenario())
+        wait_for(lambda: opened() == 0, 30, "all closed")
