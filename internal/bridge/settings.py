@@ -7,27 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from internal.config.settings import SettingsError, env_int, env_number, env_path
 
-class BridgeSettingsError(ValueError):
+
+class BridgeSettingsError(SettingsError):
     pass
-
-
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BridgeSettingsError(f"{name}: expected a number, got {raw!r}") from None
-    if value < minimum:
-        raise BridgeSettingsError(f"{name}: must be at least {minimum:g}, got {raw}")
-    return value
-
-
-def _path(env: Mapping[str, str], name: str) -> Path | None:
-    raw = env.get(name)
-    return Path(raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -63,35 +47,33 @@ class BridgeSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BridgeSettings:
         env = os.environ if env is None else env
-        grpc_port = int(_number(env, "SLAWATCH_GRPC_PORT", 50051, 1))
+        grpc_port = env_int(env, "SLAWATCH_GRPC_PORT", 50051, 1)
         origins = env.get("SLAWATCH_BRIDGE_ALLOWED_ORIGINS", "")
         upstream = env.get("SLAWATCH_UPSTREAM_TOKEN", "")
         return cls(
             host=env.get("SLAWATCH_BRIDGE_HOST") or cls.host,
-            port=int(_number(env, "SLAWATCH_BRIDGE_PORT", cls.port, 0)),
+            port=env_int(env, "SLAWATCH_BRIDGE_PORT", cls.port, 0),
             grpc_target=env.get("SLAWATCH_GRPC_TARGET") or f"127.0.0.1:{grpc_port}",
             tokens_json=env.get("SLAWATCH_TOKENS") or None,
-            tokens_file=_path(env, "SLAWATCH_TOKENS_FILE"),
+            tokens_file=env_path(env, "SLAWATCH_TOKENS_FILE"),
             insecure_dev=env.get("SLAWATCH_INSECURE_DEV", "").lower() in {"1", "true", "yes"},
             upstream_tokens=tuple(t.strip() for t in upstream.split(",") if t.strip()),
-            upstream_tls_ca=_path(env, "SLAWATCH_UPSTREAM_TLS_CA"),
-            upstream_tls_cert=_path(env, "SLAWATCH_UPSTREAM_TLS_CERT"),
-            upstream_tls_key=_path(env, "SLAWATCH_UPSTREAM_TLS_KEY"),
+            upstream_tls_ca=env_path(env, "SLAWATCH_UPSTREAM_TLS_CA"),
+            upstream_tls_cert=env_path(env, "SLAWATCH_UPSTREAM_TLS_CERT"),
+            upstream_tls_key=env_path(env, "SLAWATCH_UPSTREAM_TLS_KEY"),
             allowed_origins=frozenset(
                 o.strip().rstrip("/").lower() for o in origins.split(",") if o.strip()
             ),
-            ring_size=int(_number(env, "SLAWATCH_BRIDGE_RING_SIZE", cls.ring_size, 1)),
-            client_queue=int(_number(env, "SLAWATCH_BRIDGE_CLIENT_QUEUE", cls.client_queue, 1)),
-            heartbeat_seconds=_number(
+            ring_size=env_int(env, "SLAWATCH_BRIDGE_RING_SIZE", cls.ring_size, 1),
+            client_queue=env_int(env, "SLAWATCH_BRIDGE_CLIENT_QUEUE", cls.client_queue, 1),
+            heartbeat_seconds=env_number(
                 env, "SLAWATCH_BRIDGE_HEARTBEAT_SECONDS", cls.heartbeat_seconds, 0.1
             ),
-            replay_slots=int(_number(env, "SLAWATCH_BRIDGE_REPLAY_SLOTS", cls.replay_slots, 1)),
-            max_clients_per_tenant=int(
-                _number(
-                    env, "SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT", cls.max_clients_per_tenant, 1
-                )
+            replay_slots=env_int(env, "SLAWATCH_BRIDGE_REPLAY_SLOTS", cls.replay_slots, 1),
+            max_clients_per_tenant=env_int(
+                env, "SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT", cls.max_clients_per_tenant, 1
             ),
-            feed_linger_seconds=_number(
+            feed_linger_seconds=env_number(
                 env, "SLAWATCH_BRIDGE_FEED_LINGER_SECONDS", cls.feed_linger_seconds, 0
             ),
             log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),

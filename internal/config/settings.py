@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,20 +15,15 @@ class SettingsError(ValueError):
     pass
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+) -> float:
+    """A number from the environment, or `default` when unset; errors name the variable. Shared
+    by every process's settings."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -35,12 +31,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
-    if value < 0:
-        raise SettingsError(f"{name}: must not be negative, got {value}")
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise SettingsError(f"{name}: must be between {minimum:g} and {maximum:g}, got {raw}")
     return value
 
 
-def _path(env: Mapping[str, str], name: str) -> Path | None:
+def env_int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: float = math.inf
+) -> int:
+    value = env_number(env, name, default, minimum, maximum)
+    if value != int(value):
+        raise SettingsError(f"{name}: expected an integer, got {env.get(name)!r}")
+    return int(value)
+
+
+def env_path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
     return Path(raw) if raw else None
 
@@ -76,23 +81,23 @@ class Settings:
             database_url=env.get("DATABASE_URL", ""),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             sla_config_path=Path(env.get("SLA_CONFIG_PATH") or "./sla_config.yaml"),
-            grpc_port=_int(env, "SLAWATCH_GRPC_PORT", 50051),
-            bridge_port=_int(env, "SLAWATCH_BRIDGE_PORT", 8080),
-            eval_interval_seconds=_int(env, "SLAWATCH_EVAL_INTERVAL_SECONDS", 5, minimum=1),
+            grpc_port=env_int(env, "SLAWATCH_GRPC_PORT", 50051),
+            bridge_port=env_int(env, "SLAWATCH_BRIDGE_PORT", 8080),
+            eval_interval_seconds=env_int(env, "SLAWATCH_EVAL_INTERVAL_SECONDS", 5, minimum=1),
             log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),
-            max_batch_events=_int(env, "SLAWATCH_MAX_BATCH_EVENTS", 1000, minimum=1),
+            max_batch_events=env_int(env, "SLAWATCH_MAX_BATCH_EVENTS", 1000, minimum=1),
             ticket_url_template=env.get("SLAWATCH_TICKET_URL_TEMPLATE") or None,
-            slack_timeout_seconds=_int(env, "SLAWATCH_SLACK_TIMEOUT_SECONDS", 10, minimum=1),
-            sweep_grace_seconds=_int(env, "SLAWATCH_SWEEP_GRACE_SECONDS", 15, minimum=1),
+            slack_timeout_seconds=env_int(env, "SLAWATCH_SLACK_TIMEOUT_SECONDS", 10, minimum=1),
+            sweep_grace_seconds=env_int(env, "SLAWATCH_SWEEP_GRACE_SECONDS", 15, minimum=1),
             tokens_json=env.get("SLAWATCH_TOKENS") or None,
-            tokens_file=_path(env, "SLAWATCH_TOKENS_FILE"),
+            tokens_file=env_path(env, "SLAWATCH_TOKENS_FILE"),
             insecure_dev=env.get("SLAWATCH_INSECURE_DEV", "").lower() in {"1", "true", "yes"},
-            rate_limit_per_second=_float(env, "SLAWATCH_RATE_LIMIT_PER_SECOND", 0.0),
-            rate_limit_burst=_float(env, "SLAWATCH_RATE_LIMIT_BURST", 0.0),
-            tls_cert=_path(env, "SLAWATCH_TLS_CERT"),
-            tls_key=_path(env, "SLAWATCH_TLS_KEY"),
-            tls_client_ca=_path(env, "SLAWATCH_TLS_CLIENT_CA"),
-            max_message_bytes=_int(
+            rate_limit_per_second=env_number(env, "SLAWATCH_RATE_LIMIT_PER_SECOND", 0.0),
+            rate_limit_burst=env_number(env, "SLAWATCH_RATE_LIMIT_BURST", 0.0),
+            tls_cert=env_path(env, "SLAWATCH_TLS_CERT"),
+            tls_key=env_path(env, "SLAWATCH_TLS_KEY"),
+            tls_client_ca=env_path(env, "SLAWATCH_TLS_CLIENT_CA"),
+            max_message_bytes=env_int(
                 env, "SLAWATCH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024
             ),
         )

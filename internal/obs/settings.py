@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from internal.config.settings import SettingsError
+from internal.config.settings import env_int, env_number
 
 # process -> (environment variable, default port)
 METRICS_PORTS: dict[str, tuple[str, int]] = {
@@ -30,19 +30,6 @@ DEFAULT_SERVER_GRACE_SECONDS = 10.0
 DEFAULT_WORKER_SHUTDOWN_SECONDS = 20.0
 
 
-def _number(env: Mapping[str, str], name: str, default: float, maximum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
-    if not 0 <= value <= maximum:
-        raise SettingsError(f"{name}: must be between 0 and {maximum:g}, got {raw}")
-    return value
-
-
 @dataclass(frozen=True)
 class OpsSettings:
     metrics_port: int  # 0: no metrics/health endpoint
@@ -55,10 +42,12 @@ class OpsSettings:
         env = os.environ if env is None else env
         name, default = METRICS_PORTS[process]
         return cls(
-            metrics_port=int(_number(env, name, default, 65535)),
+            metrics_port=env_int(env, name, default, maximum=65535),
             metrics_host=env.get(METRICS_HOST_ENV) or "0.0.0.0",
-            server_grace_seconds=_number(env, SERVER_GRACE_ENV, DEFAULT_SERVER_GRACE_SECONDS, 600),
-            worker_shutdown_seconds=_number(
-                env, WORKER_SHUTDOWN_ENV, DEFAULT_WORKER_SHUTDOWN_SECONDS, 600
+            server_grace_seconds=env_number(
+                env, SERVER_GRACE_ENV, DEFAULT_SERVER_GRACE_SECONDS, maximum=600
+            ),
+            worker_shutdown_seconds=env_number(
+                env, WORKER_SHUTDOWN_ENV, DEFAULT_WORKER_SHUTDOWN_SECONDS, maximum=600
             ),
         )
