@@ -21,13 +21,11 @@ from internal.rpc.server import RunningServer, start_server
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import Shape, breach_by_evaluation, write_alerts
-from support.bridge import Bridge, get_json, run_bridge
+from support.bridge import WS_TIMEOUT, Bridge, alerts_until, get_json, receive, run_bridge
 from support.env import make_settings
 from support.events import event
 from support.ops import scrape, scrape_when_up, value
 from support.servers import Servers, wait_for
-
-TIMEOUT = 60.0
 
 
 @pytest.fixture
@@ -42,23 +40,6 @@ def bridge(server: RunningServer) -> Iterator[Bridge]:
     with run_bridge(f"127.0.0.1:{server.port}") as b:
         b.wait_up()
         yield b
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    msg = await ws.receive(timeout=TIMEOUT)
-    assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a message, got {msg}"
-    data: dict[str, Any] = json.loads(msg.data)
-    return data
-
-
-async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> list[int]:
-    """Alert ids received until `last_id`, skipping heartbeats and status messages."""
-    ids: list[int] = []
-    while not ids or ids[-1] < last_id:
-        message = await receive(ws)
-        if message["type"] == "alert":
-            ids.append(message["alert"]["alert_id"])
-    return ids
 
 
 def test_alert_reaches_websocket_as_documented_json(
@@ -188,7 +169,7 @@ def test_slow_client_is_closed_with_4008_and_resumes(
 
                 got: list[int] = []
                 while True:
-                    msg = await slow.receive(timeout=TIMEOUT)
+                    msg = await slow.receive(timeout=WS_TIMEOUT)
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         break
                     message = json.loads(msg.data)
@@ -281,7 +262,7 @@ def test_sigterm_closes_websockets_with_1001_and_exits(bridge: Bridge) -> None:
             bridge.proc.send_signal(signal.SIGTERM)
             closes = []
             for ws in sockets:
-                while (msg := await ws.receive(timeout=TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
+                while (msg := await ws.receive(timeout=WS_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
                     pass
                 closes.append(msg)
             return closes

@@ -15,7 +15,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import grpc
@@ -29,14 +28,13 @@ from internal.rpc.server import start_server
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import Shape, breach_by_evaluation, write_alerts
-from support.bridge import Bridge, get_json, run_bridge
+from support.bridge import WS_TIMEOUT, Bridge, alerts_until, get_json, receive, run_bridge
 from support.configs import write_config
 from support.env import ROOT, make_settings
 from support.events import event
 from support.servers import wait_for
 from support.tokens import TOKENS, bearer, secret, tokens_json
 
-TIMEOUT = 60.0
 SECURE = {"SLAWATCH_INSECURE_DEV": "", "SLAWATCH_TOKENS": tokens_json()}
 
 WsMessage = aiohttp.WSMessage
@@ -92,27 +90,10 @@ def ws_url(bridge: Bridge, token: str | None = None, after: int | None = None) -
     return bridge.ws_url + ("?" + "&".join(query) if query else "")
 
 
-async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    msg = await ws.receive(timeout=TIMEOUT)
-    assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a message, got {msg}"
-    data: dict[str, Any] = json.loads(msg.data)
-    return data
-
-
-async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> list[int]:
-    """Alert ids received until `last_id`, skipping hello, heartbeats and status messages."""
-    ids: list[int] = []
-    while not ids or ids[-1] < last_id:
-        message = await receive(ws)
-        if message["type"] == "alert":
-            ids.append(message["alert"]["alert_id"])
-    return ids
-
-
 async def first_message(url: str, headers: dict[str, str] | None = None) -> WsMessage:
     """What a client gets first after the handshake: the hello, or a close."""
     async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=headers) as ws:
-        return await ws.receive(timeout=TIMEOUT)
+        return await ws.receive(timeout=WS_TIMEOUT)
 
 
 def assert_closed(msg: WsMessage, code: int, *words: str) -> None:
@@ -157,7 +138,7 @@ def test_ws_alerts_needs_a_token_with_the_watch_role_and_shows_only_its_tenant(
             aiohttp.ClientSession() as session,
             session.ws_connect(ws_url(bridge, token)) as ws,
         ):
-            first = await ws.receive(timeout=TIMEOUT)
+            first = await ws.receive(timeout=WS_TIMEOUT)
             if isinstance(expected, int):
                 return first, [], {}
             written = await asyncio.to_thread(interleaved_alerts, module_db)
@@ -367,10 +348,10 @@ def test_websocket_clients_per_tenant_limit(module_server: str) -> None:
                 await receive(second)
                 third = await first_message(acme)
                 async with session.ws_connect(ws_url(b, secret("globex-all"))) as globex:
-                    globex_first = await globex.receive(timeout=TIMEOUT)
+                    globex_first = await globex.receive(timeout=WS_TIMEOUT)
                     await first.close()
                     await asyncio.to_thread(
-                        wait_for, lambda: b.health()[1]["clients"] == 2, TIMEOUT, "slot freed"
+                        wait_for, lambda: b.health()[1]["clients"] == 2, WS_TIMEOUT, "slot freed"
                     )
                     again = await first_message(acme)
                 await second.close()

@@ -3,7 +3,6 @@ processes, and a real HTTP server standing in for Slack."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections import Counter
@@ -25,31 +24,14 @@ from support.configs import write_config
 from support.env import DATA, StubFactory
 from support.events import event
 from support.fake_slack import FakeSlack, Reply
-from support.workers import CHANNEL_PATHS, Processes, poll, rows
+from support.ops import engine_env
+from support.workers import Processes, poll, rows
 
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
-
-
-def engine_env(
-    database_url: str, redis_url: str, config_path: Path, slack: FakeSlack, **extra: str
-) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        SLA_CONFIG_PATH=str(config_path),
-        SLAWATCH_EVAL_INTERVAL_SECONDS="1",
-        SLAWATCH_SLACK_TIMEOUT_SECONDS="1",
-        SLAWATCH_SWEEP_GRACE_SECONDS="2",
-        SLAWATCH_LOG_LEVEL="INFO",
-    )
-    env.update({var: slack.url(path) for var, path in CHANNEL_PATHS.items()})
-    env.update(extra)
-    return env
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from internal.embedded.ports import free_port
 from support.env import ROOT
 from support.servers import logged_process, wait_for
@@ -85,3 +87,24 @@ def run_bridge(grpc_target: str, port: int | None = None, **env: str) -> Iterato
         wait_for(lambda: proc.poll() is not None or _answers(bridge.url), what="bridge serving")
         assert proc.poll() is None, "the bridge exited at start"
         yield bridge
+
+
+# Generous: the machine running the tests is small and shared.
+WS_TIMEOUT = 60.0
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await ws.receive(timeout=WS_TIMEOUT)
+    assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a message, got {msg}"
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> list[int]:
+    """Alert ids received until `last_id`, skipping heartbeats and status messages."""
+    ids: list[int] = []
+    while not ids or ids[-1] < last_id:
+        message = await receive(ws)
+        if message["type"] == "alert":
+            ids.append(message["alert"]["alert_id"])
+    return ids
