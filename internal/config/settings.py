@@ -56,7 +56,6 @@ class Settings:
     redis_url: str
     sla_config_path: Path
     grpc_port: int
-    bridge_port: int
     eval_interval_seconds: int
     log_level: str
     max_batch_events: int
@@ -82,7 +81,6 @@ class Settings:
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             sla_config_path=Path(env.get("SLA_CONFIG_PATH") or "./sla_config.yaml"),
             grpc_port=env_int(env, "SLAWATCH_GRPC_PORT", 50051),
-            bridge_port=env_int(env, "SLAWATCH_BRIDGE_PORT", 8080),
             eval_interval_seconds=env_int(env, "SLAWATCH_EVAL_INTERVAL_SECONDS", 5, minimum=1),
             log_level=env.get("SLAWATCH_LOG_LEVEL", "INFO").upper(),
             max_batch_events=env_int(env, "SLAWATCH_MAX_BATCH_EVENTS", 1000, minimum=1),

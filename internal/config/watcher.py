@@ -48,7 +48,6 @@ class ConfigWatcher:
         self._last_digest: str | None = None
         self._observer = Observer()
         self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
-        self.rejected: str | None = None  # the last refusal, for health and tests
 
     def start(self) -> ConfigWatcher:
         self._last_digest = self._digest()
@@ -97,7 +96,6 @@ class ConfigWatcher:
         try:
             config = parse_config(self._path.read_bytes())
         except (ConfigError, OSError) as err:
-            self.rejected = str(err)
             CONFIG_RELOADS.labels(result="rejected").inc()
             log.error(
                 "refused new SLA config %s: %s; still running policy %s",
@@ -107,7 +105,6 @@ class ConfigWatcher:
                 extra={"config_path": str(self._path)},
             )
             return
-        self.rejected = None
         applied = self._holder.replace(config)
         CONFIG_RELOADS.labels(result="applied" if applied else "unchanged").inc()
         if applied:

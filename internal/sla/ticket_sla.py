@@ -97,10 +97,6 @@ def _clock_sla(clock: Clock, rules: Rules, fired_level: int) -> ClockSla:
     )
 
 
-def latest_event(history: Iterable[Event]) -> Event:
-    return max(history, key=lambda e: e.updated_at)
-
-
 def compute_ticket_sla(
     history: Iterable[Event],
     targets: Targets,

@@ -36,7 +36,6 @@ class Scheduler:
         self._enqueue = enqueue
         self._clock = clock
         self._owner = f"{socket.gethostname()}:{id(self)}"
-        self.enqueued = 0
         # time.monotonic() of the last loop turn, whatever its result: liveness looks at it.
         self.last_turn = time.monotonic()
 
@@ -50,7 +49,6 @@ class Scheduler:
         # Everything this tick causes (the evaluation run, its log lines) carries one id.
         with correlation(f"tick-{tick}"):
             self._enqueue(tick)
-        self.enqueued += 1
         metrics.SCHEDULER_TICKS.labels("enqueued").inc()
         return True
 
