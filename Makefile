@@ -50,6 +50,9 @@ typecheck: $(STAMP)
 
 buf-lint: node_modules/.installed
 	npx --no-install buf lint
+	# Wire-compatibility with main (skipped where there is no main branch to compare with).
+	if git rev-parse --verify --quiet main >/dev/null; then \
+		npx --no-install buf breaking --against '.git#branch=main'; fi
 
 pytest: $(STAMP) node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
