@@ -1,10 +1,10 @@
-"""The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard and /healthz.
+"""The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard, /healthz and /livez.
 
 The only asynchronous code of the project (DESIGN §2): aiohttp on one event loop, grpc.aio for
 the upstream calls. Nothing here blocks the loop: gRPC calls are awaited, files are read in a
 thread at start-up, static files are served by aiohttp's sendfile path.
 
-Every endpoint but `/healthz` and the page's own files needs a token (internal/bridge/auth.py);
+Every endpoint but `/healthz`, `/livez` and the page's own files needs a token (internal/bridge/auth.py);
 each tenant has its own upstream feed (internal/bridge/tenants.py), and `/api/dashboard` calls
 the server with the caller's own token.
 """
@@ -131,6 +131,12 @@ async def _probe_server(app: web.Application) -> str | None:
     if answer.status != health_pb2.HealthCheckResponse.SERVING:
         return "server health: " + health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
     return None
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Liveness, answered by the event loop itself: a loop that is stuck cannot answer it (the
+    metrics port's /livez runs on a thread of its own and would not notice)."""
+    return web.json_response({"status": "alive"})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -283,6 +289,7 @@ def make_app(settings: BridgeSettings, auth: BridgeAuth) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/ws/alerts", ws_alerts)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/api/dashboard", api_dashboard)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app

@@ -233,7 +233,7 @@ def test_bad_after_is_refused(bridge: Bridge) -> None:
 
 def test_dashboard_api_and_health(stub: pb_grpc.TicketServiceStub, bridge: Bridge) -> None:
     """/api/dashboard is GetDashboard as JSON (counts per state, tickets); bad filters are 400;
-    /healthz reports the upstream."""
+    /healthz reports the upstream; /livez answers from the event loop, without a token."""
     stub.IngestTickets(pb.IngestTicketsRequest(events=[event("D-1"), event("D-2", tier="silver")]))
     status, body = get_json(f"{bridge.url}/api/dashboard?page_size=1")
     assert status == 200
@@ -248,6 +248,7 @@ def test_dashboard_api_and_health(stub: pb_grpc.TicketServiceStub, bridge: Bridg
     assert get_json(f"{bridge.url}/api/dashboard?page_size=9999")[0] == 400
     status, health = bridge.health()
     assert status == 200 and health["upstream"] == "up"
+    assert get_json(f"{bridge.url}/livez") == (200, {"status": "alive"})
 
 
 def test_sigterm_closes_websockets_with_1001_and_exits(bridge: Bridge) -> None:
