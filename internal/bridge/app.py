@@ -4,9 +4,9 @@ The only asynchronous code of the project (DESIGN §2): aiohttp on one event loo
 the upstream calls. Nothing here blocks the loop: gRPC calls are awaited, files are read in a
 thread at start-up, static files are served by aiohttp's sendfile path.
 
-Every endpoint but `/healthz`, `/livez` and the page's own files needs a token (internal/bridge/auth.py);
-each tenant has its own upstream feed (internal/bridge/tenants.py), and `/api/dashboard` calls
-the server with the caller's own token.
+Every endpoint but `/healthz`, `/livez` and the page's own files needs a token
+(internal/bridge/auth.py); each tenant has its own upstream feed (internal/bridge/tenants.py), and
+`/api/dashboard` calls the server with the caller's own token.
 """
 
 from __future__ import annotations
