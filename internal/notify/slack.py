@@ -5,18 +5,27 @@ No database here: the worker claims an outbox row, calls `send`, and records the
 
 from __future__ import annotations
 
+import email.utils
+import http.client
 import logging
-import socket
 import urllib.error
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
+from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-log = logging.getLogger(__name__)
+# slack-sdk writes the request URL, which is the webhook's secret, into its debug and error log
+# lines. It gets a logger outside the logging tree that drops everything; `send` reports what
+# went wrong in its result instead, with the URL scrubbed.
+_SDK_LOG = logging.Logger("slawatch.slack_sdk.silenced", level=logging.CRITICAL + 1)
+_SDK_LOG.addHandler(logging.NullHandler())
+
+INVALID_URL = "invalid webhook URL"
+_MAX_ERROR_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,10 @@ class AlertMessage:
     channel: str
     correlation_id: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.due_at.tzinfo is None or self.due_at.utcoffset() is None:
+            raise ValueError("AlertMessage.due_at must be time-zone aware")
+
 
 @dataclass(frozen=True)
 class DeliveryResult:
@@ -42,7 +55,7 @@ class DeliveryResult:
 
 
 def _escape(text: str) -> str:
-    # Slack's three control characters in mrkdwn text.
+    # Slack's three control characters; `&` first so the other two are not escaped twice.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -63,31 +76,42 @@ def _ticket_ref(ticket_id: str, template: str | None) -> str:
     if not template:
         return f"`{_escape(ticket_id)}`"
     url = template.replace("{ticket_id}", urllib.parse.quote(ticket_id, safe=""))
+    # Slack reads the first `|` inside <...> as the end of the URL, and has no escape for it.
+    url = _escape(url).replace("|", "%7C")
     return f"<{url}|{_escape(ticket_id)}>"
 
 
 def build_payload(
     msg: AlertMessage, now: datetime, ticket_url_template: str | None
 ) -> dict[str, Any]:
-    """A Block Kit message a person on call can act on, with a plain-text fallback."""
+    """A Block Kit message a person on call can act on, with a plain-text fallback.
+
+    `ticket_url_template` holds `{ticket_id}`, e.g. "https://desk.example.com/t/{ticket_id}";
+    without it the ticket id is shown as code.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be time-zone aware")
     delta = (msg.due_at - now).total_seconds()
     clock = "first response" if msg.clock == "response" else "resolution"
     if msg.kind == "breach":
-        headline = f":rotating_light: SLA breached: {clock}"
+        emoji, title = ":rotating_light:", f"SLA breached: {clock}"
         timing = f"breached {_humanize(delta)} ago" if delta <= 0 else f"due in {_humanize(delta)}"
     else:
-        headline = f":warning: SLA at risk: {clock}"
+        emoji, title = ":warning:", f"SLA at risk: {clock}"
         timing = f"due in {_humanize(delta)}" if delta > 0 else f"overdue by {_humanize(delta)}"
-    epoch = int(msg.due_at.timestamp())
-    due_iso = msg.due_at.isoformat().replace("+00:00", "Z")
+    # Slack renders <!date^...> in each reader's own time zone; the fallback is for clients
+    # that cannot, so it names its zone.
+    due_utc = msg.due_at.astimezone(UTC)
+    epoch = int(due_utc.timestamp())
+    due_iso = due_utc.isoformat(timespec="seconds").replace("+00:00", "Z")
     due_text = f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{due_iso}>"
-    ticket = _ticket_ref(msg.ticket_id, ticket_url_template)
     fallback = (
-        f"{headline.split(' ', 1)[1]} for ticket {msg.ticket_id} "
-        f"({msg.priority}/{msg.customer_tier}), {timing}, escalation level {msg.escalation_level}"
+        f"{title} for ticket {_escape(msg.ticket_id)} "
+        f"({_escape(msg.priority)}/{_escape(msg.customer_tier)}), due {due_iso}, {timing}, "
+        f"escalation level {msg.escalation_level}"
     )
     fields = [
-        ("Ticket", ticket),
+        ("Ticket", _ticket_ref(msg.ticket_id, ticket_url_template)),
         ("Due", f"{due_text} ({timing})"),
         ("Priority / tier", f"{_escape(msg.priority)} / {_escape(msg.customer_tier)}"),
         ("Escalation level", str(msg.escalation_level)),
@@ -98,63 +122,120 @@ def build_payload(
     return {
         "text": fallback,
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": headline, "emoji": True}},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": f"{emoji} {title}", "emoji": True},
+            },
             {
                 "type": "section",
                 "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields],
             },
+            # Kept last: operators grep for the alert id and the request id here.
             {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ],
     }
 
 
-def _retry_after(headers: dict[str, Any]) -> float | None:
+def _retry_after(headers: Mapping[str, Any], now: datetime) -> float | None:
     for key, value in headers.items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) else value
-            try:
-                return max(float(raw), 0.0)
-            except (TypeError, ValueError):
-                return None
+        if key.lower() != "retry-after":
+            continue
+        raw = str(value[0] if isinstance(value, list) else value).strip()
+        try:
+            return max(float(raw), 0.0)
+        except ValueError:
+            pass
+        # The HTTP spec also allows a date; Slack sends seconds, a proxy in between may not.
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max((when - now).total_seconds(), 0.0)
     return None
 
 
+def _safe(text: str, webhook_url: str) -> str:
+    """One short line without the URL or its path (the token lives in the path)."""
+    parts = urllib.parse.urlsplit(webhook_url)
+    for secret in (webhook_url, parts.path, parts.query):
+        if len(secret) > 1:
+            text = text.replace(secret, "<webhook>")
+    return " ".join(text.split())[:_MAX_ERROR_CHARS]
+
+
+def _valid_url(webhook_url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(webhook_url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def send(webhook_url: str, payload: dict[str, Any], timeout: float) -> DeliveryResult:
-    """One POST to the webhook; retries are the caller's, so slack-sdk's own are off."""
+    """One POST to the webhook. Never raises for a failed delivery, and the result never
+    contains the URL.
+
+    `timeout` bounds the connect and each read, in seconds. Retries are the caller's, so
+    slack-sdk's own retry handlers are off.
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    if not _valid_url(webhook_url):
+        return DeliveryResult(False, None, error=INVALID_URL)
     client = WebhookClient(
-        webhook_url, timeout=max(1, round(timeout)), retry_handlers=[], logger=log
+        webhook_url,
+        # Annotated as int, but handed as is to urllib, which takes fractions of a second.
+        timeout=cast(int, timeout),
+        retry_handlers=[],
+        logger=_SDK_LOG,
     )
     try:
         response = client.send_dict(payload)
     except TimeoutError:
         return DeliveryResult(False, None, error="timeout")
     except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError | socket.timeout):
+        # HTTP error statuses come back as responses; a URLError here is the connection.
+        if isinstance(err.reason, TimeoutError):
             return DeliveryResult(False, None, error="timeout")
-        return DeliveryResult(False, None, error=f"connection error: {err.reason}")
-    except OSError as err:
-        return DeliveryResult(False, None, error=f"connection error: {err.strerror or err}")
+        reason = str(err.reason) or type(err.reason).__name__
+        return DeliveryResult(False, None, error=_safe(f"connection error: {reason}", webhook_url))
+    except (OSError, http.client.HTTPException) as err:
+        reason = str(err) or type(err).__name__
+        return DeliveryResult(False, None, error=_safe(f"connection error: {reason}", webhook_url))
+    except (ValueError, SlackClientError):
+        return DeliveryResult(False, None, error=INVALID_URL)
     status = response.status_code
     if 200 <= status < 300:
         return DeliveryResult(True, status)
-    body = (response.body or "").strip()[:200]
+    body = (response.body or "").strip()
     return DeliveryResult(
-        False, status, retry_after=_retry_after(response.headers), error=f"HTTP {status}: {body}"
+        False,
+        status,
+        retry_after=_retry_after(response.headers or {}, datetime.now(UTC)),
+        error=_safe(f"HTTP {status}: {body}" if body else f"HTTP {status}", webhook_url),
     )
 
 
 def is_retryable(result: DeliveryResult) -> bool:
-    """429, 5xx, timeouts and connection errors pass; other 4xx (no_service, invalid_token,
-    invalid_payload) will not change by retrying."""
+    """429, 408, 5xx, timeouts and connection errors may pass on a later try; other 4xx
+    (no_service, invalid_token, invalid_payload) and a malformed URL will not."""
     if result.ok:
         return False
-    return result.status is None or result.status == 429 or result.status >= 500
+    if result.status is None:
+        return result.error != INVALID_URL
+    return result.status in (408, 429) or result.status >= 500
 
 
 def next_delay(
     attempt: int, retry_after: float | None, base: float, cap: float, rand: Callable[[], float]
 ) -> float:
-    """Exponential backoff with full jitter, never shorter than Slack's Retry-After."""
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    """Exponential backoff with full jitter, never shorter than Slack's Retry-After.
+
+    `attempt` counts from 1; `rand` returns a number in [0, 1).
+    """
+    ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
     delay = ceiling * rand()
     return max(delay, retry_after) if retry_after is not None else delay

@@ -2,6 +2,11 @@
 
 It records every POST and answers from a per-path script (429 with Retry-After, 500, a delay
 longer than the client's timeout, ...), then `ok` once the script runs out.
+
+    with FakeSlack() as slack:
+        slack.script("/hooks/team", (429, "rate_limited", {"Retry-After": "1"}), Reply(500))
+        ...send to slack.url("/hooks/team")...
+        (first, second, third) = slack.wait_for(3, "/hooks/team")
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
-    at: float
+    at: float  # time.monotonic() on arrival: for measuring the gaps between attempts
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,10 @@ class Reply:
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering: longer than the client's timeout = timeout
+
+
+# A script entry: a Reply, or a tuple in Reply's field order, e.g. (404, "no_service").
+Scripted = Reply | tuple[Any, ...]
 
 
 class FakeSlack:
@@ -61,7 +70,8 @@ class FakeSlack:
                     self.send_response(reply.status)
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
-                    self.send_header("Content-Type", "text/plain")
+                    if not any(k.lower() == "content-type" for k in reply.headers):
+                        self.send_header("Content-Type", "text/plain")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
@@ -74,14 +84,26 @@ class FakeSlack:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stopped = False
 
-    def __enter__(self) -> FakeSlack:
+    def start(self) -> FakeSlack:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread.is_alive():
+            self._server.shutdown()
+        # Handlers still sleeping out a scripted delay are daemon threads: not waited for.
         self._server.server_close()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def port(self) -> int:
@@ -90,17 +112,20 @@ class FakeSlack:
     def url(self, path: str = "/hooks/team") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def script(self, path: str, *replies: Reply) -> None:
+    def script(self, path: str, *replies: Scripted) -> None:
+        """Queue answers for `path`, used one per request in order; then `ok` again."""
+        queued = [r if isinstance(r, Reply) else Reply(*r) for r in replies]
         with self._lock:
-            self._scripts[path].extend(replies)
+            self._scripts[path].extend(queued)
 
     def requests(self, path: str | None = None) -> list[Recorded]:
         with self._lock:
             return [r for r in self._recorded if path is None or r.path == path]
 
     def wait_for(
-        self, count: int, path: str | None = None, timeout: float = 20.0
+        self, count: int, path: str | None = None, timeout: float = 10.0
     ) -> list[Recorded]:
+        """Block until at least `count` requests (on `path`, if given) have arrived."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
@@ -109,5 +134,9 @@ class FakeSlack:
                     return got
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"expected {count} requests on {path}, got {len(got)}")
+                    seen = [(r.path, str(r.body.get("text", r.body))[:80]) for r in self._recorded]
+                    raise AssertionError(
+                        f"expected {count} requests on {path or 'any path'} within {timeout}s, "
+                        f"got {len(got)}; all requests so far: {seen}"
+                    )
                 self._lock.wait(left)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from internal.notify.slack import (
+    INVALID_URL,
     AlertMessage,
     DeliveryResult,
     build_payload,
@@ -14,19 +18,27 @@ from internal.notify.slack import (
 )
 
 DUE = datetime(2026, 11, 2, 9, 15, tzinfo=UTC)
+TEMPLATE = "https://desk.example.com/t/{ticket_id}"
 
 
-def message(kind: str = "breach", ticket_id: str = "T-1", level: int = 3) -> AlertMessage:
+def message(
+    kind: str = "breach",
+    ticket_id: str = "T-1",
+    level: int = 3,
+    due_at: datetime = DUE,
+    correlation_id: str | None = None,
+) -> AlertMessage:
     return AlertMessage(
         alert_id=42,
         ticket_id=ticket_id,
         clock="response",
         kind=kind,
         escalation_level=level,
-        due_at=DUE,
+        due_at=due_at,
         priority="high",
         customer_tier="gold",
         channel="team",
+        correlation_id=correlation_id,
     )
 
 
@@ -34,45 +46,104 @@ def text_of(payload: dict[str, object]) -> str:
     return json.dumps(payload)
 
 
+def header_of(payload: dict[str, object]) -> str:
+    return str(payload["blocks"][0]["text"]["text"])  # type: ignore[index]
+
+
 def test_breach_says_how_long_ago_and_the_level() -> None:
     payload = build_payload(message(), DUE + timedelta(minutes=12), None)
     assert "breached 12m ago" in text_of(payload)
-    assert payload["blocks"][0]["text"]["text"].startswith(":rotating_light: SLA breached")  # type: ignore[index]
+    assert header_of(payload).startswith(":rotating_light: SLA breached")
     assert "escalation level 3" in str(payload["text"])
     assert "high / gold" in text_of(payload)
+
+
+def test_long_overdue_breach_reads_in_hours_and_days() -> None:
+    hours = build_payload(message(level=4), DUE + timedelta(hours=2, minutes=5), None)
+    days = build_payload(message(level=4), DUE + timedelta(days=3, hours=4), None)
+    assert "breached 2h05m ago" in text_of(hours)
+    assert "breached 3d4h ago" in text_of(days)
 
 
 def test_warning_says_how_close() -> None:
     payload = build_payload(message("warning", level=1), DUE - timedelta(minutes=4), None)
     assert "due in 4m" in text_of(payload)
-    assert ":warning:" in text_of(payload)
+    assert header_of(payload).startswith(":warning: SLA at risk")
+
+
+def test_warning_delivered_after_the_due_time_says_overdue_not_due_in() -> None:
+    """A warning can reach Slack late (retries); it must not claim time is left."""
+    payload = build_payload(message("warning", level=2), DUE + timedelta(minutes=3), None)
+    assert "overdue by 3m" in text_of(payload)
+    assert "due in" not in text_of(payload)
+
+
+def test_warning_and_breach_headers_differ() -> None:
+    warning = build_payload(message("warning", level=1), DUE, None)
+    breach = build_payload(message("breach", level=3), DUE, None)
+    assert header_of(warning).split()[0] != header_of(breach).split()[0]
 
 
 def test_due_time_uses_slack_date_formatting_with_iso_fallback() -> None:
     payload = build_payload(message(), DUE, None)
-    assert f"<!date^{int(DUE.timestamp())}^" in text_of(payload)
+    assert f"<!date^{int(DUE.timestamp())}^{{date_short_pretty}} {{time}}|" in text_of(payload)
     assert "2026-11-02T09:15:00Z" in text_of(payload)
 
 
+def test_due_time_is_shown_in_utc_whatever_zone_due_at_carries() -> None:
+    """psycopg hands back timestamptz in the session's zone; the message says UTC, to the second."""
+    berlin = DUE.astimezone(ZoneInfo("Europe/Berlin")) + timedelta(microseconds=123456)
+    body = text_of(build_payload(message(due_at=berlin), DUE, None))
+    assert "2026-11-02T09:15:00Z" in body
+    assert "+01:00" not in body and ".123456" not in body
+
+
 def test_ticket_link_quotes_the_id_and_escapes_control_characters() -> None:
-    payload = build_payload(
-        message(ticket_id="A&B <x>/1"), DUE, "https://desk.example.com/t/{ticket_id}"
-    )
+    payload = build_payload(message(ticket_id="A&B <x>/1"), DUE, TEMPLATE)
     body = text_of(payload)
     assert "<https://desk.example.com/t/A%26B%20%3Cx%3E%2F1|A&amp;B &lt;x&gt;/1>" in body
+
+
+def test_ampersands_and_pipes_in_the_url_template_do_not_break_the_link() -> None:
+    payload = build_payload(message(), DUE, "https://desk.example.com/t?id={ticket_id}&v=a|b")
+    assert "<https://desk.example.com/t?id=T-1&amp;v=a%7Cb|T-1>" in text_of(payload)
+
+
+def test_fallback_text_escapes_control_characters() -> None:
+    """The `text` fallback is parsed as mrkdwn too: a raw `<` could forge a link or mention."""
+    payload = build_payload(message(ticket_id="<!channel>"), DUE, None)
+    assert "<!channel>" not in str(payload["text"])
+    assert "&lt;!channel&gt;" in str(payload["text"])
 
 
 def test_without_template_the_ticket_id_is_plain_code() -> None:
     assert "`T-1`" in text_of(build_payload(message(), DUE, None))
 
 
-def test_retryable_results() -> None:
+def test_context_names_the_alert_and_the_request() -> None:
+    payload = build_payload(message(correlation_id="req-7"), DUE, None)
+    context = payload["blocks"][-1]["elements"][0]["text"]
+    assert context == "alert 42 · clock response · request req-7"
+
+
+def test_naive_datetimes_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        message(due_at=DUE.replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        build_payload(message(), DUE.replace(tzinfo=None), None)
+
+
+def test_rate_limits_server_errors_and_timeouts_are_retried_other_4xx_are_not() -> None:
     assert is_retryable(DeliveryResult(False, 429))
+    assert is_retryable(DeliveryResult(False, 408))
     assert is_retryable(DeliveryResult(False, 500))
     assert is_retryable(DeliveryResult(False, 503))
     assert is_retryable(DeliveryResult(False, None, error="timeout"))
+    assert is_retryable(DeliveryResult(False, None, error="connection error: refused"))
     assert not is_retryable(DeliveryResult(False, 404, error="HTTP 404: no_service"))
+    assert not is_retryable(DeliveryResult(False, 403, error="HTTP 403: invalid_token"))
     assert not is_retryable(DeliveryResult(False, 400))
+    assert not is_retryable(DeliveryResult(False, None, error=INVALID_URL))
     assert not is_retryable(DeliveryResult(True, 200))
 
 
@@ -89,3 +160,7 @@ def test_jitter_scales_the_delay() -> None:
 def test_retry_after_is_a_floor() -> None:
     assert next_delay(1, 7.0, base=1, cap=60, rand=lambda: 0.5) == 7.0
     assert next_delay(8, 1.0, base=1, cap=60, rand=lambda: 0.5) == 30.0
+
+
+def test_retry_after_is_honoured_even_above_the_cap() -> None:
+    assert next_delay(2, 120.0, base=1, cap=60, rand=lambda: 0.5) == 120.0
