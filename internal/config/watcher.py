@@ -2,9 +2,15 @@
 
 The watch is on the file's DIRECTORY, not the file: editors save by writing a temporary file and
 renaming it over the old one, and Kubernetes ConfigMaps swap a `..data` symlink, so the inode a
-file watch would follow is replaced rather than written. Any event in the directory schedules a
-re-read (debounced); the content hash decides whether anything changed. A slow poll of the same
-hash covers filesystems where inotify says nothing (network mounts).
+file watch would follow is replaced rather than written. When the path is a symlink into another
+directory (outside the watched one), that directory is watched too, so that an in-place edit of
+the target is seen as well.
+
+Any write-type event in a watched directory schedules a re-read once the burst of events has been
+quiet for a moment (debounce); the content hash decides whether anything changed. Read-only
+events (open, close without write) are not listened to: the watcher's own reads would otherwise
+wake it again, forever. A slow poll of the same hash covers filesystems where inotify says
+nothing (network mounts).
 
 A valid new file replaces the config in the holder; an invalid one is refused with one ERROR line
 naming the file and the key, and the last good config keeps running.
@@ -12,13 +18,28 @@ naming the file and the key, and the last good config keeps running.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
+import time
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from internal.config.holder import ConfigHolder
 from internal.config.sla_config import ConfigError, parse_config
@@ -27,10 +48,34 @@ from internal.obs.metrics import CONFIG_RELOADS
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.2
+# A writer that never pauses must not postpone the reload past the 2 s promise.
+MAX_SETTLE_SECONDS = 1.0
 POLL_SECONDS = 3.0
+
+_WRITE_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+]
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, wake: threading.Event) -> None:
+        self._wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._wake.set()
 
 
 class ConfigWatcher:
+    """Follows one config file into one ConfigHolder; `start()` it, `stop()` it on shutdown."""
+
     def __init__(
         self,
         path: Path,
@@ -46,20 +91,24 @@ class ConfigWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_digest: str | None = None
+        self._refused = False  # the file on disk is the broken one last refused
+        self._unreadable = False
+        self._handler = _Wake(self._wake)
+        self._watches: dict[Path, tuple[int, ObservedWatch]] = {}  # dir -> (inode, watch)
+        self._unwatchable: set[Path] = set()
         self._observer = Observer()
+        self._observer.daemon = True
         self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     def start(self) -> ConfigWatcher:
-        self._last_digest = self._digest()
-        wake = self._wake
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                wake.set()
-
-        self._observer.schedule(Handler(), str(self._path.parent), recursive=False)
-        self._observer.daemon = True
         self._observer.start()
+        self._sync_watches()
+        # The file may have changed between the holder's load and the first watch.
+        self.check(startup=True)
         self._thread.start()
         return self
 
@@ -67,49 +116,132 @@ class ConfigWatcher:
         self._stop.set()
         self._wake.set()
         self._observer.stop()
-        self._observer.join(timeout=5)
-        self._thread.join(timeout=5)
+        if self._observer.is_alive():
+            self._observer.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
-    def _digest(self) -> str | None:
-        try:
-            return hashlib.sha256(self._path.read_bytes()).hexdigest()
-        except OSError:
-            return None  # mid-swap, or removed: keep the last good config
+    def _dirs_to_watch(self) -> set[Path]:
+        home = self._path.parent
+        dirs = {home}
+        target = self._path.resolve().parent
+        # A ConfigMap's target lives in a `..<timestamp>` subdirectory that is swapped, never
+        # edited; the watch on `home` already sees the swap.
+        if target != home and not target.is_relative_to(home):
+            dirs.add(target)
+        return dirs
+
+    def _sync_watches(self) -> None:
+        """Watch what `_dirs_to_watch` names now; a directory replaced by another one of the same
+        name (a deploy moving a new folder into place) is watched afresh, since inotify follows
+        the old inode."""
+        wanted: dict[Path, int] = {}
+        for d in self._dirs_to_watch():
+            try:
+                wanted[d] = d.stat().st_ino
+            except OSError:
+                continue
+        for d, (inode, watch) in list(self._watches.items()):
+            if wanted.get(d) != inode:
+                del self._watches[d]
+                with contextlib.suppress(KeyError):  # its emitter may have ended with the dir
+                    self._observer.unschedule(watch)
+        for d, inode in wanted.items():
+            if d in self._watches:
+                continue
+            try:
+                watch = self._observer.schedule(
+                    self._handler, str(d), recursive=False, event_filter=_WRITE_EVENTS
+                )
+            except OSError as err:
+                # The poll still covers the file; the watch is tried again after each check.
+                if d not in self._unwatchable:
+                    self._unwatchable.add(d)
+                    log.warning("cannot watch %s for SLA config changes: %s", d, err)
+                continue
+            self._unwatchable.discard(d)
+            self._watches[d] = (inode, watch)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._poll)
+            woke = self._wake.wait(self._poll)
             if self._stop.is_set():
                 return
-            if self._wake.is_set():
-                # Editors and ConfigMaps produce bursts of events; let the burst finish.
-                self._stop.wait(self._debounce)
-                self._wake.clear()
-            self.check()
+            if woke:
+                self._settle()
+                if self._stop.is_set():
+                    return
+            try:
+                self.check()
+                self._sync_watches()
+            except Exception:
+                # The thread must outlive any surprise: a dead watcher silently freezes the config.
+                log.exception("SLA config watcher: unexpected error checking %s", self._path)
 
-    def check(self) -> None:
-        """Re-read the file if its bytes changed; install it if valid."""
-        digest = self._digest()
-        if digest is None or digest == self._last_digest:
+    def _settle(self) -> None:
+        """Return once events have been quiet for `debounce`, or after MAX_SETTLE_SECONDS."""
+        deadline = time.monotonic() + MAX_SETTLE_SECONDS
+        self._wake.clear()
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._wake.wait(min(self._debounce, remaining)):
+                return
+            self._wake.clear()
+
+    def _read(self) -> bytes | None:
+        try:
+            data = self._path.read_bytes()  # follows symlinks, as a ConfigMap needs
+        except OSError as err:
+            if not self._unreadable:
+                self._unreadable = True
+                log.warning(
+                    "cannot read SLA config %s: %s; still running policy %s",
+                    self._path,
+                    err.strerror or err,
+                    self._holder.current.version,
+                    extra={"config_path": str(self._path)},
+                )
+            return None
+        self._unreadable = False
+        return data
+
+    def check(self, *, startup: bool = False) -> None:
+        """Re-read the file; if its bytes changed, install it when valid or refuse it loudly."""
+        data = self._read()
+        if data is None:
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._last_digest:
             return
         self._last_digest = digest
         try:
-            config = parse_config(self._path.read_bytes())
-        except (ConfigError, OSError) as err:
+            config = parse_config(data)
+        except ConfigError as err:
+            self._refused = True
             CONFIG_RELOADS.labels(result="rejected").inc()
             log.error(
                 "refused new SLA config %s: %s; still running policy %s",
                 self._path,
-                err,
+                " ".join(str(err).split()),  # YAML errors span lines; this is one log line
                 self._holder.current.version,
                 extra={"config_path": str(self._path)},
             )
             return
+        was_refused, self._refused = self._refused, False
         applied = self._holder.replace(config)
+        if startup and not applied:
+            return  # the file the holder was loaded from: nothing happened
         CONFIG_RELOADS.labels(result="applied" if applied else "unchanged").inc()
         if applied:
             log.info(
                 "loaded SLA config %s: policy %s",
+                self._path,
+                config.version,
+                extra={"policy_version": config.version},
+            )
+        elif was_refused:
+            log.info(
+                "SLA config %s is valid again; policy %s unchanged",
                 self._path,
                 config.version,
                 extra={"policy_version": config.version},

@@ -27,7 +27,6 @@ from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
 from internal.config.tokens import AuthConfigError, Authenticator, build_authenticator
-from internal.config.watcher import ConfigWatcher
 from internal.obs.grpc_interceptor import ObservabilityInterceptor
 from internal.obs.metrics import PoolStats, track_policy
 from internal.obs.ops_http import start_ops_server
@@ -38,7 +37,7 @@ from internal.rpc.auth import AuthInterceptor
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool, ping
 from internal.store.migrate import migrate
-from internal.store.recompute_repo import recompute_on_change
+from internal.store.policy_reload import ConfigReload, start_config_reload
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
@@ -112,7 +111,7 @@ class RunningServer:
     db_health: DatabaseHealth
     config: ConfigHolder
     hub: AlertHub
-    watcher: ConfigWatcher
+    watcher: ConfigReload
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, grace: float = 10.0) -> None:
@@ -229,11 +228,7 @@ def start_server(
         raise RuntimeError(f"cannot listen on {bind}:{settings.grpc_port}")
     db_health = DatabaseHealth(health_servicer, settings.database_url, HEALTH_INTERVAL_SECONDS)
     db_health.start()
-    # A version first seen at start-up (edited while everything was down) is recomputed too.
-    recompute = recompute_on_change(pool)
-    config.on_change(recompute)
-    recompute(config.current)
-    watcher = ConfigWatcher(settings.sla_config_path, config).start()
+    watcher = start_config_reload(config, settings.sla_config_path, pool)
     server.start()
     log.info("slawatch gRPC server listening on port %d (policy %s)", port, config.current.version)
     return RunningServer(server, port, pool, health_servicer, db_health, config, hub, watcher)
