@@ -18,13 +18,13 @@ import redis
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings, SettingsError
 from internal.config.sla_config import ConfigError, load_config
-from internal.config.watcher import ConfigWatcher
 from internal.obs.health import redis_reachable
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import track_policy
 from internal.obs.ops_http import Check, start_ops_server
 from internal.obs.settings import OpsSettings
 from internal.store.db import ping
+from internal.store.policy_reload import start_config_reload
 from internal.worker import actors
 from internal.worker.scheduler import Scheduler
 
@@ -63,7 +63,7 @@ def main() -> int:
         print(f"slawatch-scheduler: invalid SLA config: {err}", file=sys.stderr)
         return 2
     track_policy(policy)
-    watcher = ConfigWatcher(settings.sla_config_path, policy).start()
+    reload = start_config_reload(policy, settings.sla_config_path)  # no database: watch only
     server = None
     if ops.metrics_port:
         ready: dict[str, Check] = {"redis": lambda: redis_reachable(settings.redis_url)}
@@ -82,7 +82,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        watcher.stop()
+        reload.stop()
         client.close()
     log.info("scheduler stopped")
     return 0

@@ -230,15 +230,3 @@ def recompute_open_tickets(
         )
     log.info("policy %s: recomputed %d open tickets", version, recomputed)
     return recomputed
-
-
-def recompute_on_change(pool: psycopg_pool.ConnectionPool) -> Callable[[SlaConfig], None]:
-    """A ConfigHolder listener that claims each new version and recomputes in the background.
-
-    Prefer `internal.store.policy_reload.start_config_reload`, which wires the watcher too and
-    stops cleanly; this stays for callers wired before it existed.
-    """
-    # Imported here: policy_reload builds on this module.
-    from internal.store.policy_reload import PolicyRecompute
-
-    return PolicyRecompute(pool).start()

@@ -19,14 +19,13 @@ from dramatiq.brokers.redis import RedisBroker
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
-from internal.config.watcher import ConfigWatcher
 from internal.obs import metrics
 from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import PoolStats, track_policy
 from internal.store import outbox_repo
 from internal.store.db import make_pool
-from internal.store.recompute_repo import recompute_on_change
+from internal.store.policy_reload import ConfigReload, start_config_reload
 from internal.worker import delivery
 from internal.worker.evaluation import run_evaluation
 from internal.worker.middleware import CorrelationMiddleware, ShutdownFlag, shutting_down
@@ -49,17 +48,14 @@ dramatiq.set_broker(broker)
 class Runtime:
     pool: psycopg_pool.ConnectionPool
     config: ConfigHolder
-    watcher: ConfigWatcher
+    reload: ConfigReload
 
 
 @functools.cache
 def runtime() -> Runtime:
     pool = make_pool(settings.database_url, min_size=1, max_size=8)
     config = ConfigHolder(load_config(settings.sla_config_path))
-    recompute = recompute_on_change(pool)
-    config.on_change(recompute)
-    recompute(config.current)
-    rt = Runtime(pool, config, ConfigWatcher(settings.sla_config_path, config).start())
+    rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
     PoolStats(rt.pool, "worker").start()
     track_policy(rt.config)
     return rt
