@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from internal.embedded.ports import free_port
 from support.env import ROOT
 from support.fake_slack import FakeSlack
+from support.servers import stop_process
 from support.workers import CHANNEL_PATHS
 
 LOG_FIELDS = {"timestamp", "level", "logger", "message"}
@@ -76,13 +76,7 @@ def server_process(
         print(f"--- server log ---\n{server.log_text()[-6000:]}")
         raise
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 30)
 
 
 def engine_env(

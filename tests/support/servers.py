@@ -40,6 +40,17 @@ def serve(
     return start_server(settings, bind="127.0.0.1", streams=streams or StreamOptions())
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL if the child has not exited within `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes]]:
     """A child process whose output is kept in a log file and shown if the test fails."""
@@ -65,13 +76,7 @@ def logged_process(
             failed = True
             raise
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, 20)
             if failed:
                 print(f"--- {name} output ---\n{log_path.read_text(errors='replace')[-6000:]}")
             log_path.unlink(missing_ok=True)
