@@ -31,9 +31,16 @@ from internal.worker.scheduler import Scheduler
 log = logging.getLogger("slawatch.scheduler")
 
 
-def enqueue(tick: int) -> None:
+# Past hours of the dashboard's count buckets are folded about this often: each hour adds at most
+# one bucket per group, and folding only ever concerns hours a day old.
+FOLD_EVERY_SECONDS = 600.0
+
+
+def enqueue(tick: int, interval: float) -> None:
     actors.evaluate.send(tick)
     actors.sweep.send()
+    if tick % max(1, round(FOLD_EVERY_SECONDS / interval)) == 0:
+        actors.fold_dashboard_buckets.send()
 
 
 def main() -> int:
@@ -54,7 +61,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-    scheduler = Scheduler(client, settings.eval_interval_seconds, enqueue)
+    interval = settings.eval_interval_seconds
+    scheduler = Scheduler(client, interval, lambda tick: enqueue(tick, interval))
     # The scheduler decides nothing by policy, but it validates and reports the active version
     # like every process, so a broken save shows up in its logs and metrics too.
     try:

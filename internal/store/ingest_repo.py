@@ -19,6 +19,7 @@ import psycopg
 from internal.sla.model import ClockKind, Status
 from internal.sla.policy import Rules, Targets
 from internal.sla.ticket_sla import Event, TicketSla, compute_ticket_sla
+from internal.store import state_buckets
 
 
 class Outcome(StrEnum):
@@ -228,8 +229,10 @@ def write_ticket_slas(
             for c in s.clocks
         ),
     )
-    cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
     cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
+    # Last, as the bucket rows it locks are shared by concurrent writers: held only to commit.
+    state_buckets.record_changes(cur, tenant, [s.latest.ticket_id for s in slas])
+    cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
 
 
 def ingest(

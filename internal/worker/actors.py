@@ -23,7 +23,7 @@ from internal.obs import metrics
 from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import PoolStats, track_policy
-from internal.store import outbox_repo
+from internal.store import outbox_repo, state_buckets
 from internal.store.db import make_pool
 from internal.store.policy_reload import ConfigReload, start_config_reload
 from internal.worker import delivery
@@ -109,3 +109,14 @@ def sweep() -> None:
     if due:
         metrics.OUTBOX_SWEPT.inc(len(due))
         log.info("sweeper re-enqueued %d pending notifications", len(due))
+
+
+@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=60_000)
+def fold_dashboard_buckets() -> None:
+    """Keep the dashboard's count buckets as small as the hours still ahead (hours a day past
+    all count alike)."""
+    rt = runtime()
+    with rt.pool.connection() as conn:
+        folded = state_buckets.fold_past_hours(conn, utc_now())
+    if folded:
+        log.info("folded %d dashboard count buckets of past hours", folded)

@@ -1,0 +1,133 @@
+"""Tickets counted per dashboard group and per hour of their warning and breach instants
+(table ticket_state_buckets, migration 0005), so that the dashboard's counts per SLA state cost
+O(groups x hours) plus the tickets of the current hour, not O(tickets).
+
+Every write of tickets' state columns goes through `record_changes` in the same transaction,
+before the ticket rows change: the counts are exactly those of the committed tickets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from internal.sla.model import State
+
+_ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
+_WARN_HOUR = (
+    "CASE WHEN active AND warn_at IS NOT NULL"
+    f" THEN date_bin('1 hour', warn_at, {_ORIGIN}) ELSE 'infinity' END"
+)
+_BREACH_HOUR = f"coalesce(date_bin('1 hour', breach_at, {_ORIGIN}), 'infinity')"
+_KEY = "priority, customer_tier, status, active, warn_hour, breach_hour"
+
+# +1 for each ticket as it will be, -1 for each as it was. One statement, its keys in sorted
+# order: two transactions upserting overlapping buckets wait for each other, never deadlock.
+_RECORD = f"""
+INSERT INTO ticket_state_buckets AS b (tenant_id, {_KEY}, tickets)
+SELECT %(tenant)s, {_KEY}, sum(delta) FROM (
+    SELECT priority, customer_tier, status, active,
+           {_WARN_HOUR} AS warn_hour, {_BREACH_HOUR} AS breach_hour, 1 AS delta
+    FROM in_tickets
+    UNION ALL
+    SELECT priority, customer_tier, status, active, {_WARN_HOUR}, {_BREACH_HOUR}, -1
+    FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+) AS d
+GROUP BY {_KEY}
+HAVING sum(delta) <> 0
+ORDER BY {_KEY}
+ON CONFLICT (tenant_id, {_KEY}) DO UPDATE SET tickets = b.tickets + EXCLUDED.tickets
+"""
+
+
+def record_changes(cur: psycopg.Cursor[Any], tenant: str, ticket_ids: Sequence[str]) -> None:
+    """Move the tickets `ticket_ids` from the buckets of their stored rows (if any) to those of
+    their new rows, staged in the session's temp table in_tickets. Call it after staging and
+    before the upsert of the ticket rows, with those rows locked."""
+    cur.execute(_RECORD, {"tenant": tenant, "ids": list(ticket_ids)})
+
+
+def count_states(
+    conn: psycopg.Connection[Any], where: str, params: dict[str, Any], now: datetime
+) -> dict[State, int]:
+    """Tickets per SLA state at `now`, for `where` (a condition on tenant_id, priority,
+    customer_tier and status, with its `params`). The rules are those of a ticket's state:
+    breached once breach_at <= now; else met once no clock runs; else warning once warn_at <= now;
+    else ok."""
+    sql = f"""
+    WITH hour AS (SELECT date_bin('1 hour', %(now)s::timestamptz, {_ORIGIN}) AS h),
+    settled AS (
+        SELECT sum(tickets) FILTER (WHERE breach_hour < h) AS breached,
+               sum(tickets) FILTER (WHERE breach_hour > h AND NOT active) AS met,
+               sum(tickets) FILTER (WHERE breach_hour > h AND active AND warn_hour < h) AS warning,
+               sum(tickets) AS total
+        FROM ticket_state_buckets, hour
+        WHERE {where} AND warn_hour <> h AND breach_hour <> h
+    ),
+    current AS (
+        SELECT count(*) FILTER (WHERE breach_at <= %(now)s) AS breached,
+               count(*) FILTER (WHERE NOT active AND NOT coalesce(breach_at <= %(now)s, false))
+                   AS met,
+               count(*) FILTER (WHERE active AND warn_at <= %(now)s
+                                AND NOT coalesce(breach_at <= %(now)s, false)) AS warning,
+               count(*) AS total
+        FROM tickets, hour
+        WHERE {where}
+          AND ((breach_at >= h AND breach_at < h + interval '1 hour')
+               OR (active AND warn_at >= h AND warn_at < h + interval '1 hour'))
+    )
+    SELECT coalesce(s.breached, 0) + c.breached, coalesce(s.met, 0) + c.met,
+           coalesce(s.warning, 0) + c.warning, coalesce(s.total, 0) + c.total
+    FROM settled s, current c
+    """
+    row = conn.execute(sql, {**params, "now": now}).fetchone()
+    assert row is not None
+    breached, met, warning, total = (int(v) for v in row)
+    return {
+        State.BREACHED: breached,
+        State.MET: met,
+        State.WARNING: warning,
+        State.OK: total - breached - met - warning,
+    }
+
+
+# Hours this far behind are wholly in the past for any `now` a caller can still pass, even with
+# clocks a little apart between machines: they all count the same and are folded into one.
+FOLD_MARGIN = timedelta(days=1)
+
+_FOLD = f"""
+WITH old AS (
+    DELETE FROM ticket_state_buckets WHERE ctid IN (
+        SELECT ctid FROM ticket_state_buckets
+        WHERE (warn_hour < %(before)s AND warn_hour <> '-infinity')
+           OR (breach_hour < %(before)s AND breach_hour <> '-infinity')
+           OR tickets = 0
+        FOR UPDATE SKIP LOCKED)
+    RETURNING *
+),
+folded AS (
+    INSERT INTO ticket_state_buckets AS b (tenant_id, {_KEY}, tickets)
+    SELECT tenant_id, priority, customer_tier, status, active,
+           CASE WHEN warn_hour < %(before)s THEN '-infinity' ELSE warn_hour END,
+           CASE WHEN breach_hour < %(before)s THEN '-infinity' ELSE breach_hour END,
+           sum(tickets)
+    FROM old
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    HAVING sum(tickets) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT (tenant_id, {_KEY}) DO UPDATE SET tickets = b.tickets + EXCLUDED.tickets
+)
+SELECT count(*) FROM old
+"""
+
+
+def fold_past_hours(conn: psycopg.Connection[Any], now: datetime) -> int:
+    """Fold the buckets of hours long past into '-infinity', and drop emptied buckets, so that
+    the table stays about as small as the hours still ahead. Returns the buckets taken out.
+    Rows a concurrent ingest holds are skipped and folded next time."""
+    with conn.transaction():
+        row = conn.execute(_FOLD, {"before": now - FOLD_MARGIN}).fetchone()
+    return int(row[0]) if row else 0
