@@ -9,7 +9,7 @@ before the ticket rows change: the counts are exactly those of the committed tic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -50,6 +50,11 @@ def record_changes(cur: psycopg.Cursor[Any], tenant: str, ticket_ids: Sequence[s
     cur.execute(_RECORD, {"tenant": tenant, "ids": list(ticket_ids)})
 
 
+def hour_of(at: datetime) -> datetime:
+    """The bucket holding `at`: as date_bin('1 hour', at, _ORIGIN) says, the UTC hour."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def count_states(
     conn: psycopg.Connection[Any], where: str, params: dict[str, Any], now: datetime
 ) -> dict[State, int]:
@@ -58,32 +63,41 @@ def count_states(
     breached once breach_at <= now; else met once no clock runs; else warning once warn_at <= now;
     else ok."""
     sql = f"""
-    WITH hour AS (SELECT date_bin('1 hour', %(now)s::timestamptz, {_ORIGIN}) AS h),
-    settled AS (
-        SELECT sum(tickets) FILTER (WHERE breach_hour < h) AS breached,
-               sum(tickets) FILTER (WHERE breach_hour > h AND NOT active) AS met,
-               sum(tickets) FILTER (WHERE breach_hour > h AND active AND warn_hour < h) AS warning,
+    WITH settled AS (
+        SELECT sum(tickets) FILTER (WHERE breach_hour < %(hour)s) AS breached,
+               sum(tickets) FILTER (WHERE breach_hour > %(hour)s AND NOT active) AS met,
+               sum(tickets) FILTER (
+                   WHERE breach_hour > %(hour)s AND active AND warn_hour < %(hour)s) AS warning,
                sum(tickets) AS total
-        FROM ticket_state_buckets, hour
-        WHERE {where} AND warn_hour <> h AND breach_hour <> h
+        FROM ticket_state_buckets
+        WHERE {where} AND warn_hour <> %(hour)s AND breach_hour <> %(hour)s
     ),
     current AS (
+        -- Two disjoint parts, each an index-only scan (once the pages are all-visible) of the
+        -- index that covers it: tickets whose breach falls in this hour, then tickets whose
+        -- warning alone does.
         SELECT count(*) FILTER (WHERE breach_at <= %(now)s) AS breached,
                count(*) FILTER (WHERE NOT active AND NOT coalesce(breach_at <= %(now)s, false))
                    AS met,
                count(*) FILTER (WHERE active AND warn_at <= %(now)s
                                 AND NOT coalesce(breach_at <= %(now)s, false)) AS warning,
                count(*) AS total
-        FROM tickets, hour
-        WHERE {where}
-          AND ((breach_at >= h AND breach_at < h + interval '1 hour')
-               OR (active AND warn_at >= h AND warn_at < h + interval '1 hour'))
+        FROM (
+            SELECT active, warn_at, breach_at FROM tickets
+            WHERE {where} AND breach_at >= %(hour)s AND breach_at < %(hour_end)s
+            UNION ALL
+            SELECT true, warn_at, breach_at FROM tickets
+            WHERE {where} AND active AND warn_at >= %(hour)s AND warn_at < %(hour_end)s
+              AND NOT coalesce(breach_at >= %(hour)s AND breach_at < %(hour_end)s, false)
+        ) AS t
     )
     SELECT coalesce(s.breached, 0) + c.breached, coalesce(s.met, 0) + c.met,
            coalesce(s.warning, 0) + c.warning, coalesce(s.total, 0) + c.total
     FROM settled s, current c
     """
-    row = conn.execute(sql, {**params, "now": now}).fetchone()
+    hour = hour_of(now)
+    args = {**params, "now": now, "hour": hour, "hour_end": hour + timedelta(hours=1)}
+    row = conn.execute(sql, args).fetchone()
     assert row is not None
     breached, met, warning, total = (int(v) for v in row)
     return {
