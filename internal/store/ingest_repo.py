@@ -162,10 +162,13 @@ def _copy(cur: Cursor, table: str, types: list[str], rows: Iterable[Sequence[Any
 
 
 def _read_prior(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, Prior]:
-    args = {"tenant": tenant, "ids": ids}
-    prior = {str(tid): Prior(at, {}) for tid, at in cur.execute(_LOCK_PRIOR, args)}
-    for tid, clock, fired in cur.execute(_FIRED, args):
-        prior[str(tid)].fired[ClockKind(clock)] = int(fired)
+    prior = {
+        str(tid): Prior(at, {})
+        for tid, at in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": ids})
+    }
+    if prior:  # a batch of new tickets has no fired levels to read
+        for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": list(prior)}):
+            prior[str(tid)].fired[ClockKind(clock)] = int(fired)
     return prior
 
 
