@@ -8,9 +8,8 @@ late or out-of-order event only ever means recomputing the intervals from the so
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 
 from internal.sla.calendar import Calendar
 from internal.sla.model import DONE_STATUSES, ClockKind, Mode, State, Status
@@ -32,31 +31,51 @@ class Interval:
 
 @dataclass(frozen=True)
 class Clock:
+    """A clock's runs, with what every evaluation reads from them worked out at construction.
+
+    The derived values are plain attributes set in `__post_init__`, not `cached_property`: on
+    Python 3.11 `cached_property` takes one lock shared by every instance, so concurrent ingest
+    threads queued on it, and every clock built is read anyway.
+    """
+
     kind: ClockKind
     target: float  # seconds of calendar time
     calendar: Calendar
     runs: tuple[Interval, ...]
     mode: Mode
+    # Calendar seconds of each finished run (counted once: calendars are not free).
+    spans: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    # Elapsed seconds up to `anchor_at`; a running clock adds calendar time from there.
+    anchor_elapsed: float = field(init=False, repr=False, compare=False)
+    # The spans added up in order, as `crossing_at` walks them; None if the runs are not shaped as
+    # the builders below make them (every run finished but perhaps the last).
+    _finished: float | None = field(init=False, repr=False, compare=False)
+    # crossing_at's answers by threshold: the due, warning and next-check times of a clock often
+    # ask for the same one. A plain dict: reads and writes need no lock under the GIL, and a race
+    # only computes the same answer twice.
+    _crossings: dict[float, datetime | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        runs = self.runs
+        working_seconds = self.calendar.working_seconds
+        spans = tuple([working_seconds(run.start, run.end) for run in runs if run.end is not None])
+        finished: float | None = None
+        if runs and (
+            len(spans) == len(runs) or (len(spans) == len(runs) - 1 and runs[-1].end is None)
+        ):
+            finished = 0.0
+            for span in spans:
+                finished += span
+        object.__setattr__(self, "spans", spans)
+        object.__setattr__(self, "anchor_elapsed", float(sum(spans)))
+        object.__setattr__(self, "_finished", finished)
+        object.__setattr__(self, "_crossings", {})
 
     @property
     def anchor_at(self) -> datetime:
         """The instant up to which `anchor_elapsed` is counted: the last change of mode."""
         last = self.runs[-1]
         return last.start if last.end is None else last.end
-
-    @cached_property
-    def spans(self) -> tuple[float, ...]:
-        """Calendar seconds of each finished run (computed once: calendars are not free)."""
-        return tuple(
-            self.calendar.working_seconds(run.start, run.end)
-            for run in self.runs
-            if run.end is not None
-        )
-
-    @cached_property
-    def anchor_elapsed(self) -> float:
-        """Elapsed seconds up to `anchor_at`; a running clock adds calendar time from there."""
-        return float(sum(self.spans))
 
     def elapsed(self, now: datetime) -> float:
         total = self.anchor_elapsed
@@ -68,6 +87,23 @@ class Clock:
     def crossing_at(self, seconds: float) -> datetime | None:
         """When elapsed time reaches `seconds`: possibly in the past, None if it never will
         (the clock is paused or stopped below it)."""
+        crossings = self._crossings
+        if seconds in crossings:
+            return crossings[seconds]
+        at = self._find_crossing(seconds)
+        crossings[seconds] = at
+        return at
+
+    def _find_crossing(self, seconds: float) -> datetime | None:
+        finished = self._finished
+        if finished is not None and seconds > finished:
+            # Beyond every finished run, the common case. Spans are never negative, so no earlier
+            # run reaches `seconds` and the walk below would end on the last run having counted
+            # exactly `finished`: skip to it.
+            last = self.runs[-1]
+            if last.end is not None:
+                return None
+            return self.calendar.add_working(last.start, seconds - finished)
         counted = 0.0
         for run, span in zip(self.runs, (*self.spans, None), strict=False):
             if span is None or counted + span >= seconds:

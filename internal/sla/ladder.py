@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 
 from internal.sla.clocks import Clock
 from internal.sla.model import AlertKind
@@ -23,15 +22,24 @@ class Step:
 
 @dataclass(frozen=True)
 class Ladder:
-    """Steps in ascending order of both `at_percent` and `level` (the config loader checks)."""
+    """Steps in ascending order of both `at_percent` and `level` (the config loader checks).
+
+    What every ticket asks of the ladder is worked out once, in `__post_init__`, rather than with
+    `cached_property`, whose lock (shared by every instance on Python 3.11) ingest threads queued
+    on.
+    """
 
     steps: tuple[Step, ...]
+    # Where a clock turns WARNING: the lowest warning step, if any.
+    warn_percent: float | None = field(init=False, repr=False, compare=False)
+    # next_step's answers for the levels a clock can have fired: none yet (0), or a step's.
+    _next_after: dict[int, Step | None] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def warn_percent(self) -> float | None:
-        """Where a clock turns WARNING: the lowest warning step, if any."""
+    def __post_init__(self) -> None:
         warnings = [s.at_percent for s in self.steps if s.kind is AlertKind.WARNING]
-        return min(warnings) if warnings else None
+        object.__setattr__(self, "warn_percent", min(warnings) if warnings else None)
+        levels = (0, *(s.level for s in self.steps))
+        object.__setattr__(self, "_next_after", {lv: self._first_above(lv) for lv in levels})
 
     def step(self, level: int) -> Step | None:
         return next((s for s in self.steps if s.level == level), None)
@@ -43,6 +51,12 @@ class Ladder:
         return crossed[-1] if crossed else None
 
     def next_step(self, fired_level: int) -> Step | None:
+        known = self._next_after
+        if fired_level in known:
+            return known[fired_level]
+        return self._first_above(fired_level)
+
+    def _first_above(self, fired_level: int) -> Step | None:
         return next((s for s in self.steps if s.level > fired_level), None)
 
 

@@ -7,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from internal.sla.calendar import ALWAYS_OPEN
-from internal.sla.clocks import Change, resolution_clock, response_clock, sort_changes, state_at
-from internal.sla.ladder import Ladder, Step, next_check_at
+from internal.sla.business_calendar import BusinessCalendar
+from internal.sla.calendar import ALWAYS_OPEN, Calendar
+from internal.sla.clocks import (
+    Change,
+    Clock,
+    resolution_clock,
+    response_clock,
+    sort_changes,
+    state_at,
+)
+from internal.sla.ladder import Ladder, Step, next_check_at, warn_at
 from internal.sla.model import AlertKind, ClockKind, Mode, State, Status
 from internal.sla.policy import Rules, Targets
 from internal.sla.ticket_sla import Event, compute_ticket_sla
@@ -26,6 +34,10 @@ LADDER = Ladder(
 )
 RULES = Rules(LADDER, PAUSE, "v1")
 TARGETS = Targets(response=900, resolution=4 * 3600, calendar=ALWAYS_OPEN)
+# Office hours with a lunch break, in a zone whose offset is not whole hours.
+OFFICE = BusinessCalendar(
+    "office", "Asia/Kolkata", {d: "09:00-12:30,13:15-17:00" for d in ("mon", "tue", "fri")}
+)
 
 
 def m(minutes: float) -> datetime:
@@ -210,3 +222,70 @@ def test_due_time_is_where_elapsed_reaches_the_target(pairs: list[tuple[int, Sta
     # A running clock reaches its target exactly at due_at (if that lies after the last resume).
     if clock.mode is Mode.RUNNING and clock.due_at is not None and clock.due_at >= clock.anchor_at:
         assert abs(clock.elapsed(clock.due_at) - 14_400) < 1e-6
+
+
+def _walk(clock: Clock, seconds: float) -> datetime | None:
+    """crossing_at by its definition: count the runs in order until one reaches `seconds`."""
+    counted = 0.0
+    for run in clock.runs:
+        if run.end is None:
+            return clock.calendar.add_working(run.start, seconds - counted)
+        span = clock.calendar.working_seconds(run.start, run.end)
+        if counted + span >= seconds:
+            return clock.calendar.add_working(run.start, seconds - counted)
+        counted += span
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    histories,
+    st.sampled_from([ALWAYS_OPEN, OFFICE]),
+    st.lists(st.floats(min_value=-10.0, max_value=40_000.0), max_size=4),
+)
+def test_crossing_times_are_those_of_a_walk_over_the_runs(
+    pairs: list[tuple[int, Status]], calendar: Calendar, extra: list[float]
+) -> None:
+    changes_ = sort_changes(Change(m(at), s) for at, s in pairs)
+    for clock in (
+        response_clock(T0, changes_, 900, calendar),
+        resolution_clock(T0, changes_, 14_400, calendar, PAUSE),
+    ):
+        assert clock.spans == tuple(
+            calendar.working_seconds(r.start, r.end) for r in clock.runs if r.end is not None
+        )
+        assert clock.anchor_elapsed == sum(clock.spans)
+        # The thresholds a ticket asks for, the edges of each run, and arbitrary ones; each asked
+        # twice, since answers are remembered.
+        thresholds = [clock.target * p / 100.0 for p in (0, 85, 95, 100, 150)] + extra
+        counted = 0.0
+        for span in clock.spans:
+            counted += span
+            thresholds += [counted, counted - 1e-6, counted + 1e-6]
+        for seconds in thresholds + thresholds:
+            assert clock.crossing_at(seconds) == _walk(clock, seconds)
+        assert clock.due_at == _walk(clock, clock.target)
+        assert warn_at(clock, LADDER) == _walk(clock, clock.target * 0.85)
+        for fired in range(6):
+            step = next((s for s in LADDER.steps if s.level > fired), None)
+            expected = None if step is None else _walk(clock, step.seconds(clock.target))
+            assert next_check_at(clock, LADDER, fired) == expected
+
+
+def test_a_clock_runs_are_counted_at_construction_and_left_out_of_equality() -> None:
+    changes_ = changes((0, Status.OPEN), (30, Status.ON_HOLD), (90, Status.RESOLVED))
+    clock = resolution_clock(T0, changes_, 14_400, ALWAYS_OPEN, PAUSE)
+    assert clock.spans == (1800.0, 0.0) and clock.anchor_elapsed == 1800.0
+    assert clock.anchor_at == m(90)
+    clock.crossing_at(100.0)  # remembered answers change neither equality nor hash
+    again = resolution_clock(T0, changes_, 14_400, ALWAYS_OPEN, PAUSE)
+    assert clock == again and hash(clock) == hash(again)
+    assert "spans" not in repr(clock)
+
+
+def test_ladder_next_step_for_any_fired_level() -> None:
+    assert LADDER.warn_percent == 85
+    for fired in range(-2, 7):
+        expected = next((s for s in LADDER.steps if s.level > fired), None)
+        assert LADDER.next_step(fired) == expected
+    assert Ladder((Step(100, 1, AlertKind.BREACH),)).warn_percent is None
