@@ -52,6 +52,24 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_by_process(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server and by every PostgreSQL process on the machine."""
+    used = {"server": _cpu_seconds(server_pid), "postgres": 0.0}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    used["postgres"] += _cpu_seconds(int(entry.name))
+            except OSError:
+                continue  # exited meanwhile
+    return used
+
+
 @contextlib.contextmanager
 def scratch_database() -> Iterator[str]:
     """A fresh database on DATABASE_URL's server, or on an embedded server under .data/."""

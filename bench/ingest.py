@@ -20,7 +20,14 @@ import grpc
 import psycopg
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.common import ROOT, peak_rss_mb, scratch_database, server_process, summary_ms
+from bench.common import (
+    ROOT,
+    cpu_by_process,
+    peak_rss_mb,
+    scratch_database,
+    server_process,
+    summary_ms,
+)
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
@@ -98,10 +105,20 @@ def main() -> None:
         with server_process(db, config) as server, grpc.insecure_channel(server.target) as ch:
             stub = pb_grpc.TicketServiceStub(ch)
             for label, part in (("new", events), ("duplicates", events)):
+                cpu_before = cpu_by_process(server.proc.pid)
                 total, lat = ingest_all(stub, part, opts.batch, opts.clients)
+                cpu_after = cpu_by_process(server.proc.pid)
                 print(
                     f"ingest {label:<10} {len(part) / total:>8,.0f} events/s "
                     f"({opts.clients} clients); per batch of {opts.batch}: {summary_ms(lat)}"
+                )
+                # Where the time goes: on two shared cores, events/s cannot exceed
+                # 2 s / (CPU per event), whatever the concurrency.
+                per_event = {k: (cpu_after[k] - cpu_before[k]) / len(part) * 1e6 for k in cpu_after}
+                print(
+                    f"  CPU per event: server {per_event['server']:.0f} us, "
+                    f"PostgreSQL {per_event['postgres']:.0f} us "
+                    f"(two cores could do at most {2e6 / sum(per_event.values()):,.0f}/s)"
                 )
 
             # Reads are measured on a settled table, as autovacuum leaves it a little later: right
