@@ -28,7 +28,7 @@ from internal.rpc.validation import (
     validate_batch,
 )
 from internal.store import ingest_repo, query_repo
-from internal.store.db import UNREACHABLE_ERRORS
+from internal.store.db import UNREACHABLE_ERRORS, read_only
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
@@ -174,23 +174,19 @@ class TicketService(pb_grpc.TicketServiceServicer):
 
         size = request.page_size or DEFAULT_PAGE_SIZE
         config, now = self._config.current, self._now()
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, read_only(conn):
             rows = query_repo.dashboard_page(conn, tenant, f, now, after, size + 1)
-            page = rows[:size]
-            clocks = query_repo.clocks_for(conn, tenant, [str(r["ticket_id"]) for r in page])
             counts = query_repo.dashboard_counts(conn, tenant, f, now)
+        page = rows[:size]
         response = pb.GetDashboardResponse(
-            tickets=[
-                convert.ticket_to_pb(r, clocks.get(str(r["ticket_id"]), []), config, now)
-                for r in page
-            ],
+            tickets=[convert.ticket_to_pb(r.ticket, r.clocks, config, now) for r in page],
             counts=[
                 pb.StateCount(state=convert.STATE_TO_PB[state], count=n)
                 for state, n in sorted(counts.items())
             ],
         )
         if len(rows) > size:
-            last = page[-1]
+            last = page[-1].ticket
             response.next_page_token = page_token.encode(
                 last["urgent_at"],
                 str(last["ticket_id"]),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import psycopg
 import psycopg_pool
 
@@ -31,6 +35,18 @@ def make_pool(
     )
     pool.open(wait=False)
     return pool
+
+
+@contextlib.contextmanager
+def read_only(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Statements that only read, each in its own implicit transaction: no COMMIT round trip
+    when the pooled connection is handed back. The connection's usual mode is restored."""
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 def ping(database_url: str, timeout: float = 2.0) -> bool:
