@@ -151,6 +151,7 @@ def prepare_session(conn: psycopg.Connection[Any]) -> None:
     if conn not in _prepared:
         with conn.transaction():
             conn.execute(_TEMP_TABLES)
+            conn.execute(state_buckets.TEMP_TABLE)
         _prepared.add(conn)
 
 
@@ -182,10 +183,16 @@ def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Ev
 
 
 def write_ticket_slas(
-    cur: Cursor, tenant: str, slas: Sequence[TicketSla], correlation_id: str | None = None
+    cur: Cursor,
+    tenant: str,
+    slas: Sequence[TicketSla],
+    correlation_id: str | None = None,
+    *,
+    stored: Sequence[str] | None = None,
 ) -> None:
     """Upsert tickets and their clocks; fired levels are kept as the evaluator left them.
-    `correlation_id` is recorded on the tickets (None keeps what they had).
+    `correlation_id` is recorded on the tickets (None keeps what they had). `stored` names the
+    tickets that already exist, when the caller knows (None: any of them may).
     The session must have been prepared with `prepare_session`."""
     if not slas:
         return
@@ -233,9 +240,11 @@ def write_ticket_slas(
         ),
     )
     cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
-    # Last, as the bucket rows it locks are shared by concurrent writers: held only to commit.
-    state_buckets.record_changes(cur, tenant, [s.latest.ticket_id for s in slas])
+    existing = [s.latest.ticket_id for s in slas] if stored is None else stored
+    if existing:
+        state_buckets.stash_old(cur, tenant, existing)
     cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
+    state_buckets.record_changes(cur, tenant)
 
 
 def ingest(
@@ -292,7 +301,7 @@ def ingest(
                     history[tid], targets_for(latest.priority, latest.customer_tier), rules, fired
                 )
             )
-        write_ticket_slas(cur, tenant, slas, correlation_id)
+        write_ticket_slas(cur, tenant, slas, correlation_id, stored=known)
 
     return _outcomes(events, first_index, inserted, prior)
 

@@ -2,8 +2,8 @@
 (table ticket_state_buckets, migration 0005), so that the dashboard's counts per SLA state cost
 O(groups x hours) plus the tickets of the current hour, not O(tickets).
 
-Every write of tickets' state columns goes through `record_changes` in the same transaction,
-before the ticket rows change: the counts are exactly those of the committed tickets.
+Every write of tickets' state columns goes through `stash_old` and `record_changes` in the same
+transaction: the counts are exactly those of the committed tickets.
 """
 
 from __future__ import annotations
@@ -24,7 +24,21 @@ _WARN_HOUR = (
 _BREACH_HOUR = f"coalesce(date_bin('1 hour', breach_at, {_ORIGIN}), 'infinity')"
 _KEY = "priority, customer_tier, status, active, warn_hour, breach_hour"
 
-# +1 for each ticket as it will be, -1 for each as it was. One statement, its keys in sorted
+# The session's staging table for the stored rows of the tickets a transaction rewrites
+# (created with the ingest temp tables, emptied at commit).
+TEMP_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS in_old_tickets (
+    priority text, customer_tier text, status text, active boolean, warn_at timestamptz,
+    breach_at timestamptz) ON COMMIT DELETE ROWS;
+"""
+
+_STASH = """
+INSERT INTO in_old_tickets
+SELECT priority, customer_tier, status, active, warn_at, breach_at
+FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+"""
+
+# +1 for each ticket as it is now, -1 for each as it was. One statement, its keys in sorted
 # order: two transactions upserting overlapping buckets wait for each other, never deadlock.
 _RECORD = f"""
 INSERT INTO ticket_state_buckets AS b (tenant_id, {_KEY}, tickets)
@@ -34,7 +48,7 @@ SELECT %(tenant)s, {_KEY}, sum(delta) FROM (
     FROM in_tickets
     UNION ALL
     SELECT priority, customer_tier, status, active, {_WARN_HOUR}, {_BREACH_HOUR}, -1
-    FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+    FROM in_old_tickets
 ) AS d
 GROUP BY {_KEY}
 HAVING sum(delta) <> 0
@@ -43,11 +57,17 @@ ON CONFLICT (tenant_id, {_KEY}) DO UPDATE SET tickets = b.tickets + EXCLUDED.tic
 """
 
 
-def record_changes(cur: psycopg.Cursor[Any], tenant: str, ticket_ids: Sequence[str]) -> None:
-    """Move the tickets `ticket_ids` from the buckets of their stored rows (if any) to those of
-    their new rows, staged in the session's temp table in_tickets. Call it after staging and
-    before the upsert of the ticket rows, with those rows locked."""
-    cur.execute(_RECORD, {"tenant": tenant, "ids": list(ticket_ids)})
+def stash_old(cur: psycopg.Cursor[Any], tenant: str, ticket_ids: Sequence[str]) -> None:
+    """Keep the stored rows of the tickets about to be rewritten (locked by the caller), for
+    `record_changes`."""
+    cur.execute(_STASH, {"tenant": tenant, "ids": list(ticket_ids)})
+
+
+def record_changes(cur: psycopg.Cursor[Any], tenant: str) -> None:
+    """Move the rewritten tickets from the buckets of their stashed rows (if any) to those of
+    their new rows (staged in in_tickets). The last statement before commit: the bucket rows it
+    locks are shared by every concurrent writer, so they are held as briefly as possible."""
+    cur.execute(_RECORD, {"tenant": tenant})
 
 
 def hour_of(at: datetime) -> datetime:
