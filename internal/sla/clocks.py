@@ -14,28 +14,43 @@ from datetime import datetime
 from internal.sla.calendar import Calendar
 from internal.sla.model import DONE_STATUSES, ClockKind, Mode, State, Status
 
+# The value classes below are frozen dataclasses, whose generated __init__ stores each field with
+# a call to object.__setattr__. Several are built for every ingested event, so their __init__
+# fills the instance dict directly instead: the same end state (equality, hash, repr and
+# immutability all come from the dataclass as before), without a call per field.
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Change:
     """The ticket entered `status` at `at` (event time)."""
 
     at: datetime
     status: Status
 
+    def __init__(self, at: datetime, status: Status) -> None:
+        attrs = self.__dict__
+        attrs["at"] = at
+        attrs["status"] = status
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Interval:
     start: datetime
     end: datetime | None  # None: still running
 
+    def __init__(self, start: datetime, end: datetime | None) -> None:
+        attrs = self.__dict__
+        attrs["start"] = start
+        attrs["end"] = end
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Clock:
     """A clock's runs, with what every evaluation reads from them worked out at construction.
 
-    The derived values are plain attributes set in `__post_init__`, not `cached_property`: on
-    Python 3.11 `cached_property` takes one lock shared by every instance, so concurrent ingest
-    threads queued on it, and every clock built is read anyway.
+    The derived values are plain attributes set by `__init__`, not `cached_property`: on Python
+    3.11 `cached_property` takes one lock shared by every instance, so concurrent ingest threads
+    queued on it, and every clock built is read anyway.
     """
 
     kind: ClockKind
@@ -55,21 +70,34 @@ class Clock:
     # only computes the same answer twice.
     _crossings: dict[float, datetime | None] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        runs = self.runs
-        working_seconds = self.calendar.working_seconds
-        spans = tuple([working_seconds(run.start, run.end) for run in runs if run.end is not None])
-        finished: float | None = None
-        if runs and (
-            len(spans) == len(runs) or (len(spans) == len(runs) - 1 and runs[-1].end is None)
-        ):
-            finished = 0.0
-            for span in spans:
-                finished += span
-        object.__setattr__(self, "spans", spans)
-        object.__setattr__(self, "anchor_elapsed", float(sum(spans)))
-        object.__setattr__(self, "_finished", finished)
-        object.__setattr__(self, "_crossings", {})
+    def __init__(
+        self,
+        kind: ClockKind,
+        target: float,
+        calendar: Calendar,
+        runs: tuple[Interval, ...],
+        mode: Mode,
+    ) -> None:
+        spans: list[float] = []
+        total = 0.0
+        for run in runs:
+            if run.end is not None:
+                span = calendar.working_seconds(run.start, run.end)
+                spans.append(span)
+                total += span
+        # Every run finished, or all but the last: how the builders below shape them.
+        shaped = len(spans) == len(runs) or (len(spans) == len(runs) - 1 and runs[-1].end is None)
+        # Filled directly, as for Change above.
+        attrs = self.__dict__
+        attrs["kind"] = kind
+        attrs["target"] = target
+        attrs["calendar"] = calendar
+        attrs["runs"] = runs
+        attrs["mode"] = mode
+        attrs["spans"] = tuple(spans)
+        attrs["anchor_elapsed"] = float(sum(spans))
+        attrs["_finished"] = total if runs and shaped else None
+        attrs["_crossings"] = {}
 
     @property
     def anchor_at(self) -> datetime:
@@ -90,20 +118,23 @@ class Clock:
         crossings = self._crossings
         if seconds in crossings:
             return crossings[seconds]
-        at = self._find_crossing(seconds)
-        crossings[seconds] = at
-        return at
-
-    def _find_crossing(self, seconds: float) -> datetime | None:
         finished = self._finished
         if finished is not None and seconds > finished:
             # Beyond every finished run, the common case. Spans are never negative, so no earlier
             # run reaches `seconds` and the walk below would end on the last run having counted
             # exactly `finished`: skip to it.
             last = self.runs[-1]
-            if last.end is not None:
-                return None
-            return self.calendar.add_working(last.start, seconds - finished)
+            at = (
+                None
+                if last.end is not None
+                else self.calendar.add_working(last.start, seconds - finished)
+            )
+        else:
+            at = self._walk_to(seconds)
+        crossings[seconds] = at
+        return at
+
+    def _walk_to(self, seconds: float) -> datetime | None:
         counted = 0.0
         for run, span in zip(self.runs, (*self.spans, None), strict=False):
             if span is None or counted + span >= seconds:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +14,7 @@ from internal.sla.calendar import ALWAYS_OPEN, Calendar
 from internal.sla.clocks import (
     Change,
     Clock,
+    Interval,
     resolution_clock,
     response_clock,
     sort_changes,
@@ -20,7 +23,7 @@ from internal.sla.clocks import (
 from internal.sla.ladder import Ladder, Step, next_check_at, warn_at
 from internal.sla.model import AlertKind, ClockKind, Mode, State, Status
 from internal.sla.policy import Rules, Targets
-from internal.sla.ticket_sla import Event, compute_ticket_sla
+from internal.sla.ticket_sla import FAR_FUTURE, ClockSla, Event, TicketSla, compute_ticket_sla
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PAUSE = frozenset({Status.ON_HOLD})
@@ -289,3 +292,43 @@ def test_ladder_next_step_for_any_fired_level() -> None:
         expected = next((s for s in LADDER.steps if s.level > fired), None)
         assert LADDER.next_step(fired) == expected
     assert Ladder((Step(100, 1, AlertKind.BREACH),)).warn_percent is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.sampled_from([ALWAYS_OPEN, OFFICE]))
+def test_ticket_instants_are_those_of_its_clocks(
+    pairs: list[tuple[int, Status]], calendar: Calendar
+) -> None:
+    sla = compute_ticket_sla(_events(pairs), Targets(900, 14_400, calendar), RULES, {})
+    clocks = sla.clocks
+    assert sla.breach_at == min((c.due_at for c in clocks if c.due_at is not None), default=None)
+    assert sla.warn_at == min(
+        (c.warn_at for c in clocks if c.warn_at is not None and c.mode is not Mode.STOPPED),
+        default=None,
+    )
+    assert sla.active == any(c.mode is not Mode.STOPPED for c in clocks)
+    assert sla.urgent_at == min(
+        (c.due_at for c in clocks if c.mode is Mode.RUNNING and c.due_at is not None),
+        default=FAR_FUTURE,
+    )
+
+
+def test_value_classes_are_frozen_and_compare_by_value() -> None:
+    history = [Event("T", "high", "gold", Status.OPEN, T0, m(0))]
+    makers = {
+        Change: lambda: Change(m(1), Status.OPEN),
+        Interval: lambda: Interval(T0, None),
+        ClockSla: lambda: compute_ticket_sla(history, TARGETS, RULES, {}).response,
+        TicketSla: lambda: compute_ticket_sla(history, TARGETS, RULES, {}),
+    }
+    for cls, make in makers.items():
+        a, b = make(), make()
+        assert type(a) is cls and a == b and hash(a) == hash(b)
+        first = dataclasses.fields(cls)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(a, first, None)
+        assert dataclasses.replace(a) == a
+        assert repr(a).startswith(f"{cls.__name__}({first}=")
+    assert repr(Interval(T0, None)) == f"Interval(start={T0!r}, end=None)"
+    assert dataclasses.replace(Interval(T0, None), end=m(5)) == Interval(T0, m(5))
+    assert Change(m(1), Status.OPEN) != Change(m(1), Status.ON_HOLD)
