@@ -36,9 +36,14 @@ class Violation:
     description: str
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_datetime(ts: Timestamp) -> datetime:
     # Microseconds: what PostgreSQL keeps, so a retried event compares equal to the stored one.
-    return datetime.fromtimestamp(ts.seconds, tz=UTC) + timedelta(microseconds=ts.nanos // 1000)
+    # One timedelta from the epoch: the same UTC instant as datetime.fromtimestamp(seconds, UTC)
+    # plus the microseconds (both exact), for half the cost, twice per ingested event.
+    return _EPOCH + timedelta(0, ts.seconds, ts.nanos // 1000)
 
 
 def _timestamp(
@@ -76,6 +81,74 @@ def check_filter(values: Sequence[str], field: str, out: list[Violation]) -> Non
         check_text(value, f"{field}[{i}]", out)
 
 
+def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Event | None:
+    """The event if it passes every check of `_check`, else None. Nearly every event does, and
+    this way of asking builds no field paths, messages or lists; `_check` then says what is wrong.
+    `latest` is the latest time accepted (now plus MAX_FUTURE)."""
+    # Each read of a protobuf string field builds a new str: read each once.
+    ticket_id = e.ticket_id
+    priority = e.priority
+    tier = e.customer_tier
+    status = STATUS_FROM_PB.get(e.status)
+    if (
+        status is None
+        or not ticket_id
+        or len(ticket_id) > MAX_TICKET_ID
+        or not ticket_id.isprintable()
+        or config.targets(priority, tier) is None  # None too when the priority is unknown
+        or not e.HasField("created_at")
+        or not e.HasField("updated_at")
+    ):
+        return None
+    created_ts, updated_ts = e.created_at, e.updated_at
+    if not (
+        _MIN_SECONDS <= created_ts.seconds <= _MAX_SECONDS
+        and 0 <= created_ts.nanos < 1_000_000_000
+        and _MIN_SECONDS <= updated_ts.seconds <= _MAX_SECONDS
+        and 0 <= updated_ts.nanos < 1_000_000_000
+    ):
+        return None
+    created, updated = to_datetime(created_ts), to_datetime(updated_ts)
+    if updated < created or updated > latest or created > latest:
+        return None
+    return Event(ticket_id, priority, tier, status, created, updated)
+
+
+def _check(
+    e: pb.TicketEvent, path: str, config: SlaConfig, now: datetime
+) -> tuple[Event | None, list[Violation]]:
+    """Every violation of one event, each named by its path under `path`; the event if none."""
+    found: list[Violation] = []
+    check_text(e.ticket_id, f"{path}.ticket_id", found)
+    if e.priority not in config.policies:
+        known = ", ".join(sorted(config.policies))
+        found.append(Violation(f"{path}.priority", f"unknown priority (known: {known})"))
+    elif config.targets(e.priority, e.customer_tier) is None:
+        known = ", ".join(sorted(config.policies[e.priority]))
+        found.append(
+            Violation(
+                f"{path}.customer_tier",
+                f"no policy for tier under priority {e.priority!r} (known: {known})",
+            )
+        )
+    status = STATUS_FROM_PB.get(e.status)
+    if status is None:
+        found.append(Violation(f"{path}.status", "required: one of the TicketStatus values"))
+    created = _timestamp(e, "created_at", path, found)
+    updated = _timestamp(e, "updated_at", path, found)
+    if created and updated:
+        if updated < created:
+            found.append(Violation(f"{path}.updated_at", "earlier than created_at"))
+        if updated > now + MAX_FUTURE:
+            found.append(Violation(f"{path}.updated_at", "more than 5 minutes in the future"))
+    if created and created > now + MAX_FUTURE:
+        found.append(Violation(f"{path}.created_at", "more than 5 minutes in the future"))
+    if found:
+        return None, found
+    assert status is not None and created is not None and updated is not None
+    return Event(e.ticket_id, e.priority, e.customer_tier, status, created, updated), found
+
+
 def validate_batch(
     request: pb.IngestTicketsRequest, config: SlaConfig, now: datetime, max_events: int
 ) -> tuple[list[Event], list[Violation]]:
@@ -86,36 +159,12 @@ def validate_batch(
         return [], [Violation("events", f"at most {max_events} events per batch")]
     events: list[Event] = []
     violations: list[Violation] = []
+    latest = now + MAX_FUTURE
     for i, e in enumerate(request.events):
-        path = f"events[{i}]"
-        found: list[Violation] = []
-        check_text(e.ticket_id, f"{path}.ticket_id", found)
-        if e.priority not in config.policies:
-            known = ", ".join(sorted(config.policies))
-            found.append(Violation(f"{path}.priority", f"unknown priority (known: {known})"))
-        elif config.targets(e.priority, e.customer_tier) is None:
-            known = ", ".join(sorted(config.policies[e.priority]))
-            found.append(
-                Violation(
-                    f"{path}.customer_tier",
-                    f"no policy for tier under priority {e.priority!r} (known: {known})",
-                )
-            )
-        status = STATUS_FROM_PB.get(e.status)
-        if status is None:
-            found.append(Violation(f"{path}.status", "required: one of the TicketStatus values"))
-        created = _timestamp(e, "created_at", path, found)
-        updated = _timestamp(e, "updated_at", path, found)
-        if created and updated:
-            if updated < created:
-                found.append(Violation(f"{path}.updated_at", "earlier than created_at"))
-            if updated > now + MAX_FUTURE:
-                found.append(Violation(f"{path}.updated_at", "more than 5 minutes in the future"))
-        if created and created > now + MAX_FUTURE:
-            found.append(Violation(f"{path}.created_at", "more than 5 minutes in the future"))
-        if found:
+        event = _accept(e, config, latest)
+        if event is None:
+            event, found = _check(e, f"events[{i}]", config, now)
             violations.extend(found)
-            continue
-        assert status is not None and created is not None and updated is not None
-        events.append(Event(e.ticket_id, e.priority, e.customer_tier, status, created, updated))
+        if event is not None:
+            events.append(event)
     return events, violations
