@@ -114,10 +114,10 @@ class BusinessCalendar:
         if b <= a:
             return 0.0
         total = 0
-        monday = _monday(self._local_ordinal(a))
+        monday = _monday(self._local_ordinal(start, a))
         # The day after `end`'s local date is included because, around a fall-back at midnight,
         # the first occurrence of the next midnight can precede `end`.
-        last = self._local_ordinal(b) + 1
+        last = self._local_ordinal(end, b) + 1
         while monday <= last:
             week = self._week(monday)
             if week.intervals:
@@ -152,7 +152,7 @@ class BusinessCalendar:
         remaining = max(round(seconds * _US_PER_SECOND), 1)
         while remaining / _US_PER_SECOND < seconds:
             remaining += 1
-        monday = _monday(self._local_ordinal(a))
+        monday = _monday(self._local_ordinal(start, a))
         while True:
             week = self._week(monday)
             if week.intervals and week.intervals[0][0] >= a and week.total < remaining:
@@ -167,8 +167,13 @@ class BusinessCalendar:
                     remaining -= e - s
             monday += 7
 
-    def _local_ordinal(self, us: int) -> int:
-        return _from_us(us).astimezone(self._tz).toordinal()
+    def _local_ordinal(self, moment: datetime, us: int) -> int:
+        """The local date of `moment`, which is `us` microseconds since the epoch."""
+        # A UTC datetime (what the SLA code passes) converts as it is; any other is first taken to
+        # UTC through `us`, so that a wall time its zone skips or repeats is read as the instant it
+        # names.
+        utc = moment if moment.tzinfo is UTC else _from_us(us)
+        return utc.astimezone(self._tz).toordinal()
 
     def _build_week(self, monday: int) -> _Week:
         if monday > _LAST_MONDAY:
@@ -237,13 +242,14 @@ class BusinessCalendar:
 
 
 def _to_us(moment: datetime, what: str) -> int:
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    # UTC, nearly always, is checked first: it is aware without asking it for its offset.
+    if moment.tzinfo is not UTC and (moment.tzinfo is None or moment.utcoffset() is None):
         raise ValueError(f"{what} must be timezone-aware, got naive {moment.isoformat()}")
     return (moment - _EPOCH) // _ONE_US
 
 
 def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
+    return _EPOCH + timedelta(0, 0, us)  # positional: keyword arguments cost more than the sum
 
 
 def _monday(ordinal: int) -> int:
