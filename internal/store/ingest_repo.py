@@ -7,8 +7,8 @@ transaction: a batch is stored whole or not at all.
 from __future__ import annotations
 
 import weakref
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -31,8 +31,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Prior:
+    """What a rewrite needs of a stored ticket (read with its row locked)."""
+
     updated_at: datetime
     fired: dict[ClockKind, int]
+    bucket: state_buckets.BucketKey  # where the dashboard counts it now
 
 
 TargetsFor = Callable[[str, str], Targets]
@@ -95,7 +98,8 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (
 # An array, not a join with the temp table: the temp table has no statistics and the planner
 # would pick a sequential scan of the whole table.
 _LOCK_PRIOR = """
-SELECT ticket_id, updated_at FROM tickets
+SELECT ticket_id, updated_at, priority, customer_tier, status, active, warn_at, breach_at
+FROM tickets
 WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
 ORDER BY ticket_id FOR UPDATE
 """
@@ -135,6 +139,16 @@ ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
     correlation_id = coalesce(EXCLUDED.correlation_id, tickets.correlation_id)
 """
 
+_COPY_NEW_TICKETS = (
+    "COPY tickets (ticket_id, priority, customer_tier, status, created_at, updated_at,"
+    " policy_version, breach_at, warn_at, active, urgent_at, tenant_id, correlation_id)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_COPY_NEW_CLOCKS = (
+    "COPY sla_clocks (ticket_id, clock, target_s, calendar, mode, anchor_at, anchor_elapsed,"
+    " due_at, warn_at, fired_level, next_check_at, tenant_id) FROM STDIN (FORMAT BINARY)"
+)
+
 _UPSERT_CLOCKS = """
 INSERT INTO sla_clocks (tenant_id, ticket_id, clock, target_s, calendar, mode, anchor_at,
                         anchor_elapsed, due_at, warn_at, fired_level, next_check_at)
@@ -151,21 +165,23 @@ def prepare_session(conn: psycopg.Connection[Any]) -> None:
     if conn not in _prepared:
         with conn.transaction():
             conn.execute(_TEMP_TABLES)
-            conn.execute(state_buckets.TEMP_TABLE)
         _prepared.add(conn)
 
 
-def _copy(cur: Cursor, table: str, types: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+def _copy(cur: Cursor, target: str, types: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Binary COPY of `rows` into a temp table's name, or with a full COPY statement."""
+    sql = target if target.startswith("COPY ") else f"COPY {target} FROM STDIN (FORMAT BINARY)"
+    with cur.copy(sql) as copy:
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
 
 def _read_prior(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, Prior]:
+    """The stored tickets among `ids`, their rows locked until the transaction ends."""
     prior = {
-        str(tid): Prior(at, {})
-        for tid, at in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": ids})
+        str(tid): Prior(at, {}, state_buckets.bucket_key(*key))
+        for tid, at, *key in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": ids})
     }
     if prior:  # a batch of new tickets has no fired levels to read
         for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": list(prior)}):
@@ -182,47 +198,27 @@ def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Ev
     return history
 
 
-def write_ticket_slas(
-    cur: Cursor,
-    tenant: str,
-    slas: Sequence[TicketSla],
-    correlation_id: str | None = None,
-    *,
-    stored: Sequence[str] | None = None,
-) -> None:
-    """Upsert tickets and their clocks; fired levels are kept as the evaluator left them.
-    `correlation_id` is recorded on the tickets (None keeps what they had). `stored` names the
-    tickets that already exist, when the caller knows (None: any of them may).
-    The session must have been prepared with `prepare_session`."""
-    if not slas:
-        return
-    _copy(
-        cur,
-        "in_tickets",
-        _TICKET_TYPES,
-        (
-            (
-                s.latest.ticket_id,
-                s.latest.priority,
-                s.latest.customer_tier,
-                s.latest.status.value,
-                s.latest.created_at,
-                s.latest.updated_at,
-                s.policy_version,
-                s.breach_at,
-                s.warn_at,
-                s.active,
-                s.urgent_at,
-            )
-            for s in slas
-        ),
+def _ticket_row(s: TicketSla) -> tuple[Any, ...]:
+    e = s.latest
+    return (
+        e.ticket_id,
+        e.priority,
+        e.customer_tier,
+        e.status.value,
+        e.created_at,
+        e.updated_at,
+        s.policy_version,
+        s.breach_at,
+        s.warn_at,
+        s.active,
+        s.urgent_at,
     )
-    _copy(
-        cur,
-        "in_clocks",
-        _CLOCK_TYPES,
-        (
-            (
+
+
+def _clock_rows(slas: Sequence[TicketSla]) -> Iterator[tuple[Any, ...]]:
+    for s in slas:
+        for c in s.clocks:
+            yield (
                 s.latest.ticket_id,
                 c.kind.value,
                 float(c.target),
@@ -235,16 +231,57 @@ def write_ticket_slas(
                 c.fired_level,
                 c.next_check_at,
             )
-            for s in slas
-            for c in s.clocks
-        ),
-    )
-    cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
-    existing = [s.latest.ticket_id for s in slas] if stored is None else stored
-    if existing:
-        state_buckets.stash_old(cur, tenant, existing)
-    cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
-    state_buckets.record_changes(cur, tenant)
+
+
+def write_ticket_slas(
+    cur: Cursor,
+    tenant: str,
+    slas: Sequence[TicketSla],
+    prior: Mapping[str, Prior],
+    correlation_id: str | None = None,
+) -> None:
+    """Write tickets and their clocks; fired levels are kept as the evaluator left them.
+    `prior` holds the stored tickets among them, read by `_read_prior` in this transaction
+    (which locked them); the others are new. `correlation_id` is recorded on the tickets (None
+    keeps what they had). The session must have been prepared with `prepare_session`."""
+    if not slas:
+        return
+    new = [s for s in slas if s.latest.ticket_id not in prior]
+    stored = [s for s in slas if s.latest.ticket_id in prior]
+    if new:
+        # Straight into the tables: no row of these tickets exists, and the per-ticket advisory
+        # locks make this transaction the only one that may create them. COPY is the cheapest
+        # way in by far (no staging, no conflict handling).
+        _copy(
+            cur,
+            _COPY_NEW_TICKETS,
+            [*_TICKET_TYPES, "text", "text"],
+            ((*_ticket_row(s), tenant, correlation_id) for s in new),
+        )
+        _copy(
+            cur,
+            _COPY_NEW_CLOCKS,
+            [*_CLOCK_TYPES, "text"],
+            ((*row, tenant) for row in _clock_rows(new)),
+        )
+    if stored:
+        _copy(cur, "in_tickets", _TICKET_TYPES, (_ticket_row(s) for s in stored))
+        _copy(cur, "in_clocks", _CLOCK_TYPES, _clock_rows(stored))
+        cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
+        cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
+    moves: Counter[state_buckets.BucketKey] = Counter()
+    for s in slas:
+        e = s.latest
+        moves[
+            state_buckets.bucket_key(
+                e.priority, e.customer_tier, e.status.value, s.active, s.warn_at, s.breach_at
+            )
+        ] += 1
+        if e.ticket_id in prior:
+            moves[prior[e.ticket_id].bucket] -= 1
+    # Last: the bucket rows are shared by every concurrent writer, so their locks are held
+    # only until commit.
+    state_buckets.record_changes(cur, tenant, moves)
 
 
 def ingest(
@@ -301,7 +338,7 @@ def ingest(
                     history[tid], targets_for(latest.priority, latest.customer_tier), rules, fired
                 )
             )
-        write_ticket_slas(cur, tenant, slas, correlation_id, stored=known)
+        write_ticket_slas(cur, tenant, slas, prior, correlation_id)
 
     return _outcomes(events, first_index, inserted, prior)
 

@@ -143,7 +143,7 @@ def _recompute_batch(conn: Conn, config: SlaConfig, tenant: str, ids: list[str])
                 continue
             fired = prior[tid].fired if tid in prior else {}
             slas.append(compute_ticket_sla(history[tid], targets, config.rules, fired))
-        write_ticket_slas(cur, tenant, slas)
+        write_ticket_slas(cur, tenant, slas, prior)
     return len(slas), skipped
 
 

@@ -2,13 +2,13 @@
 (table ticket_state_buckets, migration 0005), so that the dashboard's counts per SLA state cost
 O(groups x hours) plus the tickets of the current hour, not O(tickets).
 
-Every write of tickets' state columns goes through `stash_old` and `record_changes` in the same
-transaction: the counts are exactly those of the committed tickets.
+Every write of tickets' state columns goes through `record_changes` in the same transaction:
+the counts are exactly those of the committed tickets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,50 +24,51 @@ _WARN_HOUR = (
 _BREACH_HOUR = f"coalesce(date_bin('1 hour', breach_at, {_ORIGIN}), 'infinity')"
 _KEY = "priority, customer_tier, status, active, warn_hour, breach_hour"
 
-# The session's staging table for the stored rows of the tickets a transaction rewrites
-# (created with the ingest temp tables, emptied at commit).
-TEMP_TABLE = """
-CREATE TEMP TABLE IF NOT EXISTS in_old_tickets (
-    priority text, customer_tier text, status text, active boolean, warn_at timestamptz,
-    breach_at timestamptz) ON COMMIT DELETE ROWS;
-"""
+# The bucket of a ticket: its group, and the hours of its warning (only while active) and breach
+# instants, None for never ('infinity' in the table).
+BucketKey = tuple[str, str, str, bool, datetime | None, datetime | None]
 
-_STASH = """
-INSERT INTO in_old_tickets
-SELECT priority, customer_tier, status, active, warn_at, breach_at
-FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
-"""
-
-# +1 for each ticket as it is now, -1 for each as it was. One statement, its keys in sorted
-# order: two transactions upserting overlapping buckets wait for each other, never deadlock.
+# One statement, its keys in sorted order: two transactions upserting overlapping buckets wait
+# for each other, never deadlock.
 _RECORD = f"""
 INSERT INTO ticket_state_buckets AS b (tenant_id, {_KEY}, tickets)
-SELECT %(tenant)s, {_KEY}, sum(delta) FROM (
-    SELECT priority, customer_tier, status, active,
-           {_WARN_HOUR} AS warn_hour, {_BREACH_HOUR} AS breach_hour, 1 AS delta
-    FROM in_tickets
-    UNION ALL
-    SELECT priority, customer_tier, status, active, {_WARN_HOUR}, {_BREACH_HOUR}, -1
-    FROM in_old_tickets
-) AS d
-GROUP BY {_KEY}
-HAVING sum(delta) <> 0
-ORDER BY {_KEY}
+SELECT %(tenant)s, p, t, s, a, coalesce(w, 'infinity'), coalesce(h, 'infinity'), n
+FROM unnest(%(p)s::text[], %(t)s::text[], %(s)s::text[], %(a)s::bool[],
+            %(w)s::timestamptz[], %(h)s::timestamptz[], %(n)s::int8[]) AS d(p, t, s, a, w, h, n)
+ORDER BY 1, 2, 3, 4, 5, 6, 7
 ON CONFLICT (tenant_id, {_KEY}) DO UPDATE SET tickets = b.tickets + EXCLUDED.tickets
 """
 
 
-def stash_old(cur: psycopg.Cursor[Any], tenant: str, ticket_ids: Sequence[str]) -> None:
-    """Keep the stored rows of the tickets about to be rewritten (locked by the caller), for
-    `record_changes`."""
-    cur.execute(_STASH, {"tenant": tenant, "ids": list(ticket_ids)})
+def bucket_key(
+    priority: str,
+    customer_tier: str,
+    status: str,
+    active: bool,
+    warn_at: datetime | None,
+    breach_at: datetime | None,
+) -> BucketKey:
+    """The bucket of a ticket with these stored fields (what migration 0005's SQL computes)."""
+    return (
+        priority,
+        customer_tier,
+        status,
+        active,
+        hour_of(warn_at) if active and warn_at is not None else None,
+        None if breach_at is None else hour_of(breach_at),
+    )
 
 
-def record_changes(cur: psycopg.Cursor[Any], tenant: str) -> None:
-    """Move the rewritten tickets from the buckets of their stashed rows (if any) to those of
-    their new rows (staged in in_tickets). The last statement before commit: the bucket rows it
-    locks are shared by every concurrent writer, so they are held as briefly as possible."""
-    cur.execute(_RECORD, {"tenant": tenant})
+def record_changes(cur: psycopg.Cursor[Any], tenant: str, moves: Mapping[BucketKey, int]) -> None:
+    """Add `moves` (tickets in, out when negative) to the tenant's buckets. Every write of
+    tickets calls it in its transaction, after the ticket rows: +1 for each ticket's new bucket,
+    -1 for its old one."""
+    changed = [(key, n) for key, n in moves.items() if n]
+    if not changed:
+        return
+    columns = list(zip(*(key for key, _ in changed), strict=True))
+    args = dict(zip(("p", "t", "s", "a", "w", "h"), (list(c) for c in columns), strict=True))
+    cur.execute(_RECORD, {"tenant": tenant, **args, "n": [n for _, n in changed]})
 
 
 def hour_of(at: datetime) -> datetime:
