@@ -100,9 +100,12 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (
 _LOCK_PRIOR = """
 SELECT ticket_id, updated_at, priority, customer_tier, status, active, warn_at, breach_at
 FROM tickets
-WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+WHERE tenant_id = %(tenant)s AND ticket_id = ANY({ids})
 ORDER BY ticket_id FOR UPDATE
 """
+# The batch's ticket ids, from the staged events: an array built by the server, not one
+# encoded in Python element by element.
+_STAGED_IDS = "ARRAY(SELECT DISTINCT ticket_id FROM in_events)"
 
 _FIRED = """
 SELECT ticket_id, clock, fired_level FROM sla_clocks
@@ -165,6 +168,7 @@ def prepare_session(conn: psycopg.Connection[Any]) -> None:
     if conn not in _prepared:
         with conn.transaction():
             conn.execute(_TEMP_TABLES)
+            conn.execute(state_buckets.TEMP_TABLE)
         _prepared.add(conn)
 
 
@@ -177,11 +181,13 @@ def _copy(cur: Cursor, target: str, types: list[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-def _read_prior(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, Prior]:
-    """The stored tickets among `ids`, their rows locked until the transaction ends."""
+def _read_prior(cur: Cursor, tenant: str, ids: list[str] | None) -> dict[str, Prior]:
+    """The stored tickets among `ids` (None: those of the staged events), their rows locked
+    until the transaction ends."""
+    sql = _LOCK_PRIOR.format(ids=_STAGED_IDS if ids is None else "%(ids)s")
     prior = {
         str(tid): Prior(at, {}, state_buckets.bucket_key(*key))
-        for tid, at, *key in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": ids})
+        for tid, at, *key in cur.execute(sql, {"tenant": tenant, "ids": ids})
     }
     if prior:  # a batch of new tickets has no fired levels to read
         for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": list(prior)}):
@@ -319,7 +325,7 @@ def ingest(
             ),
         )
         cur.execute(_LOCK_TICKETS, {"tenant": tenant})
-        prior = _read_prior(cur, tenant, sorted({e.ticket_id for e in unique}))
+        prior = _read_prior(cur, tenant, None)
         inserted: set[tuple[str, datetime]] = {
             (tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant})
         }

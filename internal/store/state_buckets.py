@@ -28,13 +28,22 @@ _KEY = "priority, customer_tier, status, active, warn_hour, breach_hour"
 # instants, None for never ('infinity' in the table).
 BucketKey = tuple[str, str, str, bool, datetime | None, datetime | None]
 
+# Staging for the moves of one transaction (created with the ingest temp tables; emptied at
+# commit). COPY, not arrays: psycopg encodes arrays in Python, element by element.
+TEMP_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS in_bucket_moves (
+    priority text, customer_tier text, status text, active boolean, warn_hour timestamptz,
+    breach_hour timestamptz, tickets int8) ON COMMIT DELETE ROWS;
+"""
+_MOVE_TYPES = ["text", "text", "text", "bool", "timestamptz", "timestamptz", "int8"]
+
 # One statement, its keys in sorted order: two transactions upserting overlapping buckets wait
 # for each other, never deadlock.
 _RECORD = f"""
 INSERT INTO ticket_state_buckets AS b (tenant_id, {_KEY}, tickets)
-SELECT %(tenant)s, p, t, s, a, coalesce(w, 'infinity'), coalesce(h, 'infinity'), n
-FROM unnest(%(p)s::text[], %(t)s::text[], %(s)s::text[], %(a)s::bool[],
-            %(w)s::timestamptz[], %(h)s::timestamptz[], %(n)s::int8[]) AS d(p, t, s, a, w, h, n)
+SELECT %(tenant)s, priority, customer_tier, status, active, coalesce(warn_hour, 'infinity'),
+       coalesce(breach_hour, 'infinity'), tickets
+FROM in_bucket_moves
 ORDER BY 1, 2, 3, 4, 5, 6, 7
 ON CONFLICT (tenant_id, {_KEY}) DO UPDATE SET tickets = b.tickets + EXCLUDED.tickets
 """
@@ -62,13 +71,15 @@ def bucket_key(
 def record_changes(cur: psycopg.Cursor[Any], tenant: str, moves: Mapping[BucketKey, int]) -> None:
     """Add `moves` (tickets in, out when negative) to the tenant's buckets. Every write of
     tickets calls it in its transaction, after the ticket rows: +1 for each ticket's new bucket,
-    -1 for its old one."""
-    changed = [(key, n) for key, n in moves.items() if n]
+    -1 for its old one. The session must have created TEMP_TABLE."""
+    changed = [(*key, n) for key, n in moves.items() if n]
     if not changed:
         return
-    columns = list(zip(*(key for key, _ in changed), strict=True))
-    args = dict(zip(("p", "t", "s", "a", "w", "h"), (list(c) for c in columns), strict=True))
-    cur.execute(_RECORD, {"tenant": tenant, **args, "n": [n for _, n in changed]})
+    with cur.copy("COPY in_bucket_moves FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_MOVE_TYPES)
+        for row in changed:
+            copy.write_row(row)
+    cur.execute(_RECORD, {"tenant": tenant})
 
 
 def hour_of(at: datetime) -> datetime:
