@@ -58,8 +58,13 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def cpu_by_process(server_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the server and by every PostgreSQL process on the machine."""
-    used = {"server": _cpu_seconds(server_pid), "postgres": 0.0}
+    """CPU seconds used so far by the server, by this benchmark process (the client) and by
+    every PostgreSQL process on the machine."""
+    used = {
+        "server": _cpu_seconds(server_pid),
+        "client": _cpu_seconds(os.getpid()),
+        "postgres": 0.0,
+    }
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:

@@ -117,7 +117,8 @@ def main() -> None:
                 per_event = {k: (cpu_after[k] - cpu_before[k]) / len(part) * 1e6 for k in cpu_after}
                 print(
                     f"  CPU per event: server {per_event['server']:.0f} us, "
-                    f"PostgreSQL {per_event['postgres']:.0f} us "
+                    f"PostgreSQL {per_event['postgres']:.0f} us, "
+                    f"benchmark client {per_event['client']:.0f} us "
                     f"(two cores could do at most {2e6 / sum(per_event.values()):,.0f}/s)"
                 )
 
