@@ -180,14 +180,6 @@ def response_clock(
     return Clock(ClockKind.RESPONSE, target, calendar, (Interval(created_at, None),), Mode.RUNNING)
 
 
-def _mode_for(status: Status, pause_statuses: frozenset[Status]) -> Mode:
-    if status in DONE_STATUSES:
-        return Mode.STOPPED
-    if status in pause_statuses:
-        return Mode.PAUSED
-    return Mode.RUNNING
-
-
 def resolution_clock(
     created_at: datetime,
     changes: Sequence[Change],
@@ -201,10 +193,17 @@ def resolution_clock(
     mode = Mode.RUNNING
     since = created_at
     for change in changes:
-        at = _clamp(change.at, created_at)
-        new_mode = _mode_for(change.status, pause_statuses)
+        # The mode each status puts the clock in (inline: this runs for every event of a ticket).
+        status = change.status
+        if status in DONE_STATUSES:
+            new_mode = Mode.STOPPED
+        elif status in pause_statuses:
+            new_mode = Mode.PAUSED
+        else:
+            new_mode = Mode.RUNNING
         if new_mode is mode:
             continue
+        at = _clamp(change.at, created_at)
         if mode is Mode.RUNNING:
             runs.append(Interval(since, at))
         mode, since = new_mode, at
