@@ -95,17 +95,21 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (
 
 # Row locks on the tickets make a running evaluation (which locks them too, with SKIP LOCKED)
 # finish first; the fired levels are then read in a statement of their own, so they are fresh.
-# An array, not a join with the temp table: the temp table has no statistics and the planner
-# would pick a sequential scan of the whole table.
+# One primary-key lookup per id, in id order, whatever the planner thinks of the table: a plain
+# `ticket_id = ANY(...)` on a table not yet analyzed was planned as a scan of the urgency index
+# (9 ms for 500 ids at 25,000 tickets). A sub-select with FOR UPDATE is never flattened.
 _LOCK_PRIOR = """
-SELECT ticket_id, updated_at, priority, customer_tier, status, active, warn_at, breach_at
-FROM tickets
-WHERE tenant_id = %(tenant)s AND ticket_id = ANY({ids})
-ORDER BY ticket_id FOR UPDATE
+SELECT t.ticket_id, t.updated_at, t.priority, t.customer_tier, t.status, t.active, t.warn_at,
+       t.breach_at
+FROM unnest({ids}) AS i(id)
+CROSS JOIN LATERAL (
+    SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = i.id FOR UPDATE
+) AS t
 """
-# The batch's ticket ids, from the staged events: an array built by the server, not one
-# encoded in Python element by element.
-_STAGED_IDS = "ARRAY(SELECT DISTINCT ticket_id FROM in_events)"
+# The batch's ticket ids from the staged events (an array built by the server, not one encoded
+# in Python element by element), or the caller's.
+_STAGED_IDS = "ARRAY(SELECT DISTINCT ticket_id FROM in_events ORDER BY 1)"
+_GIVEN_IDS = "ARRAY(SELECT DISTINCT x FROM unnest(%(ids)s::text[]) AS x ORDER BY 1)"
 
 _FIRED = """
 SELECT ticket_id, clock, fired_level FROM sla_clocks
@@ -184,7 +188,7 @@ def _copy(cur: Cursor, target: str, types: list[str], rows: Iterable[Sequence[An
 def _read_prior(cur: Cursor, tenant: str, ids: list[str] | None) -> dict[str, Prior]:
     """The stored tickets among `ids` (None: those of the staged events), their rows locked
     until the transaction ends."""
-    sql = _LOCK_PRIOR.format(ids=_STAGED_IDS if ids is None else "%(ids)s")
+    sql = _LOCK_PRIOR.format(ids=_STAGED_IDS if ids is None else _GIVEN_IDS)
     prior = {
         str(tid): Prior(at, {}, state_buckets.bucket_key(*key))
         for tid, at, *key in cur.execute(sql, {"tenant": tenant, "ids": ids})
