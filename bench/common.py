@@ -61,7 +61,7 @@ def cpu_by_process(server_pid: int) -> dict[str, float]:
     """CPU seconds used so far by the server, by this benchmark process (the client) and by
     every PostgreSQL process on the machine."""
     used = {
-        "server": _cpu_seconds(server_pid),
+        "server": sum(_cpu_seconds(pid) for pid in [server_pid, *children(server_pid)]),
         "client": _cpu_seconds(os.getpid()),
         "postgres": 0.0,
     }
@@ -73,6 +73,20 @@ def cpu_by_process(server_pid: int) -> dict[str, float]:
             except OSError:
                 continue  # exited meanwhile
     return used
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (a supervised server's processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 @contextlib.contextmanager
@@ -106,6 +120,10 @@ class ServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        """The serving processes: the server itself, or the processes it supervises."""
+        return children(self.proc.pid) or [self.proc.pid]
+
 
 @contextlib.contextmanager
 def server_process(database_url: str, config_path: Path, **env: str) -> Iterator[ServerProcess]:
@@ -117,6 +135,7 @@ def server_process(database_url: str, config_path: Path, **env: str) -> Iterator
         SLAWATCH_GRPC_PORT=str(port),
         SLAWATCH_LOG_LEVEL="WARNING",
         SLAWATCH_INSECURE_DEV="1",
+        SLAWATCH_METRICS_PORT="0",
         **env,
     )
     proc = subprocess.Popen(

@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.common import (
     ROOT,
+    ServerProcess,
     cpu_by_process,
     peak_rss_mb,
     scratch_database,
@@ -61,23 +62,57 @@ def make_events(count: int, now: datetime) -> list[pb.TicketEvent]:
 
 
 def ingest_all(
-    stub: pb_grpc.TicketServiceStub, events: list[pb.TicketEvent], batch: int, clients: int
+    target: str, events: list[pb.TicketEvent], batch: int, clients: int
 ) -> tuple[float, list[float]]:
-    """Send every batch, from `clients` concurrent callers; wall time and per-batch latencies."""
+    """Send every batch from `clients` concurrent callers, each on a connection of its own (as
+    separate services would be); wall time and per-batch latencies."""
     requests = [
         pb.IngestTicketsRequest(events=events[start : start + batch])
         for start in range(0, len(events), batch)
     ]
+    channels = [
+        grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(clients)
+    ]
+    stubs = [pb_grpc.TicketServiceStub(channel) for channel in channels]
+    for channel in channels:
+        grpc.channel_ready_future(channel).result(timeout=30)
 
-    def send(request: pb.IngestTicketsRequest) -> float:
+    def send(i: int) -> float:
         t = time.perf_counter()
-        stub.IngestTickets(request, timeout=60)
+        stubs[i % clients].IngestTickets(requests[i], timeout=60)
         return time.perf_counter() - t
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(send, requests))
-    return time.perf_counter() - started, latencies
+        latencies = list(pool.map(send, range(len(requests))))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        channel.close()
+    return elapsed, latencies
+
+
+def ingest_twice(
+    server: ServerProcess, events: list[pb.TicketEvent], opts: argparse.Namespace
+) -> None:
+    """New events, then the same again (all duplicates), with the CPU each side spent."""
+    for label, part in (("new", events), ("duplicates", events)):
+        cpu_before = cpu_by_process(server.proc.pid)
+        total, lat = ingest_all(server.target, part, opts.batch, opts.clients)
+        cpu_after = cpu_by_process(server.proc.pid)
+        print(
+            f"ingest {label:<10} {len(part) / total:>8,.0f} events/s "
+            f"({opts.clients} clients); per batch of {opts.batch}: {summary_ms(lat)}"
+        )
+        # Where the time goes: on two shared cores, events/s cannot exceed
+        # 2 s / (CPU per event), whatever the concurrency.
+        per_event = {k: (cpu_after[k] - cpu_before[k]) / len(part) * 1e6 for k in cpu_after}
+        print(
+            f"  CPU per event: server {per_event['server']:.0f} us, "
+            f"PostgreSQL {per_event['postgres']:.0f} us, "
+            f"benchmark client {per_event['client']:.0f} us "
+            f"(two cores could do at most {2e6 / sum(per_event.values()):,.0f}/s)"
+        )
 
 
 def timed(call: object, n: int) -> list[float]:
@@ -95,52 +130,53 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4, help="concurrent ingest callers")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server processes to compare; reads run against the last",
+    )
     opts = parser.parse_args()
 
     now = datetime.now(UTC)
     events = make_events(opts.events, now)
-    with tempfile.TemporaryDirectory() as tmp, scratch_database() as db:
+    with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "sla_config.yaml"
         config.write_text((ROOT / "sla_config.yaml").read_text())
-        with server_process(db, config) as server, grpc.insecure_channel(server.target) as ch:
-            stub = pb_grpc.TicketServiceStub(ch)
-            for label, part in (("new", events), ("duplicates", events)):
-                cpu_before = cpu_by_process(server.proc.pid)
-                total, lat = ingest_all(stub, part, opts.batch, opts.clients)
-                cpu_after = cpu_by_process(server.proc.pid)
-                print(
-                    f"ingest {label:<10} {len(part) / total:>8,.0f} events/s "
-                    f"({opts.clients} clients); per batch of {opts.batch}: {summary_ms(lat)}"
-                )
-                # Where the time goes: on two shared cores, events/s cannot exceed
-                # 2 s / (CPU per event), whatever the concurrency.
-                per_event = {k: (cpu_after[k] - cpu_before[k]) / len(part) * 1e6 for k in cpu_after}
-                print(
-                    f"  CPU per event: server {per_event['server']:.0f} us, "
-                    f"PostgreSQL {per_event['postgres']:.0f} us, "
-                    f"benchmark client {per_event['client']:.0f} us "
-                    f"(two cores could do at most {2e6 / sum(per_event.values()):,.0f}/s)"
-                )
+        for processes in opts.processes:
+            print(f"-- server with {processes} process(es) (SLAWATCH_SERVER_PROCESSES)")
+            with (
+                scratch_database() as db,
+                server_process(db, config, SLAWATCH_SERVER_PROCESSES=str(processes)) as server,
+            ):
+                ingest_twice(server, events, opts)
+                if processes == opts.processes[-1]:
+                    reads(server, db, opts)
+                rss = max(peak_rss_mb(pid) for pid in server.pids())
+                print(f"server peak RSS:   {rss:.0f} MB (largest process)")
 
-            # Reads are measured on a settled table, as autovacuum leaves it a little later: right
-            # after a bulk load the visibility map is empty and the planner has no statistics.
-            with psycopg.connect(db, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE")
 
-            rnd = random.Random(11)
-            ids = [f"BENCH-{rnd.randrange(opts.events):07d}" for _ in range(opts.reads)]
-            get = timed(lambda i: stub.GetTicket(pb.GetTicketRequest(ticket_id=ids[i])), opts.reads)
-            print(f"GetTicket:         {summary_ms(get)}")
-            dash = timed(lambda i: stub.GetDashboard(pb.GetDashboardRequest()), opts.reads // 4)
-            print(f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts of all)")
-            filtered = timed(
-                lambda i: stub.GetDashboard(
-                    pb.GetDashboardRequest(states=[pb.SLA_STATE_WARNING], priorities=["high"])
-                ),
-                opts.reads // 4,
-            )
-            print(f"GetDashboard filtered (WARNING, high): {summary_ms(filtered)}")
-            print(f"server peak RSS:   {peak_rss_mb(server.proc.pid):.0f} MB")
+def reads(server: ServerProcess, db: str, opts: argparse.Namespace) -> None:
+    # Reads are measured on a settled table, as autovacuum leaves it a little later: right
+    # after a bulk load the visibility map is empty and the planner has no statistics.
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    with grpc.insecure_channel(server.target) as ch:
+        stub = pb_grpc.TicketServiceStub(ch)
+        rnd = random.Random(11)
+        ids = [f"BENCH-{rnd.randrange(opts.events):07d}" for _ in range(opts.reads)]
+        get = timed(lambda i: stub.GetTicket(pb.GetTicketRequest(ticket_id=ids[i])), opts.reads)
+        print(f"GetTicket:         {summary_ms(get)}")
+        dash = timed(lambda i: stub.GetDashboard(pb.GetDashboardRequest()), opts.reads // 4)
+        print(f"GetDashboard:      {summary_ms(dash)}  (first page of 50, counts of all)")
+        filtered = timed(
+            lambda i: stub.GetDashboard(
+                pb.GetDashboardRequest(states=[pb.SLA_STATE_WARNING], priorities=["high"])
+            ),
+            opts.reads // 4,
+        )
+        print(f"GetDashboard filtered (WARNING, high): {summary_ms(filtered)}")
 
 
 if __name__ == "__main__":

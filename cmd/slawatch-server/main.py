@@ -1,4 +1,6 @@
-"""slawatch-server: the gRPC API (TicketService, health, reflection)."""
+"""slawatch-server: the gRPC API (TicketService, health, reflection).
+
+With SLAWATCH_SERVER_PROCESSES=N (N > 1) it supervises N server processes sharing the port."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 from internal.config.settings import Settings, SettingsError
 from internal.config.sla_config import ConfigError
 from internal.obs.logs import configure_logging
+from internal.rpc import supervisor
 from internal.rpc.server import SecurityConfigError, serve_forever
 
 
@@ -22,6 +25,8 @@ def main() -> int:
     if not settings.database_url:
         print("slawatch-server: DATABASE_URL is required", file=sys.stderr)
         return 2
+    if settings.server_processes > 1 and not supervisor.is_child():
+        return supervisor.supervise(settings.server_processes, supervisor.own_command())
     try:
         serve_forever(settings)
     except ConfigError as err:

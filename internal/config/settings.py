@@ -72,6 +72,9 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     max_message_bytes: int = 4 * 1024 * 1024
+    # Processes serving the gRPC port together (SO_REUSEPORT): Python runs one thread at a time
+    # per process, so a machine with more cores than one gets more throughput from more processes.
+    server_processes: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,4 +101,5 @@ class Settings:
             max_message_bytes=env_int(
                 env, "SLAWATCH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024
             ),
+            server_processes=env_int(env, "SLAWATCH_SERVER_PROCESSES", 1, minimum=1, maximum=64),
         )

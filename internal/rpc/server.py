@@ -192,7 +192,9 @@ def start_server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            # Off unless several processes share the port on purpose: then a second server
+            # started by mistake on a taken port fails instead of silently sharing it.
+            ("grpc.so_reuseport", 1 if settings.server_processes > 1 else 0),
             *KEEPALIVE_OPTIONS,
         ],
         maximum_concurrent_rpcs=threads,
