@@ -118,7 +118,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         check_text(request.ticket_id, "ticket_id", violations)
         if violations:
             abort_bad_request(context, violations)
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, read_only(conn):
             detail = query_repo.get_ticket(conn, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")

@@ -25,37 +25,35 @@ class TicketDetail:
     notifications: dict[int, list[Row]] = field(default_factory=dict)
 
 
+_TICKET_READS = (
+    "SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s",
+    "SELECT * FROM sla_clocks WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s",
+    "SELECT * FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
+    " ORDER BY updated_at",
+    "SELECT * FROM alerts WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s ORDER BY alert_id",
+    "SELECT n.* FROM notifications n JOIN alerts a USING (alert_id)"
+    " WHERE a.tenant_id = %(tenant)s AND a.ticket_id = %(id)s ORDER BY n.notification_id",
+)
+
+
 def get_ticket(conn: psycopg.Connection[Any], tenant: str, ticket_id: str) -> TicketDetail | None:
+    """The ticket with its clocks, history, alerts and their notifications: five reads sent
+    together (pipeline mode), so one round trip to the database instead of five."""
     args = {"tenant": tenant, "id": ticket_id}
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        # One snapshot for the four reads: REPEATABLE READ would be stricter, but each read is
-        # scoped to one ticket and the evaluator writes alerts and levels in one transaction.
-        ticket = cur.execute(
-            "SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s", args
-        ).fetchone()
-        if ticket is None:
-            return None
-        clocks = cur.execute(
-            "SELECT * FROM sla_clocks WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s", args
-        ).fetchall()
-        history = cur.execute(
-            "SELECT * FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
-            " ORDER BY updated_at",
-            args,
-        ).fetchall()
-        alerts = cur.execute(
-            "SELECT * FROM alerts WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
-            " ORDER BY alert_id",
-            args,
-        ).fetchall()
-        notifications: dict[int, list[Row]] = {}
-        if alerts:
-            for n in cur.execute(
-                "SELECT * FROM notifications WHERE alert_id = ANY(%s) ORDER BY notification_id",
-                ([a["alert_id"] for a in alerts],),
-            ):
-                notifications.setdefault(int(n["alert_id"]), []).append(n)
-    return TicketDetail(ticket, clocks, history, alerts, notifications)
+    cursors = [conn.cursor(row_factory=dict_row) for _ in _TICKET_READS]
+    with conn.pipeline():
+        for cur, sql in zip(cursors, _TICKET_READS, strict=True):
+            cur.execute(sql, args)
+    ticket_cur, clocks_cur, history_cur, alerts_cur, notes_cur = cursors
+    ticket = ticket_cur.fetchone()
+    if ticket is None:
+        return None
+    notifications: dict[int, list[Row]] = {}
+    for n in notes_cur.fetchall():
+        notifications.setdefault(int(n["alert_id"]), []).append(n)
+    return TicketDetail(
+        ticket, clocks_cur.fetchall(), history_cur.fetchall(), alerts_cur.fetchall(), notifications
+    )
 
 
 # A ticket's state from its stored instants, exact at %(now)s; mirrors TicketSla.state.
