@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,18 +20,40 @@ UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# A connection handed back less than this long ago is not checked again on checkout: the check is
+# a round trip to the database, a good share of a short call such as GetTicket.
+RECHECK_AFTER_SECONDS = 1.0
+_returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _note_return(conn: psycopg.Connection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """Check a connection that has sat in the pool a while (the database may have restarted
+    meanwhile); a broken one is replaced by the pool before the caller gets it."""
+    returned = _returned_at.get(conn)
+    if returned is None or time.monotonic() - returned >= RECHECK_AFTER_SECONDS:
+        psycopg_pool.ConnectionPool.check_connection(conn)
+
+
 def make_pool(
     database_url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 5.0
 ) -> psycopg_pool.ConnectionPool:
-    """A pool whose connections are checked on checkout, so that a restarted database is picked
-    up again without restarting the process; each thread takes its own connection."""
+    """A pool whose connections are checked on checkout when they have been idle, so that a
+    restarted database is picked up again without restarting the process; each thread takes its
+    own connection."""
     pool = psycopg_pool.ConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
         open=False,
-        check=psycopg_pool.ConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_note_return,
         kwargs={"connect_timeout": 3, "application_name": "slawatch"},
         reconnect_timeout=0,  # keep retrying in the background while the database is away
     )
