@@ -10,6 +10,7 @@ end.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -261,6 +262,10 @@ def serve_forever(settings: Settings) -> None:
     few seconds): health turns NOT_SERVING, new calls are refused, calls in flight finish."""
     ops = OpsSettings.from_env("server")
     running = start_server(settings)
+    # What start-up allocated (modules, descriptors, the config) lives as long as the process:
+    # kept out of the collector's full passes, which otherwise walk it during calls.
+    gc.collect()
+    gc.freeze()
     PoolStats(running.pool, "server").start()
     track_policy(running.config)
     metrics_server = (
