@@ -86,10 +86,19 @@ _CLOCK_TYPES = [
 ]
 _prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
-_LOCK_TICKETS = """
+# Sets of ticket ids travel as one newline-separated text (ids are printable, so never hold a
+# newline): psycopg encodes an array parameter in Python element by element, about 1.3 us per id.
+_IDS = "string_to_array(%(ids)s, E'\\n')"
+
+
+def _ids(ids: Iterable[str]) -> str:
+    return "\n".join(ids)
+
+
+_LOCK_TICKETS = f"""
 SELECT count(pg_advisory_xact_lock(k)) FROM (
-    SELECT DISTINCT hashtextextended(%(tenant)s || chr(31) || ticket_id, 0) AS k
-    FROM in_events ORDER BY k
+    SELECT DISTINCT hashtextextended(%(tenant)s || chr(31) || id, 0) AS k
+    FROM unnest({_IDS}) AS id ORDER BY k
 ) AS keys
 """
 
@@ -98,24 +107,21 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (
 # One primary-key lookup per id, in id order, whatever the planner thinks of the table: a plain
 # `ticket_id = ANY(...)` on a table not yet analyzed was planned as a scan of the urgency index
 # (9 ms for 500 ids at 25,000 tickets). A sub-select with FOR UPDATE is never flattened.
-_LOCK_PRIOR = """
+_LOCK_PRIOR = f"""
 SELECT t.ticket_id, t.updated_at, t.priority, t.customer_tier, t.status, t.active, t.warn_at,
        t.breach_at
-FROM unnest({ids}) AS i(id)
+FROM (SELECT DISTINCT id FROM unnest({_IDS}) AS id ORDER BY 1) AS i
 CROSS JOIN LATERAL (
     SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = i.id FOR UPDATE
 ) AS t
 """
-# The batch's ticket ids from the staged events (an array built by the server, not one encoded
-# in Python element by element), or the caller's.
-_STAGED_IDS = "ARRAY(SELECT DISTINCT ticket_id FROM in_events ORDER BY 1)"
-_GIVEN_IDS = "ARRAY(SELECT DISTINCT x FROM unnest(%(ids)s::text[]) AS x ORDER BY 1)"
 
-_FIRED = """
+_FIRED = f"""
 SELECT ticket_id, clock, fired_level FROM sla_clocks
-WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
 """
 
+# Events of tickets that already exist: some may be stored already (duplicates).
 _INSERT_EVENTS = """
 INSERT INTO ticket_events
     (tenant_id, ticket_id, updated_at, status, priority, customer_tier, created_at)
@@ -124,11 +130,16 @@ FROM in_events
 ON CONFLICT DO NOTHING
 RETURNING ticket_id, updated_at
 """
+# Events of new tickets: nothing of theirs is stored, and the batch holds each event once.
+_COPY_NEW_EVENTS = (
+    "COPY ticket_events (ticket_id, updated_at, status, priority, customer_tier, created_at,"
+    " tenant_id) FROM STDIN (FORMAT BINARY)"
+)
 
 # Stored history of tickets that existed before the batch (new tickets' history is the batch).
-_HISTORY = """
+_HISTORY = f"""
 SELECT ticket_id, priority, customer_tier, status, created_at, updated_at
-FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = ANY(%(ids)s)
+FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
 """
 
 # A recomputation without a call behind it (correlation_id NULL) keeps the ticket's last one.
@@ -185,24 +196,26 @@ def _copy(cur: Cursor, target: str, types: list[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-def _read_prior(cur: Cursor, tenant: str, ids: list[str] | None) -> dict[str, Prior]:
-    """The stored tickets among `ids` (None: those of the staged events), their rows locked
-    until the transaction ends."""
-    sql = _LOCK_PRIOR.format(ids=_STAGED_IDS if ids is None else _GIVEN_IDS)
+def _read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior]:
+    """The stored tickets among `ids`, their rows locked until the transaction ends."""
     prior = {
         str(tid): Prior(at, {}, state_buckets.bucket_key(*key))
-        for tid, at, *key in cur.execute(sql, {"tenant": tenant, "ids": ids})
+        for tid, at, *key in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": _ids(ids)})
     }
     if prior:  # a batch of new tickets has no fired levels to read
-        for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": list(prior)}):
+        for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": _ids(prior)}):
             prior[str(tid)].fired[ClockKind(clock)] = int(fired)
     return prior
+
+
+def _event_row(e: Event) -> tuple[Any, ...]:
+    return (e.ticket_id, e.updated_at, e.status.value, e.priority, e.customer_tier, e.created_at)
 
 
 def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Event]]:
     history: dict[str, list[Event]] = defaultdict(list)
     for tid, prio, tier, status, created, updated in cur.execute(
-        _HISTORY, {"tenant": tenant, "ids": ids}
+        _HISTORY, {"tenant": tenant, "ids": _ids(ids)}
     ):
         history[tid].append(Event(tid, prio, tier, Status(status), created, updated))
     return history
@@ -312,27 +325,24 @@ def ingest(
 
     prepare_session(conn)
     with conn.transaction(), conn.cursor(binary=True) as cur:
-        _copy(
-            cur,
-            "in_events",
-            _EVENT_TYPES,
-            (
-                (
-                    e.ticket_id,
-                    e.updated_at,
-                    e.status.value,
-                    e.priority,
-                    e.customer_tier,
-                    e.created_at,
-                )
-                for e in unique
-            ),
-        )
-        cur.execute(_LOCK_TICKETS, {"tenant": tenant})
-        prior = _read_prior(cur, tenant, None)
-        inserted: set[tuple[str, datetime]] = {
-            (tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant})
-        }
+        ids = sorted({e.ticket_id for e in unique})
+        cur.execute(_LOCK_TICKETS, {"tenant": tenant, "ids": _ids(ids)})
+        prior = _read_prior(cur, tenant, ids)
+        fresh = [e for e in unique if e.ticket_id not in prior]
+        known_events = [e for e in unique if e.ticket_id in prior]
+        inserted: set[tuple[str, datetime]] = {(e.ticket_id, e.updated_at) for e in fresh}
+        if fresh:
+            _copy(
+                cur,
+                _COPY_NEW_EVENTS,
+                [*_EVENT_TYPES, "text"],
+                ((*_event_row(e), tenant) for e in fresh),
+            )
+        if known_events:
+            _copy(cur, "in_events", _EVENT_TYPES, (_event_row(e) for e in known_events))
+            inserted.update(
+                (tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant})
+            )
         changed = sorted({tid for tid, _ in inserted})
         known = [tid for tid in changed if tid in prior]
         history = _read_history(cur, tenant, known) if known else defaultdict(list)
