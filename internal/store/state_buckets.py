@@ -84,7 +84,9 @@ def record_changes(cur: psycopg.Cursor[Any], tenant: str, moves: Mapping[BucketK
 
 def hour_of(at: datetime) -> datetime:
     """The bucket holding `at`: as date_bin('1 hour', at, _ORIGIN) says, the UTC hour."""
-    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if at.tzinfo is not UTC:  # computed instants are UTC already; rows read back may not be
+        at = at.astimezone(UTC)
+    return datetime(at.year, at.month, at.day, at.hour, tzinfo=UTC)
 
 
 def count_states(
