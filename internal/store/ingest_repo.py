@@ -1,7 +1,8 @@
 """The ingest transaction: a validated batch of events in, one outcome per event out.
 
-A fixed number of statements per batch whatever its size (arrays bound with unnest), all in one
-transaction: a batch is stored whole or not at all.
+A fixed number of statements per batch whatever its size, all in one transaction: a batch is
+stored whole or not at all. Rows travel by binary COPY: those of new tickets straight into their
+tables, those of stored tickets into session temp tables that upserts then read.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class Prior:
 TargetsFor = Callable[[str, str], Targets]
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
-# Batches travel by binary COPY into session temp tables (rows are cleared at commit), and every
-# statement after that joins against them: a fixed number of round trips per batch, and no
-# per-row parameter encoding in Python.
+# Rows of stored tickets travel by binary COPY into session temp tables (cleared at commit), which
+# the upserts then read: a fixed number of round trips per batch, and no per-row parameter
+# encoding in Python.
 _TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS in_events (
     ticket_id text, updated_at timestamptz, status text, priority text, customer_tier text,
