@@ -16,12 +16,6 @@ import psycopg
 
 from internal.sla.model import State
 
-_ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
-_WARN_HOUR = (
-    "CASE WHEN active AND warn_at IS NOT NULL"
-    f" THEN date_bin('1 hour', warn_at, {_ORIGIN}) ELSE 'infinity' END"
-)
-_BREACH_HOUR = f"coalesce(date_bin('1 hour', breach_at, {_ORIGIN}), 'infinity')"
 _KEY = "priority, customer_tier, status, active, warn_hour, breach_hour"
 
 # The bucket of a ticket: its group, and the hours of its warning (only while active) and breach
@@ -83,7 +77,8 @@ def record_changes(cur: psycopg.Cursor[Any], tenant: str, moves: Mapping[BucketK
 
 
 def hour_of(at: datetime) -> datetime:
-    """The bucket holding `at`: as date_bin('1 hour', at, _ORIGIN) says, the UTC hour."""
+    """The bucket holding `at`: its UTC hour, as migration 0005's backfill computes it with
+    date_bin('1 hour', at, '2000-01-01 00:00:00+00')."""
     if at.tzinfo is not UTC:  # computed instants are UTC already; rows read back may not be
         at = at.astimezone(UTC)
     return datetime(at.year, at.month, at.day, at.hour, tzinfo=UTC)
