@@ -41,9 +41,10 @@ def is_child(env: Mapping[str, str] | None = None) -> bool:
 def child_env(index: int, env: Mapping[str, str]) -> dict[str, str]:
     out = dict(env)
     out[CHILD_ENV] = str(index)
-    base = int(env.get(METRICS_PORT_ENV) or DEFAULT_METRICS_PORT)
-    if base:  # 0 keeps metrics off in every copy
-        out[METRICS_PORT_ENV] = str(base + index)
+    raw = env.get(METRICS_PORT_ENV) or str(DEFAULT_METRICS_PORT)
+    if raw.isdigit() and int(raw):  # 0 keeps metrics off in every copy
+        out[METRICS_PORT_ENV] = str(int(raw) + index)
+    # Anything else is passed on unchanged, for each copy to refuse with its usual message.
     return out
 
 
