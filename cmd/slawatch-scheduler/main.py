@@ -26,20 +26,15 @@ from internal.obs.settings import OpsSettings
 from internal.store.db import ping
 from internal.store.policy_reload import start_config_reload
 from internal.worker import actors
-from internal.worker.scheduler import Scheduler
+from internal.worker.scheduler import Scheduler, fold_due
 
 log = logging.getLogger("slawatch.scheduler")
-
-
-# Past hours of the dashboard's count buckets are folded about this often: each hour adds at most
-# one bucket per group, and folding only ever concerns hours a day old.
-FOLD_EVERY_SECONDS = 600.0
 
 
 def enqueue(tick: int, interval: float) -> None:
     actors.evaluate.send(tick)
     actors.sweep.send()
-    if tick % max(1, round(FOLD_EVERY_SECONDS / interval)) == 0:
+    if fold_due(tick, interval):
         actors.fold_dashboard_buckets.send()
 
 

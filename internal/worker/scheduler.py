@@ -21,6 +21,16 @@ log = logging.getLogger(__name__)
 
 TICK_KEY = "slawatch:tick:{}"
 
+# Past hours of the dashboard's count buckets are folded about this often: each hour adds at most
+# one bucket per group, and folding only ever concerns hours a day old.
+FOLD_EVERY_SECONDS = 600.0
+
+
+def fold_due(tick: int, interval: float) -> bool:
+    """Whether tick number `tick` (of `interval` seconds) also enqueues the bucket fold: one tick
+    in every FOLD_EVERY_SECONDS, and every tick when ticks are that long or longer."""
+    return tick % max(1, round(FOLD_EVERY_SECONDS / interval)) == 0
+
 
 class Scheduler:
     def __init__(
