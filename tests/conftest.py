@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import psycopg_pool
 import pytest
 import redis
 from psycopg import sql
@@ -19,6 +20,7 @@ from psycopg import sql
 from internal.embedded.postgres import EmbeddedPostgres
 from internal.embedded.redis import EmbeddedRedis
 from internal.rpc.server import RunningServer, start_server
+from internal.store.db import make_pool
 from internal.store.migrate import migrate
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import write_config
@@ -151,3 +153,11 @@ def channel(server: RunningServer) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def stub(channel: grpc.Channel) -> pb_grpc.TicketServiceStub:
     return pb_grpc.TicketServiceStub(channel)
+
+
+@pytest.fixture
+def pool(database_url: str) -> Iterator[psycopg_pool.ConnectionPool]:
+    """A connection pool on the test's database, as the processes make theirs."""
+    p = make_pool(database_url)
+    yield p
+    p.close()

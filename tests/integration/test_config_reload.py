@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,9 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from internal.config.sla_config import SlaConfig, parse_config
+from internal.config.sla_config import parse_config
 from internal.sla.model import Status
-from internal.sla.policy import Targets
 from internal.sla.ticket_sla import Event
-from internal.store import ingest_repo
-from internal.store.db import make_pool
 from internal.store.recompute_repo import (
     ABANDONED_AFTER_SECONDS,
     claim_version,
@@ -34,6 +30,7 @@ from support.configs import config_text
 from support.env import StubFactory
 from support.events import T0, event
 from support.servers import serve, wait_for
+from support.store import store_events
 
 HOURS = 3600.0
 GOLD_2H = {
@@ -83,27 +80,6 @@ def recompute_logs(caplog: pytest.LogCaptureFixture, version: str) -> list[str]:
         for r in caplog.records
         if r.name == RECOMPUTE_LOGGER and r.getMessage().startswith(f"policy {version}: recomputed")
     ]
-
-
-@pytest.fixture
-def pool(database_url: str) -> Iterator[psycopg_pool.ConnectionPool]:
-    p = make_pool(database_url)
-    yield p
-    p.close()
-
-
-def store_events(
-    pool: psycopg_pool.ConnectionPool, tenant: str, config: SlaConfig, events: Sequence[Event]
-) -> None:
-    """Ingest through the same repository call the server makes."""
-
-    def targets_for(priority: str, tier: str) -> Targets:
-        targets = config.targets(priority, tier)
-        assert targets is not None
-        return targets
-
-    with pool.connection() as conn:
-        ingest_repo.ingest(conn, tenant, events, targets_for, config.rules)
 
 
 def opened(ticket_id: str, *, priority: str = "high", tier: str = "gold") -> Event:

@@ -9,23 +9,20 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg_pool
-import pytest
 
 from internal.config.sla_config import SlaConfig, parse_config
 from internal.sla.clocks import state_at
 from internal.sla.model import Mode, State, Status
-from internal.sla.policy import Targets
 from internal.sla.ticket_sla import Event
-from internal.store import ingest_repo, state_buckets
-from internal.store.db import make_pool
+from internal.store import state_buckets
 from internal.store.migrate import MIGRATIONS_DIR
 from internal.store.query_repo import DashboardFilter, dashboard_counts
 from internal.store.recompute_repo import recompute_open_tickets
 from support.configs import config_text
+from support.store import store_events
 
 T0 = datetime(2026, 3, 2, 9, 17, 23, tzinfo=UTC)
 POLICIES = {
@@ -40,25 +37,8 @@ FILTERS = [
 ]
 
 
-@pytest.fixture
-def pool(database_url: str) -> Iterator[psycopg_pool.ConnectionPool]:
-    p = make_pool(database_url)
-    yield p
-    p.close()
-
-
 def config(policies: dict[str, object] = POLICIES) -> SlaConfig:
     return parse_config(config_text(policies=policies))
-
-
-def store(pool: psycopg_pool.ConnectionPool, cfg: SlaConfig, events: list[Event]) -> None:
-    def targets_for(priority: str, tier: str) -> Targets:
-        targets = cfg.targets(priority, tier)
-        assert targets is not None
-        return targets
-
-    with pool.connection() as conn:
-        ingest_repo.ingest(conn, "default", events, targets_for, cfg.rules)
 
 
 def one_by_one(
@@ -136,7 +116,7 @@ def test_counts_equal_the_tickets_states_through_every_kind_of_write(
     cfg = config()
     events = random_history(rnd, 150)
     for start in range(0, len(events), 70):
-        store(pool, cfg, events[start : start + 70])
+        store_events(pool, "default", cfg, events[start : start + 70])
     assert_counts_exact(pool, probe_times(pool, rnd))
 
     faster = config(
@@ -161,7 +141,7 @@ def test_concurrent_writers_keep_the_counts_exact(pool: psycopg_pool.ConnectionP
     def run(chunk: list[Event]) -> None:
         try:
             for start in range(0, len(chunk), 40):
-                store(pool, cfg, chunk[start : start + 40])
+                store_events(pool, "default", cfg, chunk[start : start + 40])
         except BaseException as err:  # reported by the main thread
             errors.append(err)
 
@@ -181,7 +161,7 @@ def test_folding_old_hours_keeps_counts_and_shrinks_the_table(
     that instant and later do not change, and the table keeps far fewer rows."""
     rnd = random.Random(3)
     cfg = config()
-    store(pool, cfg, random_history(rnd, 120))
+    store_events(pool, "default", cfg, random_history(rnd, 120))
     later = T0 + timedelta(days=4)
 
     def buckets() -> int:
@@ -198,7 +178,7 @@ def test_folding_old_hours_keeps_counts_and_shrinks_the_table(
     assert_counts_exact(pool, [later, later + timedelta(hours=1), later + timedelta(days=30)])
 
     # A ticket changed after the fold moves out of a folded hour: still exact.
-    store(pool, cfg, [Event("T-1", "high", "gold", Status.CLOSED, T0, later)])
+    store_events(pool, "default", cfg, [Event("T-1", "high", "gold", Status.CLOSED, T0, later)])
     assert_counts_exact(pool, [later + timedelta(minutes=5)])
 
 
@@ -208,7 +188,7 @@ def test_migration_backfill_counts_tickets_stored_before_it(
     """A database upgraded with tickets in it: the migration's backfill alone gives exact
     buckets (run here again on emptied buckets)."""
     rnd = random.Random(11)
-    store(pool, config(), random_history(rnd, 80))
+    store_events(pool, "default", config(), random_history(rnd, 80))
     migration = (MIGRATIONS_DIR / "0005_dashboard_buckets.sql").read_text()
     backfill = migration[migration.index("INSERT INTO ticket_state_buckets") :]
     with pool.connection() as conn:
