@@ -326,7 +326,7 @@ def ingest(
 
     prepare_session(conn)
     with conn.transaction(), conn.cursor(binary=True) as cur:
-        ids = sorted({e.ticket_id for e in unique})
+        ids = {e.ticket_id for e in unique}  # the statements below order them for locking
         cur.execute(_LOCK_TICKETS, {"tenant": tenant, "ids": _ids(ids)})
         prior = _read_prior(cur, tenant, ids)
         fresh = [e for e in unique if e.ticket_id not in prior]
