@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 
+from internal.sla.calendar import Calendar
 from internal.sla.clocks import Change, Clock, resolution_clock, response_clock, state_at
 from internal.sla.ladder import next_check_at, warn_at
-from internal.sla.model import ClockKind, Mode, State, Status
+from internal.sla.model import DONE_STATUSES, ClockKind, Mode, State, Status
 from internal.sla.policy import Rules, Targets
 
 # Stored as a ticket's urgency when no clock is running: sorts after every real due time.
@@ -152,16 +153,16 @@ class TicketSla:
 
 def _clock_sla(clock: Clock, rules: Rules, fired_level: int) -> ClockSla:
     return ClockSla(
-        kind=clock.kind,
-        target=clock.target,
-        calendar=clock.calendar.name,
-        mode=clock.mode,
-        anchor_at=clock.anchor_at,
-        anchor_elapsed=clock.anchor_elapsed,
-        due_at=clock.due_at,
-        warn_at=warn_at(clock, rules.ladder),
-        fired_level=fired_level,
-        next_check_at=next_check_at(clock, rules.ladder, fired_level),
+        clock.kind,
+        clock.target,
+        clock.calendar.name,
+        clock.mode,
+        clock.anchor_at,
+        clock.anchor_elapsed,
+        clock.due_at,
+        warn_at(clock, rules.ladder),
+        fired_level,
+        next_check_at(clock, rules.ladder, fired_level),
     )
 
 
@@ -177,6 +178,15 @@ def compute_ticket_sla(
     """`history` in any order; `targets` are those of the newest event's priority and tier;
     `fired_levels` are the steps already alerted, which never fire again."""
     events = sorted(history, key=_UPDATED_AT)
+    if len(events) == 1:
+        return single_event_sla(events[0], targets, rules, fired_levels)
+    return history_sla(events, targets, rules, fired_levels)
+
+
+def history_sla(
+    events: list[Event], targets: Targets, rules: Rules, fired_levels: Mapping[ClockKind, int]
+) -> TicketSla:
+    """The general case: clocks built from the runs of a time-sorted, non-empty history."""
     latest = events[-1]
     changes = [Change(e.updated_at, e.status) for e in events]
     created_at = latest.created_at
@@ -185,8 +195,98 @@ def compute_ticket_sla(
         created_at, changes, targets.resolution, targets.calendar, rules.pause_statuses
     )
     return TicketSla(
-        latest=latest,
-        policy_version=rules.version,
-        response=_clock_sla(response, rules, fired_levels.get(ClockKind.RESPONSE, 0)),
-        resolution=_clock_sla(resolution, rules, fired_levels.get(ClockKind.RESOLUTION, 0)),
+        latest,
+        rules.version,
+        _clock_sla(response, rules, fired_levels.get(ClockKind.RESPONSE, 0)),
+        _clock_sla(resolution, rules, fired_levels.get(ClockKind.RESOLUTION, 0)),
+    )
+
+
+# A ticket known by one event, what most new tickets are, gets the same answer as history_sla
+# (a property test holds them equal) without building runs and clocks: with one event each clock
+# has run once, from creation until that event's time or still, and every crossing time is the
+# calendar counted from creation. This is about half of the ingest's CPU spent on SLA arithmetic.
+
+
+def single_event_sla(
+    event: Event, targets: Targets, rules: Rules, fired_levels: Mapping[ClockKind, int]
+) -> TicketSla:
+    created_at = event.created_at
+    # An event stamped before creation cannot rewind a clock past its start (_clamp in clocks).
+    at = event.updated_at if event.updated_at > created_at else created_at
+    status = event.status
+    response_ran_to = None if status is Status.OPEN else at
+    if status in DONE_STATUSES:
+        resolution_mode = Mode.STOPPED
+    elif status in rules.pause_statuses:
+        resolution_mode = Mode.PAUSED
+    else:
+        resolution_mode = Mode.RUNNING
+    return TicketSla(
+        event,
+        rules.version,
+        _single_run_clock(
+            ClockKind.RESPONSE,
+            targets.response,
+            targets.calendar,
+            Mode.RUNNING if response_ran_to is None else Mode.STOPPED,
+            created_at,
+            response_ran_to,
+            rules,
+            fired_levels.get(ClockKind.RESPONSE, 0),
+        ),
+        _single_run_clock(
+            ClockKind.RESOLUTION,
+            targets.resolution,
+            targets.calendar,
+            resolution_mode,
+            created_at,
+            None if resolution_mode is Mode.RUNNING else at,
+            rules,
+            fired_levels.get(ClockKind.RESOLUTION, 0),
+        ),
+    )
+
+
+def _single_run_clock(
+    kind: ClockKind,
+    target: float,
+    calendar: Calendar,
+    mode: Mode,
+    start: datetime,
+    end: datetime | None,  # None: still running
+    rules: Rules,
+    fired_level: int,
+) -> ClockSla:
+    """A clock that ran once, from `start` until `end`."""
+    if end is None:
+        anchor_at, elapsed = start, 0.0
+    else:
+        anchor_at, elapsed = end, calendar.working_seconds(start, end)
+
+    def crossing(seconds: float) -> datetime | None:
+        # A finished run only reaches what it counted; a running one reaches everything.
+        if end is not None and seconds > elapsed:
+            return None
+        return calendar.add_working(start, seconds)
+
+    due = crossing(target)
+    ladder = rules.ladder
+    percent = ladder.warn_percent
+    warn_seconds = None if percent is None else target * percent / 100.0
+    warn = None if warn_seconds is None else crossing(warn_seconds)
+    step = ladder.next_step(fired_level)
+    if step is None:
+        next_check = None
+    else:
+        seconds = step.seconds(target)
+        # The next step is usually the warning step or the target: asked once, as Clock caches.
+        if seconds == warn_seconds:
+            next_check = warn
+        elif seconds == target:
+            next_check = due
+        else:
+            next_check = crossing(seconds)
+    return ClockSla(
+        kind, target, calendar.name, mode, anchor_at, elapsed, due, warn, fired_level, next_check
     )

@@ -209,8 +209,12 @@ def _read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior
     return prior
 
 
+# Rows carry the StrEnum members (status, clock, mode) as they are: each is a str whose text is
+# its value, which COPY writes. Reading `.value` goes through a Python descriptor on Python 3.11.
+
+
 def _event_row(e: Event) -> tuple[Any, ...]:
-    return (e.ticket_id, e.updated_at, e.status.value, e.priority, e.customer_tier, e.created_at)
+    return (e.ticket_id, e.updated_at, e.status, e.priority, e.customer_tier, e.created_at)
 
 
 def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Event]]:
@@ -228,7 +232,7 @@ def _ticket_row(s: TicketSla) -> tuple[Any, ...]:
         e.ticket_id,
         e.priority,
         e.customer_tier,
-        e.status.value,
+        e.status,
         e.created_at,
         e.updated_at,
         s.policy_version,
@@ -244,10 +248,10 @@ def _clock_rows(slas: Sequence[TicketSla]) -> Iterator[tuple[Any, ...]]:
         for c in s.clocks:
             yield (
                 s.latest.ticket_id,
-                c.kind.value,
+                c.kind,
                 float(c.target),
                 c.calendar,
-                c.mode.value,
+                c.mode,
                 c.anchor_at,
                 float(c.anchor_elapsed),
                 c.due_at,
@@ -298,7 +302,7 @@ def write_ticket_slas(
         e = s.latest
         moves[
             state_buckets.bucket_key(
-                e.priority, e.customer_tier, e.status.value, s.active, s.warn_at, s.breach_at
+                e.priority, e.customer_tier, e.status, s.active, s.warn_at, s.breach_at
             )
         ] += 1
         if e.ticket_id in prior:
