@@ -3,8 +3,9 @@ derived instants the store keeps so that states are exact at query time."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 
@@ -105,6 +106,14 @@ class TicketSla:
     policy_version: str
     response: ClockSla
     resolution: ClockSla
+    # What the store keeps of both clocks together, worked out once here: the ingest reads each
+    # twice (the ticket row and its dashboard bucket). The earliest due time; the earliest
+    # warning time of a clock not stopped; whether some clock is not stopped; the earliest due
+    # time of a running clock (FAR_FUTURE if none runs).
+    breach_at: datetime | None = field(init=False, repr=False, compare=False)
+    warn_at: datetime | None = field(init=False, repr=False, compare=False)
+    active: bool = field(init=False, repr=False, compare=False)
+    urgent_at: datetime = field(init=False, repr=False, compare=False)
 
     def __init__(
         self, latest: Event, policy_version: str, response: ClockSla, resolution: ClockSla
@@ -115,37 +124,22 @@ class TicketSla:
         attrs["policy_version"] = policy_version
         attrs["response"] = response
         attrs["resolution"] = resolution
+        response_mode, resolution_mode = response.mode, resolution.mode
+        attrs["breach_at"] = _earlier(response.due_at, resolution.due_at)
+        attrs["warn_at"] = _earlier(
+            response.warn_at if response_mode is not Mode.STOPPED else None,
+            resolution.warn_at if resolution_mode is not Mode.STOPPED else None,
+        )
+        attrs["active"] = response_mode is not Mode.STOPPED or resolution_mode is not Mode.STOPPED
+        urgent = _earlier(
+            response.due_at if response_mode is Mode.RUNNING else None,
+            resolution.due_at if resolution_mode is Mode.RUNNING else None,
+        )
+        attrs["urgent_at"] = FAR_FUTURE if urgent is None else urgent
 
     @property
     def clocks(self) -> tuple[ClockSla, ClockSla]:
         return (self.response, self.resolution)
-
-    @property
-    def breach_at(self) -> datetime | None:
-        return _earlier(self.response.due_at, self.resolution.due_at)
-
-    @property
-    def warn_at(self) -> datetime | None:
-        """The earliest warning time of a clock not stopped."""
-        response, resolution = self.response, self.resolution
-        return _earlier(
-            response.warn_at if response.mode is not Mode.STOPPED else None,
-            resolution.warn_at if resolution.mode is not Mode.STOPPED else None,
-        )
-
-    @property
-    def active(self) -> bool:
-        return self.response.mode is not Mode.STOPPED or self.resolution.mode is not Mode.STOPPED
-
-    @property
-    def urgent_at(self) -> datetime:
-        """The earliest due time of a running clock."""
-        response, resolution = self.response, self.resolution
-        earliest = _earlier(
-            response.due_at if response.mode is Mode.RUNNING else None,
-            resolution.due_at if resolution.mode is Mode.RUNNING else None,
-        )
-        return FAR_FUTURE if earliest is None else earliest
 
     def state(self, now: datetime) -> State:
         return max(c.state(now) for c in self.clocks)
@@ -259,22 +253,18 @@ def _single_run_clock(
     fired_level: int,
 ) -> ClockSla:
     """A clock that ran once, from `start` until `end`."""
+    # A finished run only reaches what it counted; a running one reaches any amount.
     if end is None:
-        anchor_at, elapsed = start, 0.0
+        anchor_at, elapsed, reach = start, 0.0, math.inf
     else:
-        anchor_at, elapsed = end, calendar.working_seconds(start, end)
-
-    def crossing(seconds: float) -> datetime | None:
-        # A finished run only reaches what it counted; a running one reaches everything.
-        if end is not None and seconds > elapsed:
-            return None
-        return calendar.add_working(start, seconds)
-
-    due = crossing(target)
+        anchor_at = end
+        elapsed = reach = calendar.working_seconds(start, end)
+    add = calendar.add_working
+    due = add(start, target) if target <= reach else None
     ladder = rules.ladder
     percent = ladder.warn_percent
     warn_seconds = None if percent is None else target * percent / 100.0
-    warn = None if warn_seconds is None else crossing(warn_seconds)
+    warn = None if warn_seconds is None or warn_seconds > reach else add(start, warn_seconds)
     step = ladder.next_step(fired_level)
     if step is None:
         next_check = None
@@ -286,7 +276,7 @@ def _single_run_clock(
         elif seconds == target:
             next_check = due
         else:
-            next_check = crossing(seconds)
+            next_check = add(start, seconds) if seconds <= reach else None
     return ClockSla(
         kind, target, calendar.name, mode, anchor_at, elapsed, due, warn, fired_level, next_check
     )

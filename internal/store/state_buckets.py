@@ -19,24 +19,28 @@ from internal.sla.model import State
 _KEY = "priority, customer_tier, status, active, warn_hour, breach_hour"
 
 # The bucket of a ticket: its group, and the hours of its warning (only while active) and breach
-# instants, None for never ('infinity' in the table).
-BucketKey = tuple[str, str, str, bool, datetime | None, datetime | None]
+# instants, as whole hours since the Unix epoch (UTC), None for never ('infinity' in the table).
+# Hours are ints until they reach SQL: a datetime per hour costs ~1 us each on the ingest path.
+BucketKey = tuple[str, str, str, bool, int | None, int | None]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
 
 # Staging for the moves of one transaction (created with the ingest temp tables; emptied at
 # commit). COPY, not arrays: psycopg encodes arrays in Python, element by element.
 TEMP_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS in_bucket_moves (
-    priority text, customer_tier text, status text, active boolean, warn_hour timestamptz,
-    breach_hour timestamptz, tickets int8) ON COMMIT DELETE ROWS;
+    priority text, customer_tier text, status text, active boolean, warn_hour int8,
+    breach_hour int8, tickets int8) ON COMMIT DELETE ROWS;
 """
-_MOVE_TYPES = ["text", "text", "text", "bool", "timestamptz", "timestamptz", "int8"]
+_MOVE_TYPES = ["text", "text", "text", "bool", "int8", "int8", "int8"]
 
 # One statement, its keys in sorted order: two transactions upserting overlapping buckets wait
 # for each other, never deadlock.
 _RECORD = f"""
 INSERT INTO ticket_state_buckets AS b (tenant_id, {_KEY}, tickets)
-SELECT %(tenant)s, priority, customer_tier, status, active, coalesce(warn_hour, 'infinity'),
-       coalesce(breach_hour, 'infinity'), tickets
+SELECT %(tenant)s, priority, customer_tier, status, active,
+       coalesce(to_timestamp(warn_hour * 3600), 'infinity'),
+       coalesce(to_timestamp(breach_hour * 3600), 'infinity'), tickets
 FROM in_bucket_moves
 ORDER BY 1, 2, 3, 4, 5, 6, 7
 ON CONFLICT (tenant_id, {_KEY}) DO UPDATE SET tickets = b.tickets + EXCLUDED.tickets
@@ -57,8 +61,8 @@ def bucket_key(
         customer_tier,
         status,
         active,
-        hour_of(warn_at) if active and warn_at is not None else None,
-        None if breach_at is None else hour_of(breach_at),
+        (warn_at - _EPOCH) // _HOUR if active and warn_at is not None else None,
+        None if breach_at is None else (breach_at - _EPOCH) // _HOUR,
     )
 
 
