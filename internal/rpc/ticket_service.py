@@ -102,12 +102,11 @@ class TicketService(pb_grpc.TicketServiceServicer):
             )
         for outcome, n in Counter(outcomes).items():
             metrics.EVENTS_INGESTED.labels(outcome.value).inc(n)
-        return pb.IngestTicketsResponse(
-            results=[
-                pb.IngestResult(ticket_id=e.ticket_id, outcome=convert.OUTCOME_TO_PB[o])
-                for e, o in zip(events, outcomes, strict=True)
-            ]
-        )
+        response = pb.IngestTicketsResponse()
+        add = response.results.add  # built in place: half the cost of building and copying each
+        for e, o in zip(events, outcomes, strict=True):
+            add(ticket_id=e.ticket_id, outcome=convert.OUTCOME_TO_PB[o])
+        return response
 
     @database_errors_unavailable
     def GetTicket(
