@@ -282,3 +282,46 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_no_alert(
     with psycopg.connect(database_url) as conn:
         levels = conn.execute("SELECT DISTINCT escalation_level FROM tickets").fetchall()
     assert levels == [(3,)]
+
+
+def test_the_scheduler_has_a_worker_fold_count_buckets_of_hours_a_day_past(
+    stub: pb_grpc.TicketServiceStub,
+    database_url: str,
+    redis_url: str,
+    config_path: Path,
+    slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    """Through the real scheduler, Redis and a Dramatiq worker: hours more than a day past leave
+    the bucket table for the one '-infinity' bucket of their group, and the dashboard's counts
+    do not move. Ticks of 600 s make the scheduler's first tick a fold tick."""
+    now = datetime.now(UTC)
+    old = [
+        event(f"F-{i}", created=now - timedelta(days=3, hours=i), priority="low", tier="gold")
+        for i in range(30)
+    ]
+    stub.IngestTickets(pb.IngestTicketsRequest(events=old))
+    stale = (
+        "SELECT count(*) FROM ticket_state_buckets WHERE"
+        " (warn_hour < now() - interval '1 day' AND warn_hour <> '-infinity')"
+        " OR (breach_hour < now() - interval '1 day' AND breach_hour <> '-infinity')"
+    )
+    assert rows(database_url, stale)[0][0] > 1  # one bucket per hour before the fold
+    before = stub.GetDashboard(pb.GetDashboardRequest()).counts
+
+    procs = Processes(
+        engine_env(
+            database_url, redis_url, config_path, slack, SLAWATCH_EVAL_INTERVAL_SECONDS="600"
+        ),
+        tmp_path,
+    )
+    try:
+        procs.worker()
+        procs.scheduler()
+        poll(lambda: rows(database_url, stale)[0][0] == 0, what="old hours folded")
+        folded = "SELECT count(*) FROM ticket_state_buckets WHERE breach_hour = '-infinity'"
+        assert rows(database_url, folded)[0][0] >= 1
+        assert stub.GetDashboard(pb.GetDashboardRequest()).counts == before
+    finally:
+        procs.stop_all()
+        print(procs.logs())
