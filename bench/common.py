@@ -75,6 +75,14 @@ def cpu_by_process(server_pid: int) -> dict[str, float]:
     return used
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the whole machine so far, from /proc/stat. Stolen time is
+    time the hypervisor gave to other guests while this one wanted to run: on a shared host it
+    is why the same code measures faster or slower from one run to the next."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7]  # user nice system idle iowait irq softirq steal
+
+
 def children(pid: int) -> list[int]:
     """Direct child processes of `pid` (a supervised server's processes)."""
     found = []

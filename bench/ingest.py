@@ -25,6 +25,7 @@ from bench.common import (
     ROOT,
     ServerProcess,
     cpu_by_process,
+    machine_ticks,
     peak_rss_mb,
     scratch_database,
     server_process,
@@ -98,9 +99,9 @@ def ingest_twice(
 ) -> None:
     """New events, then the same again (all duplicates), with the CPU each side spent."""
     for label, part in (("new", events), ("duplicates", events)):
-        cpu_before = cpu_by_process(server.proc.pid)
+        cpu_before, ticks_before = cpu_by_process(server.proc.pid), machine_ticks()
         total, lat = ingest_all(server.target, part, opts.batch, opts.clients)
-        cpu_after = cpu_by_process(server.proc.pid)
+        cpu_after, ticks_after = cpu_by_process(server.proc.pid), machine_ticks()
         print(
             f"ingest {label:<10} {len(part) / total:>8,.0f} events/s "
             f"({opts.clients} clients); per batch of {opts.batch}: {summary_ms(lat)}"
@@ -112,8 +113,14 @@ def ingest_twice(
             f"  CPU per event: server {per_event['server']:.0f} us, "
             f"PostgreSQL {per_event['postgres']:.0f} us, "
             f"benchmark client {per_event['client']:.0f} us "
-            f"(two cores could do at most {2e6 / sum(per_event.values()):,.0f}/s)"
+            f"(two cores could do at most {2e6 / sum(per_event.values()):,.0f}/s); "
+            f"CPU stolen by the host: {steal_share(ticks_before, ticks_after):.1%}"
         )
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    elapsed = after[0] - before[0]
+    return (after[1] - before[1]) / elapsed if elapsed else 0.0
 
 
 def timed(call: object, n: int) -> list[float]:
