@@ -2,6 +2,7 @@
 
 - 100,000 new events in batches of 500: events/s, p50/p99 per batch;
 - the same events again (all duplicates);
+- a status change of every stored ticket (updates, the everyday traffic);
 - GetDashboard and GetTicket p50/p99 with 100,000 tickets stored;
 - peak RSS of the server process.
 """
@@ -36,6 +37,7 @@ from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 PRIORITIES = [("high", "gold"), ("high", "silver"), ("low", "gold"), ("low", "silver")]
 STATUSES = [pb.TICKET_STATUS_OPEN, pb.TICKET_STATUS_IN_PROGRESS, pb.TICKET_STATUS_ON_HOLD]
+NEXT_STATUSES = [pb.TICKET_STATUS_IN_PROGRESS, pb.TICKET_STATUS_RESOLVED, pb.TICKET_STATUS_OPEN]
 
 
 def ts(value: datetime) -> Timestamp:
@@ -94,11 +96,26 @@ def ingest_all(
     return elapsed, latencies
 
 
-def ingest_twice(
+def next_events(events: list[pb.TicketEvent]) -> list[pb.TicketEvent]:
+    """A status change for every ticket, 30 s after its event (so never in the future): the
+    everyday traffic of a help desk, tickets already stored moving on."""
+    changes = []
+    for i, e in enumerate(events):
+        change = pb.TicketEvent()
+        change.CopyFrom(e)
+        change.updated_at.FromDatetime(e.updated_at.ToDatetime(UTC) + timedelta(seconds=30))
+        change.status = NEXT_STATUSES[i % len(NEXT_STATUSES)]
+        changes.append(change)
+    return changes
+
+
+def ingest_phases(
     server: ServerProcess, events: list[pb.TicketEvent], opts: argparse.Namespace
 ) -> None:
-    """New events, then the same again (all duplicates), with the CPU each side spent."""
-    for label, part in (("new", events), ("duplicates", events)):
+    """New events, the same again (all duplicates), then a status change of every ticket, with
+    the CPU each side spent."""
+    phases = (("new", events), ("duplicates", events), ("updates", next_events(events)))
+    for label, part in phases:
         cpu_before, ticks_before = cpu_by_process(server.proc.pid), machine_ticks()
         total, lat = ingest_all(server.target, part, opts.batch, opts.clients)
         cpu_after, ticks_after = cpu_by_process(server.proc.pid), machine_ticks()
@@ -158,7 +175,7 @@ def main() -> None:
                 scratch_database() as db,
                 server_process(db, config, SLAWATCH_SERVER_PROCESSES=str(processes)) as server,
             ):
-                ingest_twice(server, events, opts)
+                ingest_phases(server, events, opts)
                 if processes == opts.processes[-1]:
                     reads(server, db, opts)
                 rss = max(peak_rss_mb(pid) for pid in server.pids())
