@@ -172,14 +172,22 @@ _COPY_NEW_CLOCKS = (
     " due_at, warn_at, fired_level, next_check_at, tenant_id) FROM STDIN (FORMAT BINARY)"
 )
 
+# A stored clock that an event leaves as it was (often one of the two: a first reply stops the
+# response clock, the resolution clock runs on) is not rewritten: no new row version, no new
+# index entries.
 _UPSERT_CLOCKS = """
-INSERT INTO sla_clocks (tenant_id, ticket_id, clock, target_s, calendar, mode, anchor_at,
-                        anchor_elapsed, due_at, warn_at, fired_level, next_check_at)
+INSERT INTO sla_clocks AS c (tenant_id, ticket_id, clock, target_s, calendar, mode, anchor_at,
+                             anchor_elapsed, due_at, warn_at, fired_level, next_check_at)
 SELECT %(tenant)s, * FROM in_clocks
 ON CONFLICT (tenant_id, ticket_id, clock) DO UPDATE SET
     target_s = EXCLUDED.target_s, calendar = EXCLUDED.calendar, mode = EXCLUDED.mode,
     anchor_at = EXCLUDED.anchor_at, anchor_elapsed = EXCLUDED.anchor_elapsed,
     due_at = EXCLUDED.due_at, warn_at = EXCLUDED.warn_at, next_check_at = EXCLUDED.next_check_at
+WHERE (c.target_s, c.calendar, c.mode, c.anchor_at, c.anchor_elapsed, c.due_at, c.warn_at,
+       c.next_check_at)
+      IS DISTINCT FROM
+      (EXCLUDED.target_s, EXCLUDED.calendar, EXCLUDED.mode, EXCLUDED.anchor_at,
+       EXCLUDED.anchor_elapsed, EXCLUDED.due_at, EXCLUDED.warn_at, EXCLUDED.next_check_at)
 """
 
 
