@@ -4,7 +4,7 @@ derived instants the store keeps so that states are exact at query time."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -161,6 +161,11 @@ def _clock_sla(clock: Clock, rules: Rules, fired_level: int) -> ClockSla:
 
 
 _UPDATED_AT = attrgetter("updated_at")  # a sort key in C, not a Python call per event
+
+
+def latest_event(history: Sequence[Event]) -> Event:
+    """The newest event of a non-empty history: its priority and tier choose the targets."""
+    return history[0] if len(history) == 1 else max(history, key=_UPDATED_AT)
 
 
 def compute_ticket_sla(

@@ -13,14 +13,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from operator import attrgetter
 from typing import Any
 
 import psycopg
 
 from internal.sla.model import ClockKind, Status
 from internal.sla.policy import Rules, Targets
-from internal.sla.ticket_sla import Event, TicketSla, compute_ticket_sla
+from internal.sla.ticket_sla import Event, TicketSla, compute_ticket_sla, latest_event
 from internal.store import state_buckets
 
 
@@ -91,9 +90,6 @@ _prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 # Sets of ticket ids travel as one newline-separated text (ids are printable, so never hold a
 # newline): psycopg encodes an array parameter in Python element by element, about 1.3 us per id.
 _IDS = "string_to_array(%(ids)s, E'\\n')"
-
-
-_UPDATED_AT = attrgetter("updated_at")
 
 
 def _ids(ids: Iterable[str]) -> str:
@@ -369,11 +365,10 @@ def ingest(
         slas = []
         for tid in changed:
             fired = prior[tid].fired if tid in prior else {}
-            events_of = history[tid]
-            latest = events_of[0] if len(events_of) == 1 else max(events_of, key=_UPDATED_AT)
+            latest = latest_event(history[tid])
             slas.append(
                 compute_ticket_sla(
-                    events_of, targets_for(latest.priority, latest.customer_tier), rules, fired
+                    history[tid], targets_for(latest.priority, latest.customer_tier), rules, fired
                 )
             )
         write_ticket_slas(cur, tenant, slas, prior, correlation_id)

@@ -29,7 +29,7 @@ import psycopg
 import psycopg_pool
 
 from internal.config.sla_config import SlaConfig
-from internal.sla.ticket_sla import TicketSla, compute_ticket_sla
+from internal.sla.ticket_sla import TicketSla, compute_ticket_sla, latest_event
 from internal.store.ingest_repo import (
     _read_history,
     _read_prior,
@@ -136,7 +136,7 @@ def _recompute_batch(conn: Conn, config: SlaConfig, tenant: str, ids: list[str])
         for tid in ids:
             if tid not in history:
                 continue
-            latest = max(history[tid], key=lambda e: e.updated_at)
+            latest = latest_event(history[tid])
             targets = config.targets(latest.priority, latest.customer_tier)
             if targets is None:
                 skipped += 1
