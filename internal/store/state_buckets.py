@@ -61,8 +61,8 @@ def bucket_key(
         customer_tier,
         status,
         active,
-        (warn_at - _EPOCH) // _HOUR if active and warn_at is not None else None,
-        None if breach_at is None else (breach_at - _EPOCH) // _HOUR,
+        hour_index(warn_at) if active and warn_at is not None else None,
+        None if breach_at is None else hour_index(breach_at),
     )
 
 
@@ -80,12 +80,15 @@ def record_changes(cur: psycopg.Cursor[Any], tenant: str, moves: Mapping[BucketK
     cur.execute(_RECORD, {"tenant": tenant})
 
 
+def hour_index(at: datetime) -> int:
+    """Whole UTC hours from the Unix epoch to the hour holding `at` (any time zone): the hour
+    migration 0005's backfill computes with date_bin('1 hour', at, '2000-01-01 00:00:00+00')."""
+    return (at - _EPOCH) // _HOUR
+
+
 def hour_of(at: datetime) -> datetime:
-    """The bucket holding `at`: its UTC hour, as migration 0005's backfill computes it with
-    date_bin('1 hour', at, '2000-01-01 00:00:00+00')."""
-    if at.tzinfo is not UTC:  # computed instants are UTC already; rows read back may not be
-        at = at.astimezone(UTC)
-    return datetime(at.year, at.month, at.day, at.hour, tzinfo=UTC)
+    """The start of the hour holding `at`, in UTC."""
+    return _EPOCH + hour_index(at) * _HOUR
 
 
 def count_states(
