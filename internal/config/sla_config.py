@@ -1,7 +1,10 @@
 """The SLA config file: parsed and validated in full before anything uses it.
 
 Every error names the key it is about (`policies.high.gold.response: ...`), so that an operator
-who saved a broken file can fix it from one log line.
+who saved a broken file can fix it from one log line. The file may be hostile (an alias bomb, a
+symlink to a foreign file): it is read and parsed within the bounds of yaml_load, and a message
+shows a value only as `show_value` bounds it and a key only as `show_key` does, so that no
+message is long or repeats a foreign file.
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from internal.config.yaml_load import (
+    YamlLoadError,
+    load_yaml,
+    read_bounded,
+    show_key,
+    show_value,
+)
 from internal.sla.business_calendar import BusinessCalendar, CalendarError
 from internal.sla.calendar import ALWAYS_OPEN, TWENTY_FOUR_SEVEN, Calendar
 from internal.sla.ladder import Ladder, Step
@@ -65,15 +74,21 @@ _PAUSABLE = frozenset({Status.IN_PROGRESS, Status.ON_HOLD})
 
 def parse_duration(value: object, key: str) -> float:
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration such as 900, '15m' or '4h', got {value!r}")
+        raise ConfigError(
+            f"{key}: expected a duration such as 900, '15m' or '4h', got {show_value(value)}"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value.strip())):
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     else:
-        raise ConfigError(f"{key}: expected a duration such as 900, '15m' or '4h', got {value!r}")
+        raise ConfigError(
+            f"{key}: expected a duration such as 900, '15m' or '4h', got {show_value(value)}"
+        )
     if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION_SECONDS:
-        raise ConfigError(f"{key}: a duration must be positive and at most 3650d, got {value!r}")
+        raise ConfigError(
+            f"{key}: a duration must be positive and at most 3650d, got {show_value(value)}"
+        )
     return seconds
 
 
@@ -82,7 +97,7 @@ def _mapping(value: object, key: str) -> Mapping[str, Any]:
         raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
     for k in value:
         if not isinstance(k, str):
-            raise ConfigError(f"{key}: keys must be strings, got {k!r}")
+            raise ConfigError(f"{key}: keys must be strings, got {show_value(k)}")
     return value
 
 
@@ -97,7 +112,7 @@ def _unknown_keys(value: Mapping[str, Any], allowed: set[str], key: str) -> None
     if extra:
         prefix = f"{key}." if key else ""
         raise ConfigError(
-            f"{prefix}{extra[0]}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            f"{prefix}{show_key(extra[0])}: unknown key (allowed: {', '.join(sorted(allowed))})"
         )
 
 
@@ -117,11 +132,15 @@ def _parse_ladder(raw: object) -> Ladder:
             or not math.isfinite(pct)
             or not 0 < pct <= 10_000
         ):
-            raise ConfigError(f"{key}.at_percent: expected a number in (0, 10000], got {pct!r}")
+            raise ConfigError(
+                f"{key}.at_percent: expected a number in (0, 10000], got {show_value(pct)}"
+            )
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 1000:
-            raise ConfigError(f"{key}.level: expected an integer from 1 to 1000, got {level!r}")
-        if kind not in {k.value for k in AlertKind}:
-            raise ConfigError(f"{key}.kind: expected 'warning' or 'breach', got {kind!r}")
+            raise ConfigError(
+                f"{key}.level: expected an integer from 1 to 1000, got {show_value(level)}"
+            )
+        if not isinstance(kind, str) or kind not in {k.value for k in AlertKind}:
+            raise ConfigError(f"{key}.kind: expected 'warning' or 'breach', got {show_value(kind)}")
         notify = _list(entry.get("notify", []), f"{key}.notify")
         if not all(isinstance(n, str) for n in notify):
             raise ConfigError(f"{key}.notify: expected a list of channel names")
@@ -137,22 +156,38 @@ def _parse_ladder(raw: object) -> Ladder:
 def _parse_calendars(raw: object) -> dict[str, Calendar]:
     calendars: dict[str, Calendar] = {TWENTY_FOUR_SEVEN: ALWAYS_OPEN}
     for name, item in _mapping(raw, "calendars").items():
-        key = f"calendars.{name}"
+        key = f"calendars.{show_key(name)}"
         if name == TWENTY_FOUR_SEVEN:
             raise ConfigError(f"{key}: '24x7' is built in and cannot be redefined")
         entry = _mapping(item, key)
         _unknown_keys(entry, {"timezone", "hours", "holidays"}, key)
         if "timezone" not in entry:
             raise ConfigError(f"{key}.timezone: missing")
-        try:
-            calendars[name] = BusinessCalendar(
-                name,
-                str(entry["timezone"]),
-                _mapping(entry.get("hours", {}), f"{key}.hours"),
-                _list(entry.get("holidays", []), f"{key}.holidays"),
+        timezone = entry["timezone"]
+        if not isinstance(timezone, str) or len(timezone) > 64:
+            raise ConfigError(
+                f"{key}.timezone: expected an IANA time zone name, got {show_value(timezone)}"
             )
+        hours = _mapping(entry.get("hours", {}), f"{key}.hours")
+        for day, ranges in hours.items():
+            if show_key(day) != day:
+                raise ConfigError(f"{key}.hours.{show_key(day)}: unknown weekday")
+            if not isinstance(ranges, str) or len(ranges) > 200:
+                raise ConfigError(
+                    f'{key}.hours.{show_key(day)}: expected ranges like "09:00-17:00",'
+                    f" got {show_value(ranges)}"
+                )
+        holidays = _list(entry.get("holidays", []), f"{key}.holidays")
+        for i, day in enumerate(holidays):
+            if not isinstance(day, str | date) or (isinstance(day, str) and len(day) > 32):
+                raise ConfigError(
+                    f'{key}.holidays[{i}]: expected a date like "2026-12-25", got {show_value(day)}'
+                )
+        try:
+            calendars[name] = BusinessCalendar(name, timezone, hours, holidays)
         except CalendarError as err:
-            raise ConfigError(f"{key}: {err}") from None
+            # Its message quotes values, which the checks above have kept short.
+            raise ConfigError(f"{key}: {_bounded(str(err))}") from None
     return calendars
 
 
@@ -162,23 +197,23 @@ def _parse_policies(
     policies: dict[str, dict[str, Targets]] = {}
     for priority, tiers in _mapping(raw, "policies").items():
         policies[priority] = {}
-        for tier, item in _mapping(tiers, f"policies.{priority}").items():
-            key = f"policies.{priority}.{tier}"
+        for tier, item in _mapping(tiers, f"policies.{show_key(priority)}").items():
+            key = f"policies.{show_key(priority)}.{show_key(tier)}"
             entry = _mapping(item, key)
             _unknown_keys(entry, {"response", "resolution", "calendar"}, key)
             for required in ("response", "resolution"):
                 if required not in entry:
                     raise ConfigError(f"{key}.{required}: missing")
             cal_name = entry.get("calendar", TWENTY_FOUR_SEVEN)
-            if cal_name not in calendars:
-                raise ConfigError(f"{key}.calendar: unknown calendar {cal_name!r}")
+            if not isinstance(cal_name, str) or cal_name not in calendars:
+                raise ConfigError(f"{key}.calendar: unknown calendar {show_value(cal_name)}")
             policies[priority][tier] = Targets(
                 parse_duration(entry["response"], f"{key}.response"),
                 parse_duration(entry["resolution"], f"{key}.resolution"),
                 calendars[cal_name],
             )
         if not policies[priority]:
-            raise ConfigError(f"policies.{priority}: no customer tiers")
+            raise ConfigError(f"policies.{show_key(priority)}: no customer tiers")
     if not policies:
         raise ConfigError("policies: at least one policy is required")
     return policies
@@ -187,7 +222,7 @@ def _parse_policies(
 def _parse_channels(raw: object) -> dict[str, Channel]:
     channels: dict[str, Channel] = {}
     for name, item in _mapping(raw, "channels").items():
-        key = f"channels.{name}"
+        key = f"channels.{show_key(name)}"
         entry = _mapping(item, key)
         _unknown_keys(entry, {"slack_webhook_env"}, key)
         env = entry.get("slack_webhook_env")
@@ -197,22 +232,30 @@ def _parse_channels(raw: object) -> dict[str, Channel]:
     return channels
 
 
+def _bounded(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def parse_config(text: str | bytes) -> SlaConfig:
     raw_bytes = text.encode() if isinstance(text, str) else text
     try:
-        raw = yaml.safe_load(raw_bytes)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}") from None
+        raw = load_yaml(raw_bytes)
+    except YamlLoadError as err:
+        raise ConfigError(str(err)) from None
     doc = _mapping(raw if raw is not None else {}, "(top level)")
     _unknown_keys(doc, {"escalation", "pause_statuses", "calendars", "channels", "policies"}, "")
     pauses: set[Status] = set()
     for i, name in enumerate(_list(doc.get("pause_statuses", ["on_hold"]), "pause_statuses")):
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"pause_statuses[{i}]: expected a status name, got {show_value(name)}"
+            )
         try:
-            status = Status(str(name).lower())
+            status = Status(name.lower())
         except ValueError:
-            raise ConfigError(f"pause_statuses[{i}]: unknown status {name!r}") from None
+            raise ConfigError(f"pause_statuses[{i}]: unknown status {show_value(name)}") from None
         if status not in _PAUSABLE:
-            raise ConfigError(f"pause_statuses[{i}]: {name!r} cannot pause a clock")
+            raise ConfigError(f"pause_statuses[{i}]: {show_value(name)} cannot pause a clock")
         pauses.add(status)
     calendars = _parse_calendars(doc.get("calendars", {}))
     channels = _parse_channels(doc.get("channels", {}))
@@ -224,7 +267,7 @@ def parse_config(text: str | bytes) -> SlaConfig:
     for i, step in enumerate(ladder.steps):
         for name in step.notify:
             if name not in channels:
-                raise ConfigError(f"escalation[{i}].notify: unknown channel {name!r}")
+                raise ConfigError(f"escalation[{i}].notify: unknown channel {show_value(name)}")
     return SlaConfig(
         version=hashlib.sha256(raw_bytes).hexdigest()[:16],
         ladder=ladder,
@@ -235,9 +278,18 @@ def parse_config(text: str | bytes) -> SlaConfig:
     )
 
 
+def read_config_file(path: Path) -> bytes:
+    """The file's bytes (see yaml_load.read_bounded); OSError when it cannot be opened,
+    ConfigError when it is not a regular file or is too large."""
+    try:
+        return read_bounded(path)
+    except YamlLoadError as err:
+        raise ConfigError(f"refused {path}: {err}") from None
+
+
 def load_config(path: Path) -> SlaConfig:
     try:
-        data = path.read_bytes()
+        data = read_config_file(path)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
     return parse_config(data)
