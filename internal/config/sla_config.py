@@ -284,7 +284,7 @@ def read_config_file(path: Path) -> bytes:
     try:
         return read_bounded(path)
     except YamlLoadError as err:
-        raise ConfigError(f"refused {path}: {err}") from None
+        raise ConfigError(str(err)) from None
 
 
 def load_config(path: Path) -> SlaConfig:
@@ -292,4 +292,6 @@ def load_config(path: Path) -> SlaConfig:
         data = read_config_file(path)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    except ConfigError as err:
+        raise ConfigError(f"refused {path}: {err}") from None
     return parse_config(data)

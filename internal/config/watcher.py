@@ -42,7 +42,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from internal.config.holder import ConfigHolder
-from internal.config.sla_config import ConfigError, parse_config
+from internal.config.sla_config import ConfigError, parse_config, read_config_file
 from internal.obs.metrics import CONFIG_RELOADS
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,10 @@ class ConfigWatcher:
             self._wake.clear()
 
     def _read(self) -> bytes | None:
+        """The file's bytes; None when it cannot be read (warned once). ConfigError when it is
+        not a regular file or is too large."""
         try:
-            data = self._path.read_bytes()  # follows symlinks, as a ConfigMap needs
+            data = read_config_file(self._path)  # follows symlinks, as a ConfigMap needs
         except OSError as err:
             if not self._unreadable:
                 self._unreadable = True
@@ -205,9 +207,28 @@ class ConfigWatcher:
         self._unreadable = False
         return data
 
+    def _refuse(self, err: ConfigError) -> None:
+        self._refused = True
+        CONFIG_RELOADS.labels(result="rejected").inc()
+        log.error(
+            "refused new SLA config %s: %s; still running policy %s",
+            self._path,
+            " ".join(str(err).split()),  # one log line, whatever the message holds
+            self._holder.current.version,
+            extra={"config_path": str(self._path)},
+        )
+
     def check(self, *, startup: bool = False) -> None:
         """Re-read the file; if its bytes changed, install it when valid or refuse it loudly."""
-        data = self._read()
+        try:
+            data = self._read()
+        except ConfigError as err:
+            # Refused unread (a FIFO, a huge file): what was refused is remembered by its
+            # message, so that the poll does not count and log it again.
+            if self._last_digest != f"refused: {err}":
+                self._last_digest = f"refused: {err}"
+                self._refuse(err)
+            return
         if data is None:
             return
         digest = hashlib.sha256(data).hexdigest()
@@ -217,15 +238,7 @@ class ConfigWatcher:
         try:
             config = parse_config(data)
         except ConfigError as err:
-            self._refused = True
-            CONFIG_RELOADS.labels(result="rejected").inc()
-            log.error(
-                "refused new SLA config %s: %s; still running policy %s",
-                self._path,
-                " ".join(str(err).split()),  # YAML errors span lines; this is one log line
-                self._holder.current.version,
-                extra={"config_path": str(self._path)},
-            )
+            self._refuse(err)
             return
         was_refused, self._refused = self._refused, False
         applied = self._holder.replace(config)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from watchdog.events import FileOpenedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -277,3 +278,48 @@ def test_an_idle_watcher_does_not_keep_reading_the_file(
         spy.stop()
         spy.join()
     assert opens.count == 0
+
+
+def rejected() -> float:
+    value = REGISTRY.get_sample_value("slawatch_config_reloads_total", {"result": "rejected"})
+    return value or 0.0
+
+
+def test_a_deeply_nested_save_is_counted_as_rejected_with_one_short_line(
+    watched: tuple[Path, ConfigHolder], caplog: pytest.LogCaptureFixture
+) -> None:
+    """5,000 levels of nesting (10 KB) is a refused config like any other: the `rejected`
+    counter moves, one short ERROR line names the bound, no traceback, the old config runs."""
+    path, holder = watched
+    before, count = holder.current.version, rejected()
+    caplog.set_level(logging.INFO, logger="internal.config.watcher")
+    path.write_text("policies: " + "[" * 5000 + "]" * 5000 + "\n")
+    eventually(lambda: rejected() == count + 1, APPLY_WITHIN, "rejection counted")
+    time.sleep(0.5)  # later events of the same save must not count or log it again
+    assert rejected() == count + 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is None
+    message = errors[0].getMessage()
+    assert "nested deeper than 64 levels" in message and len(message) < 500
+    assert holder.current.version == before
+
+
+def test_a_fifo_in_place_of_the_file_is_refused_without_blocking_the_watcher(
+    watched: tuple[Path, ConfigHolder], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Opening a FIFO for reading waits for a writer; the watcher refuses it instead (once) and
+    still applies the next valid save."""
+    path, holder = watched
+    count = rejected()
+    caplog.set_level(logging.INFO, logger="internal.config.watcher")
+    fifo = path.with_name("fifo")
+    os.mkfifo(fifo)
+    os.replace(fifo, path)
+    eventually(lambda: rejected() == count + 1, APPLY_WITHIN, "FIFO refused")
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "a FIFO, not a regular file" in error
+    staged = path.with_name(".sla_config.yaml.tmp")
+    staged.write_text(config_text(policies=GOLD_2H))
+    os.replace(staged, path)
+    eventually(lambda: resolution_of(holder) == 7200, APPLY_WITHIN, "next save applied")
