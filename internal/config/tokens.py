@@ -5,7 +5,8 @@ Transport-neutral on purpose: the gRPC server (internal/rpc/auth.py) and the Web
 so a token means the same tenant and roles on both sides.
 
 Tokens are configured as SHA-256 hashes, each bound to one tenant and a set of roles; the clear
-token is never stored or logged.
+token is never stored or logged. The file is read and parsed within the bounds of yaml_load, and
+no message shows a value of it: only entry indexes and field names.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
+from internal.config.yaml_load import MAX_FILE_BYTES, YamlLoadError, load_yaml, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -175,17 +176,26 @@ def load_tokens(inline: str | None, path: Path | None) -> dict[str, Principal]:
     """Tokens from SLAWATCH_TOKENS (JSON) and/or SLAWATCH_TOKENS_FILE (YAML or JSON)."""
     tokens: dict[str, Principal] = {}
     if inline:
+        if len(inline) > MAX_FILE_BYTES:
+            raise AuthConfigError(f"SLAWATCH_TOKENS: longer than {MAX_FILE_BYTES} characters")
         try:
-            tokens.update(parse_tokens(json.loads(inline), "SLAWATCH_TOKENS"))
+            raw_inline = json.loads(inline)
         except json.JSONDecodeError as err:
-            raise AuthConfigError(f"SLAWATCH_TOKENS: not valid JSON: {err.msg}") from None
+            # err.msg is the parser's own words; str(err) would not show more of the value.
+            raise AuthConfigError(
+                f"SLAWATCH_TOKENS: not valid JSON at line {err.lineno}, column {err.colno}:"
+                f" {err.msg}"
+            ) from None
+        except RecursionError:
+            raise AuthConfigError("SLAWATCH_TOKENS: not valid JSON: nested too deeply") from None
+        tokens.update(parse_tokens(raw_inline, "SLAWATCH_TOKENS"))
     if path is not None:
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml(read_bounded(path))
         except OSError as err:
             raise AuthConfigError(f"{path}: cannot read: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise AuthConfigError(f"{path}: not valid YAML: {err}") from None
+        except YamlLoadError as err:
+            raise AuthConfigError(f"{path}: refused: {err}") from None
         tokens.update(parse_tokens(raw, str(path)))
     return tokens
 
