@@ -200,11 +200,12 @@ def load_yaml(data: bytes) -> Any:
         raise YamlLoadError(f"refused YAML: {err}") from None
     except yaml.YAMLError as err:
         raise YamlLoadError(_describe(err)) from None
-    except (ValueError, TypeError, OverflowError):
-        # PyYAML's constructors let some of these through (a date such as 2026-02-30).
-        raise YamlLoadError("not valid YAML: a value that cannot be constructed") from None
     except RecursionError:
         raise YamlLoadError(f"refused YAML: nested deeper than {MAX_DEPTH} levels") from None
+    except Exception:
+        # PyYAML's constructors let others through on odd scalars: ValueError for the date
+        # 2026-02-30, AttributeError for `!!timestamp ''`. Any of them is a file we refuse.
+        raise YamlLoadError("not valid YAML: a value that cannot be constructed") from None
     finally:
         if loader is not None:
             loader.dispose()

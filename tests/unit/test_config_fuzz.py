@@ -1,6 +1,7 @@
 """The config loader under hostile input: any bytes or any YAML-shaped structure either parse or
-raise ConfigError with a message; nothing else escapes (a crash would take a process down on a
-bad save instead of keeping the last good config)."""
+raise ConfigError with a short message; nothing else escapes (a crash would take a process down
+on a bad save instead of keeping the last good config). Hostile YAML too: anchors and aliases
+in any arrangement, deep nesting, tags, odd scalars, binary bytes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from internal.config.sla_config import ConfigError, parse_config
 from support.configs import BASE
+
+MAX_MESSAGE = 300
 
 scalars = st.one_of(
     st.none(),
@@ -55,6 +58,8 @@ def check(text: str | bytes) -> None:
         config = parse_config(text)
     except ConfigError as err:
         assert str(err)
+        assert len(str(err)) < MAX_MESSAGE, str(err)[:500]
+        assert "\n" not in str(err)
     else:
         # Whatever was accepted is usable: finite, positive targets and an ascending ladder.
         for tiers in config.policies.values():
@@ -83,3 +88,64 @@ def test_one_section_of_a_valid_file_replaced_by_anything(section: str, value: o
     doc = dict(BASE)
     doc[section] = value
     check(yaml.safe_dump(doc))
+
+
+# Pieces of YAML syntax, so that random sequences of them reach deep into the parser: anchors,
+# aliases (defined or not), merge keys, tags (unsafe ones included), flow and block collections,
+# quoting, escapes, directives, odd scalars and characters YAML refuses.
+FRAGMENTS = [
+    "&a ", "&b ", "*a", "*b", "*c", "<<: ", "[", "]", "{", "}", ": ", ", ", "\n", "\n  ", "- ",
+    "? ", "!!binary ", "!!python/object/apply:os.system ", "!!set ", "!!timestamp ", "!custom ",
+    "'", '"', "\\", "\\q", "2026-02-30", "2026-12-25", "1e999", "0x1f", "0o17", "~", "null",
+    "%YAML 1.1\n", "---\n", "...\n", "\t", "\x00", "\ufeff", "é", "policies", "pause_statuses",
+    "calendars", "high", "gold", "response", "15m", "x" * 200,
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=60))
+def test_any_sequence_of_yaml_syntax(pieces: list[str]) -> None:
+    check("".join(pieces))
+
+
+@st.composite
+def alias_documents(draw: st.DrawFn) -> str:
+    """Anchored lists and mappings, each made of aliases of earlier ones (a random bomb), then
+    one of them used somewhere in a valid file."""
+    count = draw(st.integers(min_value=1, max_value=12))
+    anchors = ['&a0 ["lol", "on_hold", 15m]']
+    for i in range(1, count):
+        refs = draw(st.lists(st.integers(min_value=0, max_value=i - 1), min_size=1, max_size=12))
+        if draw(st.booleans()):
+            anchors.append(f"&a{i} [{', '.join(f'*a{r}' for r in refs)}]")
+        else:
+            anchors.append(f"&a{i} {{{', '.join(f'k{j}: *a{r}' for j, r in enumerate(refs))}}}")
+    section = draw(st.sampled_from(SECTIONS))
+    used = draw(st.integers(min_value=0, max_value=count - 1))
+    doc = yaml.safe_dump({k: v for k, v in BASE.items() if k != section}, sort_keys=False)
+    return f"{doc}{section}: [[{', '.join(anchors)}], *a{used}]\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(alias_documents())
+def test_any_arrangement_of_anchors_and_aliases(text: str) -> None:
+    check(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from(["[", "{k: ", "- "]), min_size=1, max_size=400),
+    st.sampled_from(SECTIONS),
+)
+def test_any_nesting_depth(openers: list[str], section: str) -> None:
+    """Flow and block nesting up to 400 levels, closed or left open."""
+    closers = {"[": "]", "{k: ": "}", "- ": ""}
+    body = "".join(o if o != "- " else "\n" + "  " * i + "- " for i, o in enumerate(openers))
+    text = f"{section}: {body}1{''.join(closers[o] for o in reversed(openers))}\n"
+    check(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SECTIONS), st.binary(max_size=200))
+def test_binary_bytes_inside_a_section(section: str, data: bytes) -> None:
+    check(section.encode() + b": " + data)
