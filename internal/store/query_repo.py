@@ -106,6 +106,7 @@ _CLOCK_COLUMNS = (
     "anchor_elapsed",
     "due_at",
     "warn_at",
+    "fired_level",
 )
 _CLOCKS_JOIN = ", ".join(f"c.{name} AS clock_{name}" for name in _CLOCK_COLUMNS)
 
