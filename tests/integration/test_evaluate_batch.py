@@ -16,8 +16,9 @@ from internal.rpc import convert
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
 from internal.store import query_repo
-from internal.store.evaluate_repo import evaluate_batch
+from internal.store.evaluate_repo import ALERTS_CHANNEL, evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
+from support.alerts import write_alerts
 from support.configs import config_text
 from support.store import store_events
 
@@ -115,3 +116,17 @@ def test_get_ticket_counts_a_clock_whose_calendar_left_the_config_from_its_due_t
     assert ticket.response.elapsed.ToTimedelta() == timedelta(minutes=20)
     assert ticket.response.state == pb.SLA_STATE_OK
     assert ticket.response.due_at.ToDatetime(UTC) == RESPONSE_DUE
+
+
+def test_alerts_are_notified_on_commit_and_the_support_can_lose_the_notify(
+    database_url: str,
+) -> None:
+    """A batch that writes alerts sends one NOTIFY with the largest id, on commit; the streaming
+    tests' `write_alerts(notify=False)` really loses it (their safety-poll test relies on it)."""
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {ALERTS_CHANNEL}")
+        heard = write_alerts(database_url, 3)
+        got = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+        assert got == [str(heard[-1])]
+        write_alerts(database_url, 2, notify=False)
+        assert list(listener.notifies(timeout=1)) == []
