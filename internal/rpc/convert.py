@@ -16,6 +16,10 @@ from slawatch.v1 import ticket_service_pb2 as pb
 
 Row = Mapping[str, object]
 
+# The maps below are keyed by StrEnum members, which hash and compare as their values: the text
+# the store returns looks them up directly, without building the enum member first (dashboard
+# pages convert every clock of every ticket).
+
 STATUS_TO_PB = {
     Status.OPEN: pb.TICKET_STATUS_OPEN,
     Status.IN_PROGRESS: pb.TICKET_STATUS_IN_PROGRESS,
@@ -70,7 +74,7 @@ def fill_clock(msg: pb.SlaClock, row: Row, config: SlaConfig, now: datetime) -> 
     elapsed = clock.elapsed(now)
     state = clock.state(now)
     mode = clock.mode
-    msg.kind = CLOCK_TO_PB[ClockKind(str(row["clock"]))]
+    msg.kind = CLOCK_TO_PB[row["clock"]]  # type: ignore[index]
     msg.target.CopyFrom(duration(clock.target))
     msg.elapsed.CopyFrom(duration(elapsed))
     msg.remaining.CopyFrom(duration(clock.target - elapsed))
@@ -97,8 +101,7 @@ def ticket_to_pb(row: Row, clocks: Sequence[Row], config: SlaConfig, now: dateti
     )
     worst = State.MET
     for clock_row in clocks:
-        kind = ClockKind(str(clock_row["clock"]))
-        dest = msg.response if kind is ClockKind.RESPONSE else msg.resolution
+        dest = msg.response if clock_row["clock"] == ClockKind.RESPONSE else msg.resolution
         worst = max(worst, fill_clock(dest, clock_row, config, now))
     msg.sla_state = STATE_TO_PB[worst]
     return msg

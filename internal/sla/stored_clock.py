@@ -18,15 +18,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from internal.sla.calendar import Calendar
 from internal.sla.clocks import state_at
 from internal.sla.ladder import Ladder, Step
 from internal.sla.model import Mode, State
 
+_MODES = {mode.value: mode for mode in Mode}
 
-@dataclass(frozen=True)
-class Evaluation:
+
+class Evaluation(NamedTuple):  # a tuple: built for every due clock the evaluator reads
     step: Step | None  # the step to alert now, if any: the highest crossed, never an earlier one
     fired_level: int  # the clock's fired level after this evaluation
     next_check_at: datetime | None  # when the next unfired step is crossed; None: never
@@ -70,24 +72,20 @@ class StoredClock:
         attrs["fired_level"] = fired_level
 
     @classmethod
-    def from_row(cls, row: Mapping[str, object], calendars: Mapping[str, Calendar]) -> StoredClock:
-        """From a row of sla_clocks (the columns by name), with the calendars of the config in
-        force."""
-        name = str(row["calendar"])
-        anchor_at, due_at, warn_at = row["anchor_at"], row["due_at"], row["warn_at"]
-        assert isinstance(anchor_at, datetime)
-        assert due_at is None or isinstance(due_at, datetime)
-        assert warn_at is None or isinstance(warn_at, datetime)
+    def from_row(cls, row: Mapping[str, Any], calendars: Mapping[str, Calendar]) -> StoredClock:
+        """From a row of sla_clocks (the columns by name, as the store returns them), with the
+        calendars of the config in force."""
+        name = row["calendar"]
         return cls(
-            float(row["target_s"]),  # type: ignore[arg-type]
+            float(row["target_s"]),
             name,
             calendars.get(name),
-            Mode(str(row["mode"])),
-            anchor_at,
-            float(row["anchor_elapsed"]),  # type: ignore[arg-type]
-            due_at,
-            warn_at,
-            int(row["fired_level"]),  # type: ignore[call-overload]
+            _MODES[row["mode"]],  # a dict lookup: a third of Mode()'s cost, once per clock read
+            row["anchor_at"],
+            float(row["anchor_elapsed"]),
+            row["due_at"],
+            row["warn_at"],
+            int(row["fired_level"]),
         )
 
     def elapsed(self, now: datetime) -> float:
