@@ -9,13 +9,16 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from internal.config.sla_config import SlaConfig
-from internal.sla.calendar import ALWAYS_OPEN
-from internal.sla.clocks import state_at
 from internal.sla.model import ClockKind, Mode, State, Status
+from internal.sla.stored_clock import StoredClock
 from internal.store.ingest_repo import Outcome
 from slawatch.v1 import ticket_service_pb2 as pb
 
 Row = Mapping[str, object]
+
+# The maps below are keyed by StrEnum members, which hash and compare as their values: the text
+# the store returns looks them up directly, without building the enum member first (dashboard
+# pages convert every clock of every ticket).
 
 STATUS_TO_PB = {
     Status.OPEN: pb.TICKET_STATUS_OPEN,
@@ -67,26 +70,21 @@ def duration(seconds: float) -> Duration:
 
 def fill_clock(msg: pb.SlaClock, row: Row, config: SlaConfig, now: datetime) -> State:
     """Fill `msg` (a field of its ticket: filled in place, not copied) from a clock row."""
-    mode = Mode(str(row["mode"]))
-    calendar = config.calendars.get(str(row["calendar"]), ALWAYS_OPEN)
-    anchor_at = row["anchor_at"]
-    assert isinstance(anchor_at, datetime)
-    elapsed = float(row["anchor_elapsed"])  # type: ignore[arg-type]
-    if mode is Mode.RUNNING:
-        elapsed += calendar.working_seconds(anchor_at, now)
-    target = float(row["target_s"])  # type: ignore[arg-type]
-    due_at, warn_at = row["due_at"], row["warn_at"]
-    state = state_at(mode, due_at, warn_at, now)  # type: ignore[arg-type]
-    msg.kind = CLOCK_TO_PB[ClockKind(str(row["clock"]))]
-    msg.target.CopyFrom(duration(target))
+    clock = StoredClock.from_row(row, config.calendars)
+    elapsed = clock.elapsed(now)
+    state = clock.state(now)
+    mode = clock.mode
+    msg.kind = CLOCK_TO_PB[row["clock"]]  # type: ignore[index]
+    msg.target.CopyFrom(duration(clock.target))
     msg.elapsed.CopyFrom(duration(elapsed))
-    msg.remaining.CopyFrom(duration(target - elapsed))
+    msg.remaining.CopyFrom(duration(clock.target - elapsed))
     msg.state = STATE_TO_PB[state]
     msg.paused = mode is Mode.PAUSED
     msg.stopped = mode is Mode.STOPPED
-    msg.calendar = calendar.name
-    if mode is Mode.RUNNING and due_at is not None:
-        msg.due_at.CopyFrom(ts(due_at))
+    # The stored name, also when the config no longer defines it (StoredClock says how it counts).
+    msg.calendar = clock.calendar_name
+    if mode is Mode.RUNNING and clock.due_at is not None:
+        msg.due_at.CopyFrom(ts(clock.due_at))
     return state
 
 
@@ -103,8 +101,7 @@ def ticket_to_pb(row: Row, clocks: Sequence[Row], config: SlaConfig, now: dateti
     )
     worst = State.MET
     for clock_row in clocks:
-        kind = ClockKind(str(clock_row["clock"]))
-        dest = msg.response if kind is ClockKind.RESPONSE else msg.resolution
+        dest = msg.response if clock_row["clock"] == ClockKind.RESPONSE else msg.resolution
         worst = max(worst, fill_clock(dest, clock_row, config, now))
     msg.sla_state = STATE_TO_PB[worst]
     return msg

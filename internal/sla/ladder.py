@@ -41,9 +41,6 @@ class Ladder:
         levels = (0, *(s.level for s in self.steps))
         object.__setattr__(self, "_next_after", {lv: self._first_above(lv) for lv in levels})
 
-    def step(self, level: int) -> Step | None:
-        return next((s for s in self.steps if s.level == level), None)
-
     def highest_crossed(self, target: float, elapsed: float, fired_level: int) -> Step | None:
         """The highest step above `fired_level` that `elapsed` has reached: the only one to fire
         when an evaluation finds several crossed at once."""

@@ -6,6 +6,8 @@ several workers share the load and an ingest holding a ticket is simply passed o
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,8 +16,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from internal.config.sla_config import SlaConfig
-from internal.sla.calendar import ALWAYS_OPEN
-from internal.sla.model import Mode
+from internal.sla.stored_clock import StoredClock
+
+log = logging.getLogger(__name__)
 
 ALERTS_CHANNEL = "slawatch_alerts"
 # Held from the first alert insert to commit by every writer of alerts, so that alert ids commit
@@ -24,7 +27,8 @@ ALERT_WRITE_LOCK = 0x51A_A1E7
 
 _DUE = """
 SELECT c.tenant_id, c.ticket_id, c.clock, c.target_s, c.calendar, c.mode, c.anchor_at,
-       c.anchor_elapsed, c.due_at, c.fired_level, t.priority, t.customer_tier, t.correlation_id
+       c.anchor_elapsed, c.due_at, c.warn_at, c.fired_level, t.priority, t.customer_tier,
+       t.correlation_id
 FROM sla_clocks c JOIN tickets t USING (tenant_id, ticket_id)
 WHERE c.next_check_at <= %(now)s
 ORDER BY c.next_check_at
@@ -95,30 +99,34 @@ def evaluate_batch(
             return BatchResult(0, [], [])
         updates: list[tuple[str, str, str, int, datetime | None]] = []
         alerts: list[dict[str, Any]] = []
+        unknown_calendars: Counter[str] = Counter()
         for row in due:
-            calendar = config.calendars.get(str(row["calendar"]), ALWAYS_OPEN)
-            mode = Mode(str(row["mode"]))
-            target = float(row["target_s"])
-            anchor_at: datetime = row["anchor_at"]
-            anchor_elapsed = float(row["anchor_elapsed"])
-            elapsed = anchor_elapsed
-            if mode is Mode.RUNNING:
-                elapsed += calendar.working_seconds(anchor_at, now)
-            fired = int(row["fired_level"])
-            step = ladder.highest_crossed(target, elapsed, fired)
+            clock = StoredClock.from_row(row, config.calendars)
+            if clock.calendar is None:
+                unknown_calendars[clock.calendar_name] += 1
+            outcome = clock.evaluate(ladder, now)
+            step = outcome.step
             if step is not None:
-                fired = step.level
                 alerts.append(
                     {**row, "kind": step.kind.value, "level": step.level, "notify": step.notify}
                 )
-            following = ladder.next_step(fired)
-            next_check = None
-            if following is not None and mode is Mode.RUNNING:
-                next_check = calendar.add_working(
-                    anchor_at, following.seconds(target) - anchor_elapsed
-                )
             updates.append(
-                (str(row["tenant_id"]), str(row["ticket_id"]), str(row["clock"]), fired, next_check)
+                (
+                    str(row["tenant_id"]),
+                    str(row["ticket_id"]),
+                    str(row["clock"]),
+                    outcome.fired_level,
+                    outcome.next_check_at,
+                )
+            )
+        for name, count in sorted(unknown_calendars.items()):
+            log.warning(
+                "%d due clock(s) count on calendar %r, which policy %s does not define: their"
+                " steps are timed from their stored due time (late, never early), steps past"
+                " the target do not fire; define the calendar again to count them exactly",
+                count,
+                name,
+                config.version,
             )
 
         written: list[dict[str, Any]] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Protocol
 
 import psycopg_pool
 
@@ -29,10 +28,6 @@ log = logging.getLogger(__name__)
 # Waits between attempts when the database is away; the last one repeats until it is back.
 RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
 STOP_WAIT_SECONDS = 5.0
-
-
-class Stoppable(Protocol):
-    def stop(self) -> None: ...
 
 
 class PolicyRecompute:

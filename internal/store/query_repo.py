@@ -56,7 +56,8 @@ def get_ticket(conn: psycopg.Connection[Any], tenant: str, ticket_id: str) -> Ti
     )
 
 
-# A ticket's state from its stored instants, exact at %(now)s; mirrors TicketSla.state.
+# A ticket's state from its stored instants, exact at %(now)s: the Python rule (StoredClock.state,
+# the worst of its clocks) in SQL, held equal to it by tests/integration/test_state_sql.py.
 _STATE_SQL = f"""
 CASE WHEN breach_at <= %(now)s THEN {State.BREACHED.value}
      WHEN NOT active THEN {State.MET.value}
@@ -106,6 +107,7 @@ _CLOCK_COLUMNS = (
     "anchor_elapsed",
     "due_at",
     "warn_at",
+    "fired_level",
 )
 _CLOCKS_JOIN = ", ".join(f"c.{name} AS clock_{name}" for name in _CLOCK_COLUMNS)
 

@@ -97,7 +97,7 @@ def count_states(
     """Tickets per SLA state at `now`, for `where` (a condition on tenant_id, priority,
     customer_tier and status, with its `params`). The rules are those of a ticket's state:
     breached once breach_at <= now; else met once no clock runs; else warning once warn_at <= now;
-    else ok."""
+    else ok (StoredClock.state's rule; tests/integration/test_state_sql.py holds them equal)."""
     sql = f"""
     WITH settled AS (
         SELECT sum(tickets) FILTER (WHERE breach_hour < %(hour)s) AS breached,

@@ -8,6 +8,7 @@ role)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -43,8 +44,8 @@ WsMessage = aiohttp.WSMessage
 # -- one token-protected server and bridge for the matrix ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def module_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
+@contextlib.contextmanager
+def own_database(pg_admin_url: str, template_db: str) -> Iterator[str]:
     name = f"slawatch_b_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(
@@ -59,23 +60,53 @@ def module_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
         )
 
 
-@pytest.fixture(scope="module")
-def module_server(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def server_with_acme_ticket(database_url: str, config_dir: Path) -> Iterator[str]:
     """A token-protected server where acme (only acme) has ticket ACME-1; its target."""
-    config = write_config(tmp_path_factory.mktemp("bridge-security") / "sla_config.yaml")
-    running = start_server(make_settings(module_db, config, **SECURE), bind="127.0.0.1")
+    config = write_config(config_dir / "sla_config.yaml")
+    running = start_server(make_settings(database_url, config, **SECURE), bind="127.0.0.1")
     target = f"127.0.0.1:{running.port}"
     with grpc.insecure_channel(target) as channel:
         pb_grpc.TicketServiceStub(channel).IngestTickets(
             pb.IngestTicketsRequest(events=[event("ACME-1")]), metadata=bearer("acme-all")
         )
-    yield target
-    running.stop(grace=1)
+    try:
+        yield target
+    finally:
+        running.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
+    with own_database(pg_admin_url, template_db) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_server(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A token-protected server where acme (only acme) has ticket ACME-1; its target. The
+    alert tests add tickets of both tenants (alerts are raised by evaluating real tickets)."""
+    with server_with_acme_ticket(module_db, tmp_path_factory.mktemp("bridge-security")) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")
 def bridge(module_server: str) -> Iterator[Bridge]:
     with run_bridge(module_server, **SECURE) as b:
+        b.wait_up()
+        yield b
+
+
+@pytest.fixture(scope="module")
+def dashboard_bridge(
+    pg_admin_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Bridge]:
+    """A bridge on a server and database of its own, where ACME-1 is the only ticket."""
+    with (
+        own_database(pg_admin_url, template_db) as url,
+        server_with_acme_ticket(url, tmp_path_factory.mktemp("bridge-dashboard")) as target,
+        run_bridge(target, **SECURE) as b,
+    ):
         b.wait_up()
         yield b
 
@@ -165,13 +196,13 @@ DASHBOARD_MATRIX: dict[str, tuple[str | None, int]] = {
 
 @pytest.mark.parametrize("who", list(DASHBOARD_MATRIX))
 def test_dashboard_needs_a_token_with_the_read_role_and_shows_only_its_tenant(
-    bridge: Bridge, who: str
+    dashboard_bridge: Bridge, who: str
 ) -> None:
     """/api/dashboard: 401 (with WWW-Authenticate) without a known token, 403 without `read`;
     with a token it is the dashboard of that token's tenant: acme sees ACME-1, globex sees no
     ticket and zero counts."""
     token, expected = DASHBOARD_MATRIX[who]
-    status, body = get_json(f"{bridge.url}/api/dashboard", token)
+    status, body = get_json(f"{dashboard_bridge.url}/api/dashboard", token)
     assert status == expected, body
     if status != 200:
         assert body["error"] and "s3cret" not in body["error"]

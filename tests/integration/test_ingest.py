@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import psycopg
@@ -11,9 +14,15 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from internal.rpc.server import RunningServer
+from internal.config.holder import ConfigHolder
+from internal.config.sla_config import load_config
+from internal.rpc.auth import AuthInterceptor
+from internal.rpc.server import RunningServer, authenticator_for
+from internal.rpc.ticket_service import TicketService
+from internal.store.db import make_pool
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.env import make_settings
 from support.events import T0, event, minutes
 
 OPEN, IN_PROGRESS, ON_HOLD = (
@@ -22,6 +31,46 @@ OPEN, IN_PROGRESS, ON_HOLD = (
     pb.TICKET_STATUS_ON_HOLD,
 )
 RESOLVED = pb.TICKET_STATUS_RESOLVED
+
+
+@dataclass
+class Clock:
+    """The servicer's `now`, set by the test."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Clocked:
+    stub: pb_grpc.TicketServiceStub
+    clock: Clock
+
+
+@pytest.fixture
+def clocked(database_url: str, config_path: Path) -> Iterator[Clocked]:
+    """The TicketService on a real gRPC server on loopback, as start_server builds it, with its
+    `now` under the test's control instead of the wall clock's."""
+    settings = make_settings(database_url, config_path)
+    pool = make_pool(database_url)
+    clock = Clock(T0)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        interceptors=[AuthInterceptor(authenticator_for(settings))],
+    )
+    pb_grpc.add_TicketServiceServicer_to_server(
+        TicketService(pool, ConfigHolder(load_config(config_path)), now=clock), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Clocked(pb_grpc.TicketServiceStub(channel), clock)
+    finally:
+        server.stop(1).wait()
+        pool.close()
 
 
 def ingest(stub: pb_grpc.TicketServiceStub, *events: pb.TicketEvent) -> list[int]:
@@ -141,10 +190,11 @@ def test_any_arrival_order_gives_the_same_clocks(
     assert a.response.elapsed.seconds == 10 * 60
 
 
-def test_reopen_carries_elapsed_time_over(stub: pb_grpc.TicketServiceStub) -> None:
+def test_reopen_carries_elapsed_time_over(clocked: Clocked) -> None:
     """A resolved ticket that reopens resumes its resolution clock where it stopped."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    created = now - timedelta(hours=3)
+    stub, now = clocked.stub, T0 + timedelta(hours=3)
+    clocked.clock.now = now
+    created = T0
     ingest(
         stub,
         event("R", OPEN, created=created),
@@ -153,17 +203,16 @@ def test_reopen_carries_elapsed_time_over(stub: pb_grpc.TicketServiceStub) -> No
     )
     clock = stub.GetTicket(pb.GetTicketRequest(ticket_id="R")).ticket.resolution
     assert not clock.stopped and not clock.paused
-    # 1h before resolution + 1h since reopening (and a few seconds of test run time).
-    assert 2 * 3600 <= clock.elapsed.seconds < 2 * 3600 + 60
+    # 1h before resolution + 1h since reopening.
+    assert clock.elapsed.ToTimedelta() == timedelta(hours=2)
     assert clock.state == pb.SLA_STATE_OK
-    due = clock.due_at.ToDatetime(UTC)
-    assert abs((due - (now + timedelta(hours=2))).total_seconds()) < 1
+    assert clock.due_at.ToDatetime(UTC) == now + timedelta(hours=2)
 
 
-def test_paused_clock_reports_paused_and_has_no_due_time(stub: pb_grpc.TicketServiceStub) -> None:
+def test_paused_clock_reports_paused_and_has_no_due_time(clocked: Clocked) -> None:
     """On hold: the resolution clock is paused, shows no due time, and does not move."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    created = now - timedelta(hours=2)
+    stub, created = clocked.stub, T0
+    clocked.clock.now = created + timedelta(hours=2)
     ingest(
         stub,
         event("P", OPEN, created=created),
@@ -172,6 +221,7 @@ def test_paused_clock_reports_paused_and_has_no_due_time(stub: pb_grpc.TicketSer
     first = stub.GetTicket(pb.GetTicketRequest(ticket_id="P")).ticket.resolution
     assert first.paused and not first.HasField("due_at")
     assert first.elapsed.seconds == 30 * 60
+    clocked.clock.now += timedelta(hours=5)
     second = stub.GetTicket(pb.GetTicketRequest(ticket_id="P")).ticket.resolution
     assert second.elapsed == first.elapsed
 
@@ -281,14 +331,18 @@ def test_get_ticket_without_id_is_invalid(stub: pb_grpc.TicketServiceStub) -> No
     assert bad_fields(info.value) == {"ticket_id": "required"}
 
 
-def test_breached_ticket_reads_breached_at_query_time(stub: pb_grpc.TicketServiceStub) -> None:
+def test_breached_ticket_reads_breached_at_query_time(clocked: Clocked) -> None:
     """States are exact when asked, not stale by an evaluation interval."""
-    created = datetime.now(UTC) - timedelta(minutes=14, seconds=58)
+    stub, created = clocked.stub, T0
+    clocked.clock.now = created + timedelta(minutes=14, seconds=58)
     ingest(stub, event("B", created=created))
     ticket = stub.GetTicket(pb.GetTicketRequest(ticket_id="B")).ticket
     assert ticket.response.state == pb.SLA_STATE_WARNING  # 99.8% of 15 minutes
-    time.sleep(2.5)
+    clocked.clock.now = created + timedelta(minutes=15)  # the instant of the breach
     ticket = stub.GetTicket(pb.GetTicketRequest(ticket_id="B")).ticket
     assert ticket.response.state == pb.SLA_STATE_BREACHED
     assert ticket.sla_state == pb.SLA_STATE_BREACHED
+    assert ticket.response.remaining.ToTimedelta() == timedelta(0)
+    clocked.clock.now += timedelta(seconds=2)
+    ticket = stub.GetTicket(pb.GetTicketRequest(ticket_id="B")).ticket
     assert ticket.response.remaining.seconds < 0 or ticket.response.remaining.nanos < 0

@@ -1,7 +1,10 @@
-"""Writing alert rows directly, for tests that need many alerts or alerts of exact shapes.
+"""Alerts for the streaming tests, raised the real way: tickets stored through the ingest
+repository, then the evaluator (internal/store/evaluate_repo.evaluate_batch) run at an explicit
+instant, so that these alerts are written exactly as production writes them.
 
-Same discipline as the evaluator (internal/store/evaluate_repo.py): the alert write lock until
-commit, and a NOTIFY with the largest new id in the same transaction.
+Every evaluation here runs at the same instant, NOW, and each ticket is created so that at NOW
+its response clock has just crossed the step asked for. The steps above it are crossed later
+than NOW, so an evaluation only ever raises the alerts of the tickets it was called for.
 """
 
 from __future__ import annotations
@@ -14,21 +17,36 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from internal.config.sla_config import SlaConfig
-from internal.store.evaluate_repo import ALERT_WRITE_LOCK, ALERTS_CHANNEL, evaluate_batch
+from internal.config.sla_config import SlaConfig, parse_config
+from internal.sla.model import Status
+from internal.sla.ticket_sla import Event
+from internal.store import ingest_repo
+from internal.store.evaluate_repo import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.configs import config_text
 from support.events import event
 
-_INSERT = """
-INSERT INTO alerts (tenant_id, ticket_id, clock, kind, escalation_level, due_at, priority,
-                    customer_tier, policy_version)
-SELECT %(tenant)s, t, 'response', %(kind)s, %(level)s, now(), %(priority)s, %(tier)s, 'test'
-FROM unnest(%(tickets)s::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n
-RETURNING alert_id
-"""
+# A Monday, 13:00 in Berlin: hours of emea_office's working day lie behind it, so high/silver's
+# thresholds are counted back on working time as on 24x7.
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+# The config the `config_path` fixture writes (the same version the test servers run).
+CONFIG = parse_config(config_text())
 
 _serial = itertools.count()
+# One writer at a time: two evaluations at NOW would share each other's due clocks (SKIP LOCKED),
+# and each call must return the alerts of its own tickets.
+_one_writer = threading.Lock()
+
+# A session whose pg_notify drops the notification: a NOTIFY lost on its way, for the tests of
+# what the stream does when one never comes. The evaluator's SQL names pg_notify unqualified,
+# so a schema searched before pg_catalog replaces it for this session only.
+_LOSE_NOTIFY = """
+CREATE SCHEMA IF NOT EXISTS lost_notify;
+CREATE OR REPLACE FUNCTION lost_notify.pg_notify(text, text) RETURNS void
+    LANGUAGE sql AS 'SELECT NULL';
+SET search_path = lost_notify, pg_catalog, public;
+"""
 
 
 @dataclass(frozen=True)
@@ -40,28 +58,45 @@ class Shape:
     tenant: str = "default"
 
 
+def _created_at(shape: Shape, config: SlaConfig) -> datetime:
+    """When a ticket of `shape` must have been created for its response clock to be just past
+    the step of `shape.level` at NOW."""
+    (step,) = [s for s in config.ladder.steps if s.level == shape.level]
+    assert step.kind.value == shape.kind, f"level {shape.level} is a {step.kind} step"
+    targets = config.targets(shape.priority, shape.tier)
+    assert targets is not None, shape
+    created = NOW - timedelta(seconds=step.seconds(targets.response) + 1)
+    counted = targets.calendar.working_seconds(created, NOW)
+    assert counted == step.seconds(targets.response) + 1, "NOW is too early in the working day"
+    return created
+
+
 def write_alerts(
     database_url: str, count: int, shape: Shape = Shape(), *, notify: bool = True
 ) -> list[int]:
-    """Insert `count` alerts in one transaction; their ids, ascending."""
-    tickets = [f"A-{uuid.uuid4().hex[:8]}-{next(_serial)}" for _ in range(count)]
-    with psycopg.connect(database_url) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
-        rows = conn.execute(
-            _INSERT,
-            {
-                "tenant": shape.tenant,
-                "kind": shape.kind,
-                "level": shape.level,
-                "priority": shape.priority,
-                "tier": shape.tier,
-                "tickets": tickets,
-            },
-        ).fetchall()
-        ids = sorted(int(r[0]) for r in rows)
-        if notify and ids:
-            conn.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, str(ids[-1])))
-    return ids
+    """`count` alerts of `shape`, raised by one evaluation batch; their ids, ascending. With
+    `notify` False, the batch's NOTIFY is lost (see _LOSE_NOTIFY)."""
+    created = _created_at(shape, CONFIG)
+    events = [
+        Event(
+            f"A-{uuid.uuid4().hex[:8]}-{next(_serial)}",
+            shape.priority,
+            shape.tier,
+            Status.OPEN,
+            created,
+            created,
+        )
+        for _ in range(count)
+    ]
+    targets = CONFIG.targets(shape.priority, shape.tier)
+    assert targets is not None
+    with _one_writer, psycopg.connect(database_url, autocommit=True) as conn:
+        ingest_repo.ingest(conn, shape.tenant, events, lambda p, t: targets, CONFIG.rules)
+        if not notify:
+            conn.execute(_LOSE_NOTIFY)
+        batch = evaluate_batch(conn, CONFIG, NOW, limit=max(1000, count))
+    assert len(batch.alerts) == count, "the evaluator raised other alerts than those asked for"
+    return sorted(batch.alerts)
 
 
 def stored_ids(database_url: str, after: int = 0) -> list[int]:
@@ -116,16 +151,16 @@ def breach_by_evaluation(
     minutes_ago: float = 20,
     metadata: tuple[tuple[str, str], ...] = (),
 ) -> list[int]:
-    """The real path: ingest an open high/gold ticket created `minutes_ago` (past its 15-minute
-    response target), then run one evaluation batch; the ids of the alerts it wrote (of every
-    tenant with clocks due). `metadata` carries the ingesting tenant's token."""
-    now = datetime.now(UTC)
+    """The whole path from the API: ingest through `stub` an open high/gold ticket created
+    `minutes_ago` before NOW (past its 15-minute response target), then run one evaluation batch
+    at NOW; the ids of the alerts it wrote (of every tenant with clocks due). `metadata` carries
+    the ingesting tenant's token."""
     stub.IngestTickets(
         pb.IngestTicketsRequest(
-            events=[event(ticket_id, created=now - timedelta(minutes=minutes_ago))]
+            events=[event(ticket_id, created=NOW - timedelta(minutes=minutes_ago))]
         ),
         timeout=30,
         metadata=metadata,
     )
-    with psycopg.connect(database_url) as conn:
-        return evaluate_batch(conn, config, now).alerts
+    with _one_writer, psycopg.connect(database_url) as conn:
+        return evaluate_batch(conn, config, NOW).alerts
