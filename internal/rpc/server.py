@@ -35,12 +35,12 @@ from internal.obs.settings import OpsSettings
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.auth import AuthInterceptor
+from internal.rpc.decoding import add_ticket_service
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool, ping
 from internal.store.migrate import migrate
 from internal.store.policy_reload import ConfigReload, start_config_reload
 from slawatch.v1 import ticket_service_pb2 as pb
-from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def start_server(
         # Observability first, so that refusals by authentication are logged and counted too.
         interceptors=[ObservabilityInterceptor(), AuthInterceptor(auth)],
     )
-    pb_grpc.add_TicketServiceServicer_to_server(
+    add_ticket_service(
         TicketService(
             pool,
             config,
