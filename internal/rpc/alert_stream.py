@@ -29,7 +29,7 @@ from internal.rpc import convert
 from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
 from internal.rpc.call_control import end_call
 from internal.rpc.errors import abort_bad_request
-from internal.rpc.validation import Violation
+from internal.rpc.validation import Violation, check_filter
 from internal.store import alert_repo
 from internal.store.alert_repo import AlertFilter
 from internal.store.db import UNREACHABLE_ERRORS
@@ -88,6 +88,8 @@ def parse_request(
             kinds.add(KIND_FROM_PB[kind])
     if request.min_escalation_level < 0:
         violations.append(Violation("min_escalation_level", "must not be negative"))
+    check_filter(request.priorities, "priorities", violations)
+    check_filter(request.customer_tiers, "customer_tiers", violations)
     wanted = AlertFilter(
         tenant=tenant,
         kinds=frozenset(kinds),

@@ -36,6 +36,7 @@ from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.auth import AuthInterceptor
 from internal.rpc.decoding import add_ticket_service
+from internal.rpc.page_token import PageTokens
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool, ping
 from internal.store.migrate import migrate
@@ -170,9 +171,14 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 def start_server(
-    settings: Settings, *, bind: str = "[::]", streams: StreamOptions | None = None
+    settings: Settings,
+    *,
+    bind: str = "[::]",
+    streams: StreamOptions | None = None,
+    page_tokens: PageTokens | None = None,
 ) -> RunningServer:
     streams = streams or StreamOptions.from_env()
+    page_tokens = page_tokens or PageTokens.from_env(settings.database_url)
     auth = authenticator_for(settings)
     credentials = server_credentials(settings)
     config = ConfigHolder(load_config(settings.sla_config_path))
@@ -207,6 +213,7 @@ def start_server(
             pool,
             config,
             max_batch_events=settings.max_batch_events,
+            page_tokens=page_tokens,
             alerts=hub,
             stream_options=streams,
         ),
