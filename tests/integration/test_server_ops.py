@@ -227,3 +227,35 @@ def test_calls_are_refused_at_once_while_the_database_is_known_down(
             wait_for(lambda: _get_ok(stub, "before"), timeout=5)
     finally:
         running.stop(grace=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SLAWATCH_MAX_STREAMS", "-1"),
+        ("SLAWATCH_STREAM_QUEUE_SIZE", "lots"),
+        ("SLAWATCH_PAGE_TOKEN_KEY", "short"),
+    ],
+)
+def test_a_bad_stream_or_page_token_setting_is_one_line_and_exit_2(
+    database_url: str, config_path: Path, name: str, value: str
+) -> None:
+    """The real entry point refuses the setting with a message naming it, no traceback."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        SLA_CONFIG_PATH=str(config_path),
+        SLAWATCH_GRPC_PORT=str(free_port()),
+        SLAWATCH_INSECURE_DEV="1",
+        SLAWATCH_METRICS_PORT="0",
+    )
+    env[name] = value
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "cmd/slawatch-server/main.py")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert name.encode() in done.stderr
+    assert b"Traceback" not in done.stderr
