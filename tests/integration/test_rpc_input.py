@@ -142,8 +142,8 @@ def call(channel: grpc.Channel, method: str, request: Message) -> None:
 CASES = [
     (method, path, kind)
     for method, make in VALID.items()
-    for path, _, _, _ in string_fields(make())
-    for kind in [*HOSTILE, "101 values"]
+    for path, _, _, repeated in string_fields(make())
+    for kind in [*HOSTILE, *(["101 values"] if repeated else [])]
 ]
 
 
@@ -158,8 +158,6 @@ def test_every_string_field_of_every_rpc_is_validated_alike(
         if found_path != path:
             continue
         if kind == "101 values":
-            if not repeated:
-                pytest.skip("a single value")
             getattr(holder, name).extend(["a"] * 101)
         elif repeated:
             getattr(holder, name).append(HOSTILE[kind])
@@ -200,10 +198,12 @@ def test_a_forged_page_token_is_invalid_argument_naming_page_token(
         assert [v.field for v in violations(info.value)] == ["page_token"]
 
 
-def seed_dashboard(stub: pb_grpc.TicketServiceStub, n: int, **metadata: str) -> None:
-    md = tuple(metadata.items())
+def seed_dashboard(
+    stub: pb_grpc.TicketServiceStub, n: int, metadata: tuple[tuple[str, str], ...] = ()
+) -> None:
     stub.IngestTickets(
-        pb.IngestTicketsRequest(events=[event(f"SECRET-{i}") for i in range(n)]), metadata=md
+        pb.IngestTicketsRequest(events=[event(f"SECRET-{i}") for i in range(n)]),
+        metadata=metadata,
     )
 
 
@@ -268,19 +268,15 @@ def test_a_page_token_of_one_tenant_is_refused_for_another(
     two_tenants: pb_grpc.TicketServiceStub,
 ) -> None:
     """Same filter, same server, another tenant: the token is refused, naming page_token."""
-    acme = {"authorization": "Bearer acme-reader-secret"}
+    acme = (("authorization", "Bearer acme-reader-secret"),)
     globex = (("authorization", "Bearer globex-reader-secret"),)
-    for md in (acme, dict(globex)):
-        seed_dashboard(two_tenants, 3, **md)
-    token = two_tenants.GetDashboard(
-        pb.GetDashboardRequest(page_size=1), metadata=tuple(acme.items())
-    ).next_page_token
-    assert two_tenants.GetDashboard(
-        pb.GetDashboardRequest(page_size=1, page_token=token), metadata=tuple(acme.items())
-    ).tickets
+    for md in (acme, globex):
+        seed_dashboard(two_tenants, 3, md)
+    first = pb.GetDashboardRequest(page_size=1)
+    token = two_tenants.GetDashboard(first, metadata=acme).next_page_token
+    next_page = pb.GetDashboardRequest(page_size=1, page_token=token)
+    assert two_tenants.GetDashboard(next_page, metadata=acme).tickets
     with pytest.raises(grpc.RpcError) as info:
-        two_tenants.GetDashboard(
-            pb.GetDashboardRequest(page_size=1, page_token=token), metadata=globex
-        )
+        two_tenants.GetDashboard(next_page, metadata=globex)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert [v.field for v in violations(info.value)] == ["page_token"]
