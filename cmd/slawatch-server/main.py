@@ -35,7 +35,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    except SecurityConfigError as err:
+    except (SecurityConfigError, SettingsError) as err:
+        # Settings read as the server starts (streams, page tokens) fail like the others.
         print(f"slawatch-server: {err}", file=sys.stderr)
         return 2
     return 0

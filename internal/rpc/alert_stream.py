@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import grpc
 import psycopg_pool
 
+from internal.config.settings import env_int, env_number
 from internal.rpc import convert
 from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
 from internal.rpc.call_control import end_call
 from internal.rpc.errors import abort_bad_request
-from internal.rpc.validation import Violation
+from internal.rpc.validation import Violation, check_filter
 from internal.store import alert_repo
 from internal.store.alert_repo import AlertFilter
 from internal.store.db import UNREACHABLE_ERRORS
@@ -61,15 +62,18 @@ class StreamOptions:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamOptions:
+        """The options, or SettingsError naming the variable (the server exits 2 with it)."""
         env = os.environ if env is None else env
-        defaults = cls()
+        d = cls()
         return cls(
-            max_streams=int(env.get("SLAWATCH_MAX_STREAMS") or defaults.max_streams),
-            max_streams_per_tenant=int(
-                env.get("SLAWATCH_MAX_STREAMS_PER_TENANT") or defaults.max_streams_per_tenant
+            max_streams=env_int(env, "SLAWATCH_MAX_STREAMS", d.max_streams, minimum=1),
+            max_streams_per_tenant=env_int(
+                env, "SLAWATCH_MAX_STREAMS_PER_TENANT", d.max_streams_per_tenant, minimum=1
             ),
-            queue_size=int(env.get("SLAWATCH_STREAM_QUEUE_SIZE") or defaults.queue_size),
-            poll_interval=float(env.get("SLAWATCH_STREAM_POLL_SECONDS") or defaults.poll_interval),
+            queue_size=env_int(env, "SLAWATCH_STREAM_QUEUE_SIZE", d.queue_size, minimum=1),
+            poll_interval=env_number(
+                env, "SLAWATCH_STREAM_POLL_SECONDS", d.poll_interval, minimum=0.01, maximum=3600
+            ),
         )
 
 
@@ -88,6 +92,8 @@ def parse_request(
             kinds.add(KIND_FROM_PB[kind])
     if request.min_escalation_level < 0:
         violations.append(Violation("min_escalation_level", "must not be negative"))
+    check_filter(request.priorities, "priorities", violations)
+    check_filter(request.customer_tiers, "customer_tiers", violations)
     wanted = AlertFilter(
         tenant=tenant,
         kinds=frozenset(kinds),

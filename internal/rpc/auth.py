@@ -14,37 +14,8 @@ from typing import Any
 
 import grpc
 
-from internal.config.tokens import (
-    DEV_PRINCIPAL,
-    DEV_TENANT,
-    AuthConfigError,
-    Authenticator,
-    Principal,
-    Role,
-    TokenBucket,
-    hash_token,
-    load_tokens,
-    parse_tokens,
-)
+from internal.config.tokens import DEV_PRINCIPAL, Authenticator, Principal, Role
 from slawatch.v1 import ticket_service_pb2 as pb
-
-# Names that callers imported from here before tokens moved to internal.config.
-__all__ = [
-    "DEV_PRINCIPAL",
-    "DEV_TENANT",
-    "METHOD_ROLES",
-    "SERVICE_PREFIX",
-    "AuthConfigError",
-    "AuthInterceptor",
-    "Authenticator",
-    "Principal",
-    "Role",
-    "TokenBucket",
-    "current_principal",
-    "hash_token",
-    "load_tokens",
-    "parse_tokens",
-]
 
 SERVICE_PREFIX = "/" + pb.DESCRIPTOR.services_by_name["TicketService"].full_name + "/"
 
@@ -126,8 +97,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if not method.startswith(SERVICE_PREFIX) or handler is None:
             return handler  # health, reflection, unknown methods: not ours to guard
-        role = METHOD_ROLES[method[len(SERVICE_PREFIX) :]]
         streaming = handler.unary_stream is not None
+        role = METHOD_ROLES.get(method[len(SERVICE_PREFIX) :])
+        if role is None:  # an RPC added to the proto but not here: nobody may call it
+            return _refuse(
+                grpc.StatusCode.PERMISSION_DENIED, f"{method} has no roles configured", streaming
+            )
         if self._auth.open_dev:
             principal: Principal | None = DEV_PRINCIPAL
         else:

@@ -1,8 +1,14 @@
-"""gRPC error answers with google.rpc details, so clients see every bad field by path."""
+"""gRPC error answers with google.rpc details, so clients see the bad fields by path.
+
+The answer travels in trailing metadata, which gRPC clients refuse beyond 8 KB (soft limit,
+16 KB hard): the caller would then see RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT. So an
+answer carries the first MAX_VIOLATIONS violations, within MAX_DETAIL_BYTES, and one more entry
+saying how many were left out; fixing those and resending shows the rest.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import NoReturn
 
 import grpc
@@ -12,33 +18,58 @@ from grpc_status import rpc_status
 
 from internal.rpc.validation import Violation
 
-
-class BadRequest(Exception):
-    def __init__(self, violations: Iterable[Violation]) -> None:
-        self.violations = list(violations)
-        super().__init__(self.summary())
-
-    def summary(self) -> str:
-        shown = "; ".join(f"{v.field}: {v.description}" for v in self.violations[:5])
-        more = len(self.violations) - 5
-        return shown + (f" (and {more} more)" if more > 0 else "")
+MAX_VIOLATIONS = 100
+# Of field paths and descriptions together; what the detail adds in framing stays well below the
+# difference to the soft limit.
+MAX_DETAIL_BYTES = 3000
+MAX_DESCRIPTION = 200
+IN_MESSAGE = 5
 
 
-def abort_bad_request(context: grpc.ServicerContext, violations: Iterable[Violation]) -> NoReturn:
-    error = BadRequest(violations)
-    detail = any_pb2.Any()
-    detail.Pack(
-        error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in error.violations
-            ]
+def _clip(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def capped(violations: Sequence[Violation]) -> tuple[list[Violation], int]:
+    """The violations an answer carries (descriptions clipped) and how many it leaves out."""
+    shown: list[Violation] = []
+    size = 0
+    for v in violations[:MAX_VIOLATIONS]:
+        clipped = Violation(_clip(v.field), _clip(v.description))
+        size += len(clipped.field.encode()) + len(clipped.description.encode())
+        if size > MAX_DETAIL_BYTES:
+            break
+        shown.append(clipped)
+    return shown, len(violations) - len(shown)
+
+
+def summary(violations: Sequence[Violation], total: int) -> str:
+    """The status message: the first few violations, and how many more there are."""
+    shown = "; ".join(f"{v.field}: {v.description}" for v in violations[:IN_MESSAGE])
+    more = total - min(len(violations), IN_MESSAGE)
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def abort_bad_request(context: grpc.ServicerContext, violations: Sequence[Violation]) -> NoReturn:
+    shown, left_out = capped(violations)
+    entries = [
+        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+        for v in shown
+    ]
+    if left_out:
+        # Field "" is the request as a whole.
+        entries.append(
+            error_details_pb2.BadRequest.FieldViolation(
+                field="",
+                description=f"{left_out} more violations left out (the first {len(shown)} shown)",
+            )
         )
-    )
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.BadRequest(field_violations=entries))
     status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=error.summary(), details=[detail]
+        code=code_pb2.INVALID_ARGUMENT,
+        message=summary(shown, len(violations)),
+        details=[detail],
     )
     context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("unreachable: abort_with_status raises")

@@ -35,12 +35,13 @@ from internal.obs.settings import OpsSettings
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.auth import AuthInterceptor
+from internal.rpc.decoding import add_ticket_service
+from internal.rpc.page_token import PageTokens
 from internal.rpc.ticket_service import TicketService
-from internal.store.db import make_pool, ping
+from internal.store.db import FailFastPool, make_pool, ping
 from internal.store.migrate import migrate
 from internal.store.policy_reload import ConfigReload, start_config_reload
 from slawatch.v1 import ticket_service_pb2 as pb
-from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,18 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
 
 
 class DatabaseHealth:
-    """Polls the database and flips the health status of both service names with it."""
+    """Polls the database and flips the health status of both service names with it, and the
+    pool's fail-fast flag: while the database is down, calls are refused at once."""
 
-    def __init__(self, servicer: health.HealthServicer, database_url: str, interval: float) -> None:
+    def __init__(
+        self,
+        servicer: health.HealthServicer,
+        database_url: str,
+        interval: float,
+        pool: FailFastPool | None = None,
+    ) -> None:
         self._servicer = servicer
+        self._pool = pool
         self._url = database_url
         self._interval = interval
         self._stop = threading.Event()
@@ -87,6 +96,8 @@ class DatabaseHealth:
                 "SERVING" if up else "NOT_SERVING",
             )
             self.serving = up
+            if self._pool is not None:
+                self._pool.mark_reachable(up)
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if up
@@ -170,9 +181,14 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 def start_server(
-    settings: Settings, *, bind: str = "[::]", streams: StreamOptions | None = None
+    settings: Settings,
+    *,
+    bind: str = "[::]",
+    streams: StreamOptions | None = None,
+    page_tokens: PageTokens | None = None,
 ) -> RunningServer:
     streams = streams or StreamOptions.from_env()
+    page_tokens = page_tokens or PageTokens.from_env(settings.database_url)
     auth = authenticator_for(settings)
     credentials = server_credentials(settings)
     config = ConfigHolder(load_config(settings.sla_config_path))
@@ -202,11 +218,12 @@ def start_server(
         # Observability first, so that refusals by authentication are logged and counted too.
         interceptors=[ObservabilityInterceptor(), AuthInterceptor(auth)],
     )
-    pb_grpc.add_TicketServiceServicer_to_server(
+    add_ticket_service(
         TicketService(
             pool,
             config,
             max_batch_events=settings.max_batch_events,
+            page_tokens=page_tokens,
             alerts=hub,
             stream_options=streams,
         ),
@@ -229,7 +246,9 @@ def start_server(
         hub.close()
         pool.close()
         raise RuntimeError(f"cannot listen on {bind}:{settings.grpc_port}")
-    db_health = DatabaseHealth(health_servicer, settings.database_url, HEALTH_INTERVAL_SECONDS)
+    db_health = DatabaseHealth(
+        health_servicer, settings.database_url, HEALTH_INTERVAL_SECONDS, pool
+    )
     db_health.start()
     watcher = start_config_reload(config, settings.sla_config_path, pool)
     server.start()

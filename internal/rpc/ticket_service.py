@@ -66,10 +66,12 @@ class TicketService(pb_grpc.TicketServiceServicer):
         *,
         max_batch_events: int = 1000,
         now: Callable[[], datetime] = utc_now,
+        page_tokens: page_token.PageTokens,
         alerts: AlertHub | None = None,
         stream_options: StreamOptions | None = None,
     ) -> None:
         self._pool = pool
+        self._page_tokens = page_tokens
         self._alerts = alerts
         self._stream_options = stream_options or StreamOptions()
         self._config = config
@@ -165,9 +167,15 @@ class TicketService(pb_grpc.TicketServiceServicer):
         after = None
         if request.page_token:
             try:
-                after = page_token.decode(request.page_token, fingerprint)
+                after = self._page_tokens.decode(request.page_token, tenant, fingerprint)
             except page_token.PageTokenError as err:
                 violations.append(Violation("page_token", str(err)))
+            else:
+                # Authentic, yet checked like any field: it is what reaches the query.
+                found: list[Violation] = []
+                check_text(after[1], "page_token", found)
+                if found:
+                    violations.append(Violation("page_token", "malformed page token"))
         if violations:
             abort_bad_request(context, violations)
 
@@ -186,7 +194,8 @@ class TicketService(pb_grpc.TicketServiceServicer):
         )
         if len(rows) > size:
             last = page[-1].ticket
-            response.next_page_token = page_token.encode(
+            response.next_page_token = self._page_tokens.encode(
+                tenant,
                 last["urgent_at"],
                 str(last["ticket_id"]),
                 fingerprint,

@@ -59,15 +59,20 @@ def _timestamp(
     return to_datetime(ts)
 
 
-def check_text(value: str, field: str, out: list[Violation], max_len: int = MAX_TICKET_ID) -> None:
-    """Identifiers and filter values: required, bounded, and printable (PostgreSQL text cannot
-    hold NUL, and control characters in an id are always a client bug)."""
+def check_text(value: str, field: str, out: list[Violation], max_len: int = MAX_TICKET_ID) -> bool:
+    """Every string of every request (ids, priorities, tiers, filter values, the contents of page
+    tokens): required, bounded, and printable: no NUL (PostgreSQL text cannot hold it), no lone
+    surrogate (not encodable), no control characters (always a client bug). True when it added
+    a violation."""
     if not value:
         out.append(Violation(field, "required"))
     elif len(value) > max_len:
         out.append(Violation(field, f"longer than {max_len} characters"))
     elif not value.isprintable():
         out.append(Violation(field, "contains control characters"))
+    else:
+        return False
+    return True
 
 
 MAX_FILTER_VALUES = 100
@@ -121,9 +126,13 @@ def _check(
     found: list[Violation] = []
     check_text(e.ticket_id, f"{path}.ticket_id", found)
     if e.priority not in config.policies:
-        known = ", ".join(sorted(config.policies))
-        found.append(Violation(f"{path}.priority", f"unknown priority (known: {known})"))
-    elif config.targets(e.priority, e.customer_tier) is None:
+        # Checked like every string field first; a value that passes is named unknown.
+        if not check_text(e.priority, f"{path}.priority", found):
+            known = ", ".join(sorted(config.policies))
+            found.append(Violation(f"{path}.priority", f"unknown priority (known: {known})"))
+    elif config.targets(e.priority, e.customer_tier) is None and not check_text(
+        e.customer_tier, f"{path}.customer_tier", found
+    ):
         known = ", ".join(sorted(config.policies[e.priority]))
         found.append(
             Violation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -11,6 +12,12 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+
+class DatabaseDown(psycopg_pool.PoolTimeout):
+    """Refused without waiting: the health probe last found the database unreachable. A kind of
+    PoolTimeout, so every caller already handles it as one."""
+
+
 # Raised by the pool or a connection when PostgreSQL cannot be reached; callers answer
 # UNAVAILABLE (safe to retry) rather than INTERNAL.
 UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -18,6 +25,32 @@ UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
     psycopg_pool.PoolTimeout,
     psycopg_pool.PoolClosed,
 )
+
+
+class FailFastPool(psycopg_pool.ConnectionPool):
+    """A pool that refuses at once while the database is known to be down.
+
+    During an outage every checkout would otherwise wait the whole pool timeout before failing,
+    and under load the server's threads pile up behind it. Whoever probes the database (the
+    server's health loop, once a second with a fresh connection) calls `mark_reachable`; no one
+    else does, so a process without a probe (the worker) never fails fast. The probe that finds
+    the database back clears the flag, so recovery is noticed within one probe interval.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._down = threading.Event()
+
+    def mark_reachable(self, up: bool) -> None:
+        if up:
+            self._down.clear()
+        else:
+            self._down.set()
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        if self._down.is_set():
+            raise DatabaseDown(f"database unreachable (pool {self.name!r}); not waiting")
+        return super().getconn(timeout)
 
 
 # A connection handed back less than this long ago is not checked again on checkout: the check is
@@ -42,11 +75,11 @@ def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
 
 def make_pool(
     database_url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 5.0
-) -> psycopg_pool.ConnectionPool:
+) -> FailFastPool:
     """A pool whose connections are checked on checkout when they have been idle, so that a
     restarted database is picked up again without restarting the process; each thread takes its
     own connection."""
-    pool = psycopg_pool.ConnectionPool(
+    pool = FailFastPool(
         database_url,
         min_size=min_size,
         max_size=max_size,

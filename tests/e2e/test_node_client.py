@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from internal.rpc.auth import hash_token
+from internal.config.tokens import hash_token
 from internal.rpc.server import RunningServer, start_server
 from internal.store.evaluate_repo import evaluate_batch
 from support.env import ROOT, make_settings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from internal.rpc.auth import hash_token
+from internal.config.tokens import hash_token
 from internal.rpc.server import RunningServer, start_server
 from support.env import ROOT, make_settings
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from internal.config.tokens import hash_token
 from internal.rpc.alert_stream import StreamOptions
-from internal.rpc.auth import hash_token
 from internal.rpc.server import start_server
 from slawatch import AlertWatch, SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
