@@ -260,17 +260,12 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_clients(app: web.Application) -> None:
     """On shutdown every WebSocket gets 1001 with the id to resume from, and a bounded wait."""
-    registry = app[CLIENTS]
-    clients = list(registry)
+    clients = list(app[CLIENTS])
     await asyncio.gather(
         *(
-            asyncio.wait_for(
-                c.ws.close(
-                    code=CLOSE_GOING_AWAY,
-                    message=f"bridge shutting down; reconnect with after={c.last_alert_id}"[
-                        :123
-                    ].encode(),
-                ),
+            c.close(
+                CLOSE_GOING_AWAY,
+                f"bridge shutting down; reconnect with after={c.last_alert_id}",
                 SHUTDOWN_CLOSE_SECONDS,
             )
             for c in clients

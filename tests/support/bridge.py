@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -108,3 +109,28 @@ async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> lis
         if message["type"] == "alert":
             ids.append(message["alert"]["alert_id"])
     return ids
+
+
+def silent_ws_client(port: int, query: str = "", rcvbuf: int = 4096) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads: its receive buffer
+    is `rcvbuf` bytes (set before connecting, so the TCP window stays small), and the handshake
+    answer is read byte by byte so that nothing after it is consumed. The caller closes it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(WS_TIMEOUT)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        (
+            f"GET /ws/alerts{'?' + query if query else ''} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"the bridge closed during the handshake: {answer!r}"
+        answer += byte
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
