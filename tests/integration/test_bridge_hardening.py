@@ -15,7 +15,7 @@ import aiohttp
 from internal.embedded.ports import free_port
 from internal.rpc.server import RunningServer
 from support.alerts import write_alerts
-from support.bridge import receive, run_bridge, silent_ws_client
+from support.bridge import WS_TIMEOUT, alerts_until, receive, run_bridge, silent_ws_client
 from support.ops import scrape_when_up, value
 from support.servers import wait_for
 
@@ -70,3 +70,39 @@ def test_a_client_that_never_reads_is_dropped_and_frees_its_slot(
                     return await receive(ws)
 
             assert asyncio.run(new_client())["type"] == "hello"
+
+
+def test_replays_do_not_wait_for_clients_that_never_read(
+    server: RunningServer, database_url: str
+) -> None:
+    """Every replay slot is taken by a client resuming from before the ring that never reads;
+    another client resuming from before the ring still gets its whole replay and live alerts,
+    each once, because a replay holds a slot only while it reads from the server."""
+    slots = 2
+    with run_bridge(
+        f"127.0.0.1:{server.port}",
+        SLAWATCH_BRIDGE_RING_SIZE="5",
+        SLAWATCH_BRIDGE_REPLAY_SLOTS=str(slots),
+        SLAWATCH_BRIDGE_HEARTBEAT_SECONDS=NO_PINGS,
+    ) as bridge:
+        bridge.wait_up()
+        first = write_alerts(database_url, 1)[0]
+        # Several MB of replay each: more than the silent clients' socket buffers take.
+        ids = write_alerts(database_url, 30_000)
+        bridge.wait_position(ids[-1])
+        silent = [silent_ws_client(bridge.port, f"after={first}") for _ in range(slots)]
+        with closing_all(silent):
+
+            async def resuming() -> list[int]:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.ws_connect(f"{bridge.ws_url}?after={first}") as ws,
+                ):
+                    assert (await receive(ws))["type"] == "hello"
+                    got = await alerts_until(ws, ids[-1])
+                    more = await asyncio.to_thread(write_alerts, database_url, 2)
+                    return got + await alerts_until(ws, more[-1])
+
+            got = asyncio.run(asyncio.wait_for(resuming(), WS_TIMEOUT))
+    assert got[: len(ids)] == ids
+    assert len(got) == len(set(got)) == len(ids) + 2
