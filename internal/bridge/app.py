@@ -25,7 +25,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 
 from internal.bridge import codec
-from internal.bridge.auth import BridgeAuth, RedactingAccessLogger
+from internal.bridge.auth import BridgeAuth
 from internal.bridge.client import (
     CLIENTS,
     CLOSE_FORBIDDEN,
@@ -37,6 +37,7 @@ from internal.bridge.client import (
     refuse,
     serve_client,
 )
+from internal.bridge.request_logs import RedactingAccessLogger, install_bad_request_log
 from internal.bridge.settings import BridgeSettings
 from internal.bridge.tenants import FeedRegistry, TooManyClients
 from internal.config.tokens import Role
@@ -260,7 +261,8 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_clients(app: web.Application) -> None:
     """On shutdown every WebSocket gets 1001 with the id to resume from, and a bounded wait."""
-    clients = list(app[CLIENTS])
+    registry = app[CLIENTS]
+    clients = list(registry)
     await asyncio.gather(
         *(
             c.close(
@@ -295,6 +297,7 @@ async def serve(settings: BridgeSettings) -> None:
 
     BridgeSettingsError when the token configuration is unusable, before anything listens."""
     auth = await asyncio.to_thread(BridgeAuth.from_settings, settings)
+    install_bad_request_log()
     runner = web.AppRunner(
         make_app(settings, auth),
         shutdown_timeout=SHUTDOWN_CLOSE_SECONDS,
