@@ -106,3 +106,65 @@ def test_replays_do_not_wait_for_clients_that_never_read(
             got = asyncio.run(asyncio.wait_for(resuming(), WS_TIMEOUT))
     assert got[: len(ids)] == ids
     assert len(got) == len(set(got)) == len(ids) + 2
+
+
+LEAKED = "leak-me-7f3a9c"
+
+
+def raw_request(port: int, request: bytes) -> bytes:
+    """Send `request` as is on a new connection; whatever the bridge answers before closing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WS_TIMEOUT) as sock:
+        sock.sendall(request)
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and b"Connection: close" not in answer:
+                    break
+        return answer
+
+
+def test_bad_requests_and_token_parameters_never_put_a_token_in_the_log(
+    server: RunningServer,
+) -> None:
+    """Request lines aiohttp cannot parse (NUL, DEL, too long, a bad header beside an
+    Authorization header) are answered 400 and logged as one short line without the request,
+    and a flood of them as few lines; no traceback is logged. A token passed as `token`, `TOKEN`
+    or `Token` is shown as REDACTED in the access log."""
+    with run_bridge(f"127.0.0.1:{server.port}") as bridge:
+        bridge.wait_up()
+        bad = [
+            f"GET /ws/alerts?token={LEAKED}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            f"GET /ws/alerts?token={LEAKED}\x7f HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            f"GET /api/dashboard?token={LEAKED}{'x' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            (
+                f"GET /api/dashboard HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LEAKED}\r\n"
+                f"X-Bad: {LEAKED}\x00\r\n\r\n"
+            ).encode(),
+        ]
+        for _ in range(20):
+            for request in bad:
+                assert (
+                    raw_request(bridge.port, request)
+                    .split(b"\r\n")[0]
+                    .endswith(b" 400 Bad Request")
+                )
+        for query in ("token", "TOKEN", "Token"):
+            answer = raw_request(
+                bridge.port,
+                f"GET /api/dashboard?{query}={LEAKED}&x=1 HTTP/1.1\r\nHost: x\r\n"
+                "Connection: close\r\n\r\n".encode(),
+            )
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+
+        def logged() -> str:
+            return bridge.log_path.read_text(errors="replace")
+
+        wait_for(lambda: "/api/dashboard?Token=REDACTED&x=1" in logged(), what="access logged")
+        log = logged()
+        assert "/api/dashboard?TOKEN=REDACTED&x=1" in log
+        assert LEAKED not in log
+        assert "Traceback" not in log
+        bad_lines = [line for line in log.splitlines() if '"aiohttp.server"' in line]
+        assert 1 <= len(bad_lines) <= 2, bad_lines
+        assert all('"level": "ERROR"' not in line and len(line) < 500 for line in bad_lines)
