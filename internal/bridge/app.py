@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -58,13 +59,24 @@ HEALTH_PROBE_SECONDS = 2.0
 SHUTDOWN_CLOSE_SECONDS = 3.0
 HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
 UNAUTHORIZED_REASON = "missing or unknown token (Authorization: Bearer <token>, or ?token=)"
-# gRPC statuses of the server's answer to /api/dashboard, as HTTP statuses.
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+# What /api/dashboard answers for the server's gRPC status: the HTTP status and a fixed text.
+# Only INVALID_ARGUMENT passes the server's own message on (it names the bad field); any other
+# status's details may be an internal exception's text and never reach a response body.
+UPSTREAM_ERRORS: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "bad request"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "the server refused the token"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "the token lacks a role the server requires"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "the token's rate limit is reached; retry later"),
+    grpc.StatusCode.UNAVAILABLE: (503, "the server is unavailable; retry later"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (503, "the server did not answer in time; retry later"),
 }
+UPSTREAM_FAILED = (502, "the server could not answer this request")
+MAX_ERROR_CHARS = 300
+# Page tokens are the server's opaque cursors: printable ASCII, far shorter than this.
+MAX_PAGE_TOKEN_CHARS = 1024
+# ?after= is an alert id: plain digits, within the int64 of WatchAlertsRequest.after_alert_id.
+AFTER_PATTERN = re.compile(r"[0-9]{1,19}")
+MAX_ALERT_ID = 2**63 - 1
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -79,18 +91,27 @@ def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
     return urlsplit(origin).netloc == (request.host or "").lower()
 
 
+def parse_after(value: str) -> int | None:
+    """The alert id of `?after=`, or None when it is not one."""
+    if AFTER_PATTERN.fullmatch(value) is None:
+        return None
+    after = int(value)
+    return after if after <= MAX_ALERT_ID else None
+
+
+def valid_page_token(token: str) -> bool:
+    return len(token) <= MAX_PAGE_TOKEN_CHARS and all(" " < c < "\x7f" for c in token)
+
+
 async def ws_alerts(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings.allowed_origins):
         raise web.HTTPForbidden(text="origin not allowed")
     after: int | None = None
     if "after" in request.query:
-        try:
-            after = int(request.query["after"])
-        except ValueError:
-            after = -1
-        if after < 0:
-            raise web.HTTPBadRequest(text="after must be a non-negative alert id")
+        after = parse_after(request.query["after"])
+        if after is None:
+            raise web.HTTPBadRequest(text="after must be an alert id: 0 to 2^63-1, in digits")
     caller = request.app[AUTH].identify(request)
     if caller is None:
         return await refuse(request, CLOSE_UNAUTHORIZED, UNAUTHORIZED_REASON)
@@ -178,6 +199,8 @@ async def api_dashboard(request: web.Request) -> web.Response:
     if Role.READ not in caller.principal.roles:
         return _error(403, f"token {caller.principal.name!r} lacks the 'read' role")
     q = request.query
+    if not valid_page_token(q.get("page_token", "")):
+        return _error(400, "bad query: page_token is not a page token of this server")
     try:
         dashboard_request = pb.GetDashboardRequest(
             page_size=int(q.get("page_size", "50")),
@@ -196,9 +219,19 @@ async def api_dashboard(request: web.Request) -> web.Response:
             metadata=caller.credential.metadata,
         )
     except grpc.aio.AioRpcError as err:
-        status = HTTP_STATUS.get(err.code(), 503)
-        return _error(status, err.details() or err.code().name, code=err.code().name)
+        return _upstream_error(err)
     return web.json_response(codec.dashboard(response))
+
+
+def _upstream_error(err: grpc.aio.AioRpcError) -> web.Response:
+    code = err.code()
+    status, message = UPSTREAM_ERRORS.get(code, UPSTREAM_FAILED)
+    if code == grpc.StatusCode.INVALID_ARGUMENT and err.details():
+        message = (err.details() or "")[:MAX_ERROR_CHARS]
+    elif status == UPSTREAM_FAILED[0]:
+        # The code only: the details may be an exception's text, with data in it.
+        log.warning("GetDashboard failed upstream: %s", code.name)
+    return _error(status, message, code=code.name)
 
 
 async def index(request: web.Request) -> web.FileResponse:

@@ -5,7 +5,9 @@ values, and what the open /healthz shows."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -14,8 +16,18 @@ import aiohttp
 
 from internal.embedded.ports import free_port
 from internal.rpc.server import RunningServer
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import write_alerts
-from support.bridge import WS_TIMEOUT, alerts_until, receive, run_bridge, silent_ws_client
+from support.bridge import (
+    WS_TIMEOUT,
+    alerts_until,
+    get_json,
+    receive,
+    run_bridge,
+    silent_ws_client,
+)
+from support.events import event
 from support.ops import scrape_when_up, value
 from support.servers import wait_for
 
@@ -168,3 +180,62 @@ def test_bad_requests_and_token_parameters_never_put_a_token_in_the_log(
         bad_lines = [line for line in log.splitlines() if '"aiohttp.server"' in line]
         assert 1 <= len(bad_lines) <= 2, bad_lines
         assert all('"level": "ERROR"' not in line and len(line) < 500 for line in bad_lines)
+
+
+def forged(page_token: str, ticket_id: str) -> str:
+    """`page_token` with its ticket id replaced: the token's current (readable) form, as an
+    attacker would rewrite it."""
+    raw = json.loads(base64.urlsafe_b64decode(page_token + "=" * (-len(page_token) % 4)))
+    raw["t"] = ticket_id
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
+INTERNAL_WORDS = ("NUL", "0x00", "psycopg", "text fields", "Traceback", "Exception", "surrogate")
+
+
+def test_forged_page_tokens_and_bad_values_get_a_short_client_error(
+    server: RunningServer, stub: pb_grpc.TicketServiceStub
+) -> None:
+    """/api/dashboard with a page token the bridge can tell is not one (control characters,
+    over-long) is 400 naming page_token; a forged token that only the server can judge is never
+    answered with the server's internal exception text, nor as if the server were down (503):
+    400 with the server's message when it says INVALID_ARGUMENT, else 502 with a fixed text."""
+    stub.IngestTickets(pb.IngestTicketsRequest(events=[event("F-1"), event("F-2")]))
+    with run_bridge(f"127.0.0.1:{server.port}") as bridge:
+        bridge.wait_up()
+        dashboard = f"{bridge.url}/api/dashboard?page_size=1"
+        status, body = get_json(dashboard)
+        assert status == 200 and body["next_page_token"]
+        token = body["next_page_token"]
+        for bad in ("%00", "a%7Fb", "x" * 2000):
+            status, body = get_json(f"{dashboard}&page_token={bad}")
+            assert status == 400 and "page_token" in body["error"], (bad, body)
+        for ticket_id in ("\u0000", "\ud800", "T\u0000" * 50):
+            status, body = get_json(f"{dashboard}&page_token={forged(token, ticket_id)}")
+            assert status in (400, 502), (status, body)
+            assert set(body) == {"error", "code"}
+            assert len(body["error"]) <= 300
+            assert not any(word in body["error"] for word in INTERNAL_WORDS), body
+            if status == 502:
+                assert body["error"] == "the server could not answer this request"
+
+
+def test_after_must_be_an_alert_id_within_int64(server: RunningServer) -> None:
+    """?after= is a non-negative 64-bit alert id in plain digits, else the handshake is 400 (a
+    value beyond int64 used to be accepted and then stall the client for ever)."""
+    with run_bridge(f"127.0.0.1:{server.port}") as bridge:
+        bridge.wait_up()
+
+        async def status(after: str) -> int:
+            async with aiohttp.ClientSession() as session:
+                try:
+                    async with session.ws_connect(f"{bridge.ws_url}?after={after}") as ws:
+                        assert (await receive(ws))["type"] == "hello"
+                        return 101
+                except aiohttp.WSServerHandshakeError as err:
+                    return err.status
+
+        refused = ["9223372036854775808", "99999999999999999999999", "-5", "1e3", "+1", "1_0", ""]
+        assert {a: asyncio.run(status(a)) for a in refused} == {a: 400 for a in refused}
+        assert asyncio.run(status(str(2**63 - 1))) == 101
+        assert asyncio.run(status("0")) == 101
