@@ -162,29 +162,49 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Open (no token), so it reveals no tenant: figures are summed over the tenant feeds."""
-    feeds = [f.feed for f in request.app[FEEDS]]
-    error: str | None
+    """Open (no token), for probes and load balancers: only whether the bridge can serve, i.e.
+    every tenant feed's upstream is up (with no feed: the server answers its health check).
+    A caller with a valid token also gets its own tenant's feed figures; nothing here tells an
+    anonymous caller how many tenants use the bridge or how far their alert ids have got."""
+    registry = request.app[FEEDS]
+    feeds = [f.feed for f in registry]
+    probe_error: str | None = None
     if feeds:
         states = {f.state for f in feeds}
         upstream = next(s for s in ("down", "connecting", "up") if s in states)
-        error = next((f.last_error for f in feeds if f.state != "up" and f.last_error), None)
     else:
-        error = await _probe_server(request.app)
-        upstream = "up" if error is None else "down"
-    positions = [f.position for f in feeds if f.position is not None]
-    body = {
-        "status": "ok" if upstream == "up" else "unavailable",
-        "upstream": upstream,
-        "feeds": len(feeds),
-        "last_alert_id": max(positions) if positions else None,
-        "clients": len(request.app[CLIENTS]),
-        "ring": sum(len(f.ring) for f in feeds),
-        "slow_closed": sum(f.slow_closed for f in feeds),
-        "upstream_connects": sum(f.upstream_connects for f in feeds),
-        "upstream_error": error,
-    }
+        probe_error = await _probe_server(request.app)
+        upstream = "up" if probe_error is None else "down"
+    body: dict[str, Any] = {"status": "ok" if upstream == "up" else "unavailable"}
+    body["upstream"] = upstream
+    caller = request.app[AUTH].identify(request)
+    if caller is not None:
+        body.update(_tenant_figures(registry, caller.principal.tenant, probe_error))
     return web.json_response(body, status=200 if upstream == "up" else 503)
+
+
+def _tenant_figures(registry: FeedRegistry, tenant: str, probe_error: str | None) -> dict[str, Any]:
+    tenant_feed = registry.get(tenant)
+    if tenant_feed is None:
+        return {
+            "tenant_upstream": None,
+            "last_alert_id": None,
+            "clients": 0,
+            "ring": 0,
+            "slow_closed": 0,
+            "upstream_connects": 0,
+            "upstream_error": probe_error,
+        }
+    feed = tenant_feed.feed
+    return {
+        "tenant_upstream": feed.state,
+        "last_alert_id": feed.position,
+        "clients": len(tenant_feed.clients),
+        "ring": len(feed.ring),
+        "slow_closed": feed.slow_closed,
+        "upstream_connects": feed.upstream_connects,
+        "upstream_error": feed.last_error if feed.state != "up" else None,
+    }
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:

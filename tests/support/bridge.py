@@ -34,17 +34,19 @@ class Bridge:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/alerts"
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        return get_json(f"{self.url}/healthz")
+    def health(self, token: str | None = None) -> tuple[int, dict[str, Any]]:
+        """/healthz; with a token it also has that token's tenant's feed figures."""
+        return get_json(f"{self.url}/healthz", token)
 
     def wait_up(self, timeout: float = 60) -> dict[str, Any]:
         wait_for(lambda: self.health()[0] == 200, timeout, "bridge upstream up")
         return self.health()[1]
 
-    def wait_position(self, alert_id: int, timeout: float = 60) -> None:
-        """Until the bridge's feed has received `alert_id`."""
+    def wait_position(self, alert_id: int, timeout: float = 60, token: str | None = None) -> None:
+        """Until the feed of the tenant (of `token`; without tokens the one tenant) has
+        received `alert_id`."""
         wait_for(
-            lambda: (self.health()[1].get("last_alert_id") or 0) >= alert_id,
+            lambda: (self.health(token)[1].get("last_alert_id") or 0) >= alert_id,
             timeout,
             f"bridge received alert {alert_id}",
         )
