@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 
 from internal.bridge import codec
-from internal.bridge.auth import BridgeAuth, RedactingAccessLogger
+from internal.bridge.auth import BridgeAuth
 from internal.bridge.client import (
     CLIENTS,
     CLOSE_FORBIDDEN,
@@ -37,6 +38,7 @@ from internal.bridge.client import (
     refuse,
     serve_client,
 )
+from internal.bridge.request_logs import RedactingAccessLogger, install_bad_request_log
 from internal.bridge.settings import BridgeSettings
 from internal.bridge.tenants import FeedRegistry, TooManyClients
 from internal.config.tokens import Role
@@ -57,13 +59,24 @@ HEALTH_PROBE_SECONDS = 2.0
 SHUTDOWN_CLOSE_SECONDS = 3.0
 HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
 UNAUTHORIZED_REASON = "missing or unknown token (Authorization: Bearer <token>, or ?token=)"
-# gRPC statuses of the server's answer to /api/dashboard, as HTTP statuses.
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+# What /api/dashboard answers for the server's gRPC status: the HTTP status and a fixed text.
+# Only INVALID_ARGUMENT passes the server's own message on (it names the bad field); any other
+# status's details may be an internal exception's text and never reach a response body.
+UPSTREAM_ERRORS: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "bad request"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "the server refused the token"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "the token lacks a role the server requires"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "the token's rate limit is reached; retry later"),
+    grpc.StatusCode.UNAVAILABLE: (503, "the server is unavailable; retry later"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (503, "the server did not answer in time; retry later"),
 }
+UPSTREAM_FAILED = (502, "the server could not answer this request")
+MAX_ERROR_CHARS = 300
+# Page tokens are the server's opaque cursors: printable ASCII, far shorter than this.
+MAX_PAGE_TOKEN_CHARS = 1024
+# ?after= is an alert id: plain digits, within the int64 of WatchAlertsRequest.after_alert_id.
+AFTER_PATTERN = re.compile(r"[0-9]{1,19}")
+MAX_ALERT_ID = 2**63 - 1
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -78,18 +91,27 @@ def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
     return urlsplit(origin).netloc == (request.host or "").lower()
 
 
+def parse_after(value: str) -> int | None:
+    """The alert id of `?after=`, or None when it is not one."""
+    if AFTER_PATTERN.fullmatch(value) is None:
+        return None
+    after = int(value)
+    return after if after <= MAX_ALERT_ID else None
+
+
+def valid_page_token(token: str) -> bool:
+    return len(token) <= MAX_PAGE_TOKEN_CHARS and all(" " < c < "\x7f" for c in token)
+
+
 async def ws_alerts(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings.allowed_origins):
         raise web.HTTPForbidden(text="origin not allowed")
     after: int | None = None
     if "after" in request.query:
-        try:
-            after = int(request.query["after"])
-        except ValueError:
-            after = -1
-        if after < 0:
-            raise web.HTTPBadRequest(text="after must be a non-negative alert id")
+        after = parse_after(request.query["after"])
+        if after is None:
+            raise web.HTTPBadRequest(text="after must be an alert id: 0 to 2^63-1, in digits")
     caller = request.app[AUTH].identify(request)
     if caller is None:
         return await refuse(request, CLOSE_UNAUTHORIZED, UNAUTHORIZED_REASON)
@@ -140,29 +162,49 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Open (no token), so it reveals no tenant: figures are summed over the tenant feeds."""
-    feeds = [f.feed for f in request.app[FEEDS]]
-    error: str | None
+    """Open (no token), for probes and load balancers: only whether the bridge can serve, i.e.
+    every tenant feed's upstream is up (with no feed: the server answers its health check).
+    A caller with a valid token also gets its own tenant's feed figures; nothing here tells an
+    anonymous caller how many tenants use the bridge or how far their alert ids have got."""
+    registry = request.app[FEEDS]
+    feeds = [f.feed for f in registry]
+    probe_error: str | None = None
     if feeds:
         states = {f.state for f in feeds}
         upstream = next(s for s in ("down", "connecting", "up") if s in states)
-        error = next((f.last_error for f in feeds if f.state != "up" and f.last_error), None)
     else:
-        error = await _probe_server(request.app)
-        upstream = "up" if error is None else "down"
-    positions = [f.position for f in feeds if f.position is not None]
-    body = {
-        "status": "ok" if upstream == "up" else "unavailable",
-        "upstream": upstream,
-        "feeds": len(feeds),
-        "last_alert_id": max(positions) if positions else None,
-        "clients": len(request.app[CLIENTS]),
-        "ring": sum(len(f.ring) for f in feeds),
-        "slow_closed": sum(f.slow_closed for f in feeds),
-        "upstream_connects": sum(f.upstream_connects for f in feeds),
-        "upstream_error": error,
-    }
+        probe_error = await _probe_server(request.app)
+        upstream = "up" if probe_error is None else "down"
+    body: dict[str, Any] = {"status": "ok" if upstream == "up" else "unavailable"}
+    body["upstream"] = upstream
+    caller = request.app[AUTH].identify(request)
+    if caller is not None:
+        body.update(_tenant_figures(registry, caller.principal.tenant, probe_error))
     return web.json_response(body, status=200 if upstream == "up" else 503)
+
+
+def _tenant_figures(registry: FeedRegistry, tenant: str, probe_error: str | None) -> dict[str, Any]:
+    tenant_feed = registry.get(tenant)
+    if tenant_feed is None:
+        return {
+            "tenant_upstream": None,
+            "last_alert_id": None,
+            "clients": 0,
+            "ring": 0,
+            "slow_closed": 0,
+            "upstream_connects": 0,
+            "upstream_error": probe_error,
+        }
+    feed = tenant_feed.feed
+    return {
+        "tenant_upstream": feed.state,
+        "last_alert_id": feed.position,
+        "clients": len(tenant_feed.clients),
+        "ring": len(feed.ring),
+        "slow_closed": feed.slow_closed,
+        "upstream_connects": feed.upstream_connects,
+        "upstream_error": feed.last_error if feed.state != "up" else None,
+    }
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -177,6 +219,8 @@ async def api_dashboard(request: web.Request) -> web.Response:
     if Role.READ not in caller.principal.roles:
         return _error(403, f"token {caller.principal.name!r} lacks the 'read' role")
     q = request.query
+    if not valid_page_token(q.get("page_token", "")):
+        return _error(400, "bad query: page_token is not a page token of this server")
     try:
         dashboard_request = pb.GetDashboardRequest(
             page_size=int(q.get("page_size", "50")),
@@ -195,9 +239,19 @@ async def api_dashboard(request: web.Request) -> web.Response:
             metadata=caller.credential.metadata,
         )
     except grpc.aio.AioRpcError as err:
-        status = HTTP_STATUS.get(err.code(), 503)
-        return _error(status, err.details() or err.code().name, code=err.code().name)
+        return _upstream_error(err)
     return web.json_response(codec.dashboard(response))
+
+
+def _upstream_error(err: grpc.aio.AioRpcError) -> web.Response:
+    code = err.code()
+    status, message = UPSTREAM_ERRORS.get(code, UPSTREAM_FAILED)
+    if code == grpc.StatusCode.INVALID_ARGUMENT and err.details():
+        message = (err.details() or "")[:MAX_ERROR_CHARS]
+    elif status == UPSTREAM_FAILED[0]:
+        # The code only: the details may be an exception's text, with data in it.
+        log.warning("GetDashboard failed upstream: %s", code.name)
+    return _error(status, message, code=code.name)
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -264,13 +318,9 @@ async def _close_clients(app: web.Application) -> None:
     clients = list(registry)
     await asyncio.gather(
         *(
-            asyncio.wait_for(
-                c.ws.close(
-                    code=CLOSE_GOING_AWAY,
-                    message=f"bridge shutting down; reconnect with after={c.last_alert_id}"[
-                        :123
-                    ].encode(),
-                ),
+            c.close(
+                CLOSE_GOING_AWAY,
+                f"bridge shutting down; reconnect with after={c.last_alert_id}",
                 SHUTDOWN_CLOSE_SECONDS,
             )
             for c in clients
@@ -300,6 +350,7 @@ async def serve(settings: BridgeSettings) -> None:
 
     BridgeSettingsError when the token configuration is unusable, before anything listens."""
     auth = await asyncio.to_thread(BridgeAuth.from_settings, settings)
+    install_bad_request_log()
     runner = web.AppRunner(
         make_app(settings, auth),
         shutdown_timeout=SHUTDOWN_CLOSE_SECONDS,

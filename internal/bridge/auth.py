@@ -3,18 +3,17 @@
 
 A token comes in the `Authorization: Bearer <token>` header or, for browsers' WebSockets (whose
 API cannot set headers), in the `token` query parameter. Tokens never reach a log line: the
-access log (below) redacts the parameter.
+access log redacts the parameter (internal/bridge/request_logs.py).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from internal.bridge.feed import Credential
+from internal.bridge.request_logs import TOKEN_PARAM
 from internal.bridge.settings import BridgeSettings, BridgeSettingsError
 from internal.config.tokens import (
     DEV_PRINCIPAL,
@@ -26,8 +25,6 @@ from internal.config.tokens import (
     bearer_token,
     build_authenticator,
 )
-
-TOKEN_PARAM = "token"
 
 
 @dataclass(frozen=True)
@@ -93,24 +90,3 @@ class BridgeAuth:
         if principal is None:
             return None
         return Caller(principal, Credential(token))
-
-
-class RedactingAccessLogger(AbstractAccessLogger):
-    """aiohttp's access log without the `token` query parameter's value."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        url = request.rel_url
-        if TOKEN_PARAM in url.query:
-            url = url.update_query({TOKEN_PARAM: "REDACTED"})
-        self.logger.info(
-            '%s "%s %s" %d %.3fs',
-            request.remote,
-            request.method,
-            url,
-            response.status,
-            time,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)

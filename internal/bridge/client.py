@@ -3,6 +3,10 @@
 A client that falls `capacity` messages behind is detached and closed with CLOSE_TOO_SLOW; its
 close reason says which `after` to reconnect with. Alert ids it was already sent are never sent
 again (a replay and the ring can overlap).
+
+A client that does not read at all cannot even be sent its close frame: when the close times
+out the connection is aborted, since a graceful transport close would wait for ever for the
+unsent bytes to drain, keeping the socket, its buffered megabytes and the tenant's client slot.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class WsClient:
         self._queue: deque[FeedItem] = deque()
         self._wake = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
+        self.transport: asyncio.Transport | None = None  # set once the handshake is done
 
     # Called by the feed, on the event loop.
 
@@ -70,13 +75,27 @@ class WsClient:
         if self._closing is None:
             self._closing = asyncio.create_task(self.close(code, reason))
 
-    async def close(self, code: int, reason: str) -> None:
-        # On timeout aiohttp drops the connection itself; RuntimeError: not prepared yet.
-        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
-            await asyncio.wait_for(
-                self.ws.close(code=code, message=reason.encode()[:123]), CLOSE_TIMEOUT_SECONDS
-            )
+    async def close(self, code: int, reason: str, wait: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        # RuntimeError: not prepared yet.
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            try:
+                await asyncio.wait_for(
+                    self.ws.close(code=code, message=reason.encode()[:123]), wait
+                )
+            except TimeoutError:
+                self.abort()
         self._wake.set()
+
+    def abort(self) -> None:
+        """Drop the connection at once, with whatever is still unsent."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def release(self) -> None:
+        """The handler is done: a connection still holding unsent bytes (a close that aiohttp
+        ended on a ping timeout, say) is aborted rather than left to drain for ever."""
+        if self.transport is not None and self.transport.get_write_buffer_size():
+            self.transport.abort()
 
     # The writer task.
 
@@ -190,6 +209,7 @@ async def serve_client(
     """Run an accepted client until its socket closes; the caller detaches it afterwards."""
     ws = client.ws
     await ws.prepare(request)
+    client.transport = request.transport
     clients: set[WsClient] = request.app[CLIENTS]
     clients.add(client)
     BRIDGE_WEBSOCKETS_OPEN.inc()
@@ -204,4 +224,5 @@ async def serve_client(
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             await writer
+        client.release()
     return ws

@@ -8,7 +8,7 @@ The upstream reconnects with backoff and resumes after the last alert it receive
 itself has no gap. `position` is the last alert id the feed covers (at first, the resume point
 the server announces). The ring holds the most recent alerts: a client resuming with
 `?after=ID` inside the ring is served from memory; one whose ID is older gets a replay through a
-separate, short-lived WatchAlerts call (at most `replay_slots` at once) up to the feed's
+separate WatchAlerts call per page (at most `replay_slots` reading at once) up to the feed's
 position, and then joins the feed like the others.
 
 Everything here runs on the event loop: attaching a client and snapshotting the ring happen
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
+# Alerts a replay reads from the server under one replay slot, then sends with the slot released.
+REPLAY_PAGE = 256
 REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
@@ -148,19 +150,34 @@ class AlertFeed:
         self, after: int, until: int, credential: Credential
     ) -> AsyncIterator[FeedItem]:
         """Stored alerts after `after` through `until`, straight from the server, asked with the
-        resuming client's own credential."""
-        async with self._replay_slots:
-            call = self._stub.WatchAlerts(
-                pb.WatchAlertsRequest(after_alert_id=after), metadata=credential.metadata
-            )
-            try:
-                async for response in call:
-                    alert_id = response.alert.alert_id
-                    yield FeedItem(alert_id, _alert_frame(response.alert))
-                    if alert_id >= until:
-                        return
-            finally:
-                call.cancel()
+        resuming client's own credential.
+
+        Read a page at a time, each under a replay slot that is released before the page is
+        sent: a client that stops reading holds no slot, so it cannot keep the tenant's other
+        resuming clients waiting."""
+        while after < until:
+            async with self._replay_slots:
+                page = await self._replay_page(after, until, credential)
+            if not page:
+                return
+            for item in page:
+                yield item
+            after = page[-1].alert_id or after
+
+    async def _replay_page(self, after: int, until: int, credential: Credential) -> list[FeedItem]:
+        call = self._stub.WatchAlerts(
+            pb.WatchAlertsRequest(after_alert_id=after), metadata=credential.metadata
+        )
+        page: list[FeedItem] = []
+        try:
+            async for response in call:
+                alert_id = response.alert.alert_id
+                page.append(FeedItem(alert_id, _alert_frame(response.alert)))
+                if alert_id >= until or len(page) >= REPLAY_PAGE:
+                    break
+        finally:
+            call.cancel()
+        return page
 
     # -- the upstream --------------------------------------------------------------------------
 

@@ -148,6 +148,9 @@ class FeedRegistry:
     def __len__(self) -> int:
         return len(self._feeds)
 
+    def get(self, tenant: str) -> TenantFeed | None:
+        return self._feeds.get(tenant)
+
     def join(self, tenant: str, client: WsClient, credential: Credential) -> TenantFeed:
         """Attach `client` to its tenant's feed, starting the feed if needed."""
         tenant_feed = self._feeds.get(tenant) or self._create(tenant)

@@ -33,6 +33,7 @@ from support.bridge import WS_TIMEOUT, Bridge, alerts_until, get_json, receive, 
 from support.configs import write_config
 from support.env import ROOT, make_settings
 from support.events import event
+from support.ops import scrape_when_up, value
 from support.servers import wait_for
 from support.tokens import TOKENS, bearer, secret, tokens_json
 
@@ -133,6 +134,17 @@ def assert_closed(msg: WsMessage, code: int, *words: str) -> None:
     for word in words:
         assert word in msg.extra, msg.extra
     assert "s3cret" not in msg.extra  # a close reason never echoes a token
+
+
+def bridge_gauge(metrics_port: int, name: str) -> float:
+    """A bridge gauge summed over its labels (-1 while the metrics port is not up yet): the
+    number of tenant feeds and of open WebSockets are for operators, not on the open /healthz."""
+    samples = scrape_when_up(metrics_port)
+    return -1 if samples is None else value(samples, name)
+
+
+def feed_count(metrics_port: int) -> float:
+    return bridge_gauge(metrics_port, "slawatch_bridge_upstream_feeds")
 
 
 def interleaved_alerts(database_url: str) -> dict[str, list[int]]:
@@ -257,6 +269,41 @@ def test_token_in_header_or_query_and_never_in_the_log(bridge: Bridge, module_db
     assert "s3cret" not in logged()
 
 
+def test_open_healthz_shows_status_only_and_a_token_its_own_tenants_figures(
+    module_server: str, module_db: str
+) -> None:
+    """/healthz without a (valid) token is only `status` and `upstream`: no number of tenant
+    feeds, no alert id, no error text. With a token it adds the figures of that token's tenant:
+    acme sees its own last alert id, not globex's later one; globex, without a feed, none."""
+    with run_bridge(module_server, **SECURE) as b:
+        b.wait_up()
+
+        async def scenario() -> tuple[list[int], list[int]]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(ws_url(b, secret("acme-watcher"))) as ws,
+            ):
+                await receive(ws)
+                acme = await asyncio.to_thread(write_alerts, module_db, 2, Shape(tenant="acme"))
+                globex = await asyncio.to_thread(write_alerts, module_db, 1, Shape(tenant="globex"))
+                got = await alerts_until(ws, acme[-1])
+                assert got == acme
+                open_status, open_body = await asyncio.to_thread(b.health)
+                assert open_status == 200 and open_body == {"status": "ok", "upstream": "up"}
+                refused = await asyncio.to_thread(b.health, "not-a-configured-token")
+                assert refused == (200, open_body)
+                status, mine = await asyncio.to_thread(b.health, secret("acme-reader"))
+                assert status == 200
+                assert mine["last_alert_id"] == acme[-1] < globex[-1]
+                assert (mine["clients"], mine["tenant_upstream"]) == (1, "up")
+                status, other = await asyncio.to_thread(b.health, secret("globex-all"))
+                assert status == 200
+                assert (other["last_alert_id"], other["clients"]) == (None, 0)
+                return acme, globex
+
+        asyncio.run(scenario())
+
+
 # -- isolation through the whole path ------------------------------------------------------------
 
 
@@ -268,9 +315,15 @@ def test_two_tenants_on_one_bridge_each_receive_only_their_own_alerts(
     when the clients leave, the bridge closes both upstream streams."""
     running = start_server(make_settings(database_url, config_path, **SECURE), bind="127.0.0.1")
     target = f"127.0.0.1:{running.port}"
+    metrics_port = free_port()
     try:
         with (
-            run_bridge(target, SLAWATCH_BRIDGE_FEED_LINGER_SECONDS="0", **SECURE) as bridge,
+            run_bridge(
+                target,
+                SLAWATCH_BRIDGE_FEED_LINGER_SECONDS="0",
+                SLAWATCH_BRIDGE_METRICS_PORT=str(metrics_port),
+                **SECURE,
+            ) as bridge,
             grpc.insecure_channel(target) as channel,
         ):
             stub = pb_grpc.TicketServiceStub(channel)
@@ -286,7 +339,7 @@ def test_two_tenants_on_one_bridge_each_receive_only_their_own_alerts(
                 ):
                     await receive(acme)
                     await receive(globex)
-                    assert (await asyncio.to_thread(bridge.health))[1]["feeds"] == 2
+                    assert await asyncio.to_thread(feed_count, metrics_port) == 2
                     written: dict[str, list[int]] = {"acme": [], "globex": []}
                     for tenant in ("acme", "globex"):
                         written[tenant] += await asyncio.to_thread(
@@ -312,7 +365,7 @@ def test_two_tenants_on_one_bridge_each_receive_only_their_own_alerts(
             for got, expected in results.values():
                 assert len(expected) == 3  # one breach by evaluation, two written directly
                 assert got == expected
-            wait_for(lambda: bridge.health()[1]["feeds"] == 0, what="tenant feeds closed")
+            wait_for(lambda: feed_count(metrics_port) == 0, what="tenant feeds closed")
             wait_for(lambda: running.hub.subscriber_count == 0, what="upstream streams closed")
     finally:
         running.stop(grace=1)
@@ -339,11 +392,19 @@ def test_configured_upstream_token_runs_its_tenants_feed_from_the_start(
 ) -> None:
     """SLAWATCH_UPSTREAM_TOKEN pins its tenant's feed for the bridge's life (up before any
     client); other tenants still get feeds of their own, on their clients' tokens."""
-    with run_bridge(module_server, SLAWATCH_UPSTREAM_TOKEN=secret("acme-watcher"), **SECURE) as b:
+    metrics_port = free_port()
+    with run_bridge(
+        module_server,
+        SLAWATCH_UPSTREAM_TOKEN=secret("acme-watcher"),
+        SLAWATCH_BRIDGE_METRICS_PORT=str(metrics_port),
+        **SECURE,
+    ) as b:
 
         def pinned_feed_up() -> bool:
-            status, body = b.health()
-            return status == 200 and body["feeds"] == 1 and body["upstream_connects"] == 1
+            status, body = b.health(secret("acme-reader"))
+            return (
+                status == 200 and feed_count(metrics_port) == 1 and body["upstream_connects"] == 1
+            )
 
         wait_for(pinned_feed_up, what="the configured tenant's feed up without clients")
 
@@ -353,7 +414,7 @@ def test_configured_upstream_token_runs_its_tenants_feed_from_the_start(
                 session.ws_connect(ws_url(b, secret("globex-all"))) as ws,
             ):
                 await receive(ws)
-                assert (await asyncio.to_thread(b.health))[1]["feeds"] == 2
+                assert await asyncio.to_thread(feed_count, metrics_port) == 2
                 written = await asyncio.to_thread(interleaved_alerts, module_db)
                 return await alerts_until(ws, written["globex"][-1]), written
 
@@ -367,7 +428,13 @@ def test_configured_upstream_token_runs_its_tenants_feed_from_the_start(
 def test_websocket_clients_per_tenant_limit(module_server: str) -> None:
     """SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT: past it a tenant's client is closed with 4429 and
     a reason naming the limit; other tenants are unaffected; a client leaving frees a slot."""
-    with run_bridge(module_server, SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT="2", **SECURE) as b:
+    metrics_port = free_port()
+    with run_bridge(
+        module_server,
+        SLAWATCH_BRIDGE_MAX_CLIENTS_PER_TENANT="2",
+        SLAWATCH_BRIDGE_METRICS_PORT=str(metrics_port),
+        **SECURE,
+    ) as b:
         b.wait_up()
         acme = ws_url(b, secret("acme-watcher"))
 
@@ -382,7 +449,10 @@ def test_websocket_clients_per_tenant_limit(module_server: str) -> None:
                     globex_first = await globex.receive(timeout=WS_TIMEOUT)
                     await first.close()
                     await asyncio.to_thread(
-                        wait_for, lambda: b.health()[1]["clients"] == 2, WS_TIMEOUT, "slot freed"
+                        wait_for,
+                        lambda: bridge_gauge(metrics_port, "slawatch_bridge_websockets_open") == 2,
+                        WS_TIMEOUT,
+                        "slot freed",
                     )
                     again = await first_message(acme)
                 await second.close()

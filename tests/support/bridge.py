@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -33,17 +34,19 @@ class Bridge:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/alerts"
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        return get_json(f"{self.url}/healthz")
+    def health(self, token: str | None = None) -> tuple[int, dict[str, Any]]:
+        """/healthz; with a token it also has that token's tenant's feed figures."""
+        return get_json(f"{self.url}/healthz", token)
 
     def wait_up(self, timeout: float = 60) -> dict[str, Any]:
         wait_for(lambda: self.health()[0] == 200, timeout, "bridge upstream up")
         return self.health()[1]
 
-    def wait_position(self, alert_id: int, timeout: float = 60) -> None:
-        """Until the bridge's feed has received `alert_id`."""
+    def wait_position(self, alert_id: int, timeout: float = 60, token: str | None = None) -> None:
+        """Until the feed of the tenant (of `token`; without tokens the one tenant) has
+        received `alert_id`."""
         wait_for(
-            lambda: (self.health()[1].get("last_alert_id") or 0) >= alert_id,
+            lambda: (self.health(token)[1].get("last_alert_id") or 0) >= alert_id,
             timeout,
             f"bridge received alert {alert_id}",
         )
@@ -108,3 +111,28 @@ async def alerts_until(ws: aiohttp.ClientWebSocketResponse, last_id: int) -> lis
         if message["type"] == "alert":
             ids.append(message["alert"]["alert_id"])
     return ids
+
+
+def silent_ws_client(port: int, query: str = "", rcvbuf: int = 4096) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads: its receive buffer
+    is `rcvbuf` bytes (set before connecting, so the TCP window stays small), and the handshake
+    answer is read byte by byte so that nothing after it is consumed. The caller closes it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(WS_TIMEOUT)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        (
+            f"GET /ws/alerts{'?' + query if query else ''} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"the bridge closed during the handshake: {answer!r}"
+        answer += byte
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
