@@ -5,11 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench proto proto-check lint typecheck buf-lint pytest clean-data help
+.PHONY: run test bench proto proto-check lint typecheck buf-lint rules pytest dist clean-data help
 
 help:
 	@echo "make run    - start embedded Postgres/Redis (unless DATABASE_URL/REDIS_URL) and every process"
-	@echo "make test   - ruff, mypy, proto drift check, buf lint, pytest"
+	@echo "make test   - ruff, mypy, proto drift check, buf lint, alerting rules (promtool), pytest"
 	@echo "make bench  - benchmarks; prints the figures"
 	@echo "make proto  - regenerate pkg/slawatch/v1 from proto/"
 
@@ -27,6 +27,13 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+# Debian's prometheus package brings promtool, which checks and unit-tests the alerting rules.
+PROMTOOL := /usr/bin/promtool
+
+$(PROMTOOL):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus
 
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -54,10 +61,14 @@ buf-lint: node_modules/.installed
 	if git rev-parse --verify --quiet main >/dev/null; then \
 		npx --no-install buf breaking --against '.git#branch=main'; fi
 
+rules: $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/prometheus/slawatch-rules.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules slawatch-rules.test.yml
+
 pytest: $(STAMP) node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck proto-check buf-lint pytest
+test: lint typecheck proto-check buf-lint rules pytest
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
