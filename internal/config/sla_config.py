@@ -170,7 +170,8 @@ def _parse_policies(
                 if required not in entry:
                     raise ConfigError(f"{key}.{required}: missing")
             cal_name = entry.get("calendar", TWENTY_FOUR_SEVEN)
-            if cal_name not in calendars:
+            # isinstance first: a list or mapping here cannot even be looked up (unhashable).
+            if not isinstance(cal_name, str) or cal_name not in calendars:
                 raise ConfigError(f"{key}.calendar: unknown calendar {cal_name!r}")
             policies[priority][tier] = Targets(
                 parse_duration(entry["response"], f"{key}.response"),
