@@ -12,11 +12,14 @@ help:
 	@echo "make test   - ruff, mypy, proto drift check, buf lint, alerting rules (promtool), pytest"
 	@echo "make bench  - benchmarks; prints the figures"
 	@echo "make proto  - regenerate pkg/slawatch/v1 from proto/"
+	@echo "make dist   - build the wheels of the client (slawatch) and the server (slawatch-server)"
 
-$(STAMP): pyproject.toml
+# The client (pkg/, distribution `slawatch`) and the server (`slawatch-server`, which depends on
+# it) in one pip command, so that pip takes `slawatch` from ./pkg and never looks it up elsewhere.
+$(STAMP): pyproject.toml pkg/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./pkg -e '.[dev]'
 	touch $(STAMP)
 
 # Debian's chromium for the live-page test; Playwright (from PyPI) drives it through
@@ -69,6 +72,14 @@ pytest: $(STAMP) node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck proto-check buf-lint rules pytest
+
+# Both wheels into dist/: slawatch (the client, for anyone) and slawatch-server (for the image).
+DIST ?= dist
+
+dist: $(STAMP)
+	rm -rf $(DIST) pkg/build build
+	$(PY) -m build --wheel --outdir $(DIST) pkg
+	$(PY) -m build --wheel --outdir $(DIST) .
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
