@@ -8,6 +8,7 @@ deploy/prometheus/slawatch-rules.test.yml)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -108,6 +109,30 @@ def test_every_alert_rule_names_exported_metrics_and_labels(
     exported: dict[str, Exported],
 ) -> None:
     assert unknown(rule_queries(), exported) == []
+
+
+def readme_operations() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Operations", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_queries() -> Iterator[tuple[str, str]]:
+    (block,) = re.findall(r"```promql\n(.*?)```", readme_operations(), re.S)
+    for line in block.splitlines():
+        query = line.split("#", 1)[0].strip()
+        if query:
+            yield "README", query
+
+
+def test_the_readme_metrics_and_key_queries_are_exported(exported: dict[str, Exported]) -> None:
+    """The README's Operations section (its metrics table and key queries) names what exists."""
+    queries = list(readme_queries())
+    assert len(queries) >= 15
+    assert unknown(iter(queries), exported) == []
+    table = set(re.findall(r"`(slawatch_\w+)`", readme_operations()))
+    # A histogram is listed by its family name, exported as _bucket, _sum and _count series.
+    missing = [n for n in sorted(table) if n not in exported and f"{n}_bucket" not in exported]
+    assert table and missing == []
 
 
 def test_a_renamed_metric_or_label_would_be_reported(exported: dict[str, Exported]) -> None:
