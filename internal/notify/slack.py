@@ -35,15 +35,29 @@ class AlertMessage:
     clock: str  # "response" | "resolution"
     kind: str  # "warning" | "breach"
     escalation_level: int
-    due_at: datetime
+    # None when the clock stopped or paused short of its target before the evaluator saw it.
+    due_at: datetime | None
     priority: str
     customer_tier: str
     channel: str
     correlation_id: str | None = None
+    # The clock's mode when the alert was written ("running", "paused", "stopped") and since
+    # when; a message on a clock that was not running says when it stopped.
+    clock_mode: str = "running"
+    mode_since: datetime | None = None
 
     def __post_init__(self) -> None:
-        if self.due_at.tzinfo is None or self.due_at.utcoffset() is None:
-            raise ValueError("AlertMessage.due_at must be time-zone aware")
+        for name in ("due_at", "mode_since"):
+            value = getattr(self, name)
+            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+                raise ValueError(f"AlertMessage.{name} must be time-zone aware")
+        if self.due_at is None and self.halted_at is None:
+            raise ValueError("AlertMessage needs a due_at, or a clock that stopped (mode_since)")
+
+    @property
+    def halted_at(self) -> datetime | None:
+        """When the clock stopped or paused, if it was not running when the alert was written."""
+        return self.mode_since if self.clock_mode in ("stopped", "paused") else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,16 @@ def _ticket_ref(ticket_id: str, template: str | None) -> str:
     return f"<{url}|{_escape(ticket_id)}>"
 
 
+def _date(when: datetime) -> tuple[str, str]:
+    """An instant as Slack date markup and as the ISO text of its fallback.
+
+    Slack renders <!date^...> in each reader's own time zone; the fallback is for clients that
+    cannot, so it names its zone."""
+    utc = when.astimezone(UTC)
+    iso = utc.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{iso}>", iso
+
+
 def build_payload(
     msg: AlertMessage, now: datetime, ticket_url_template: str | None
 ) -> dict[str, Any]:
@@ -91,28 +115,34 @@ def build_payload(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be time-zone aware")
-    delta = (msg.due_at - now).total_seconds()
     clock = "first response" if msg.clock == "response" else "resolution"
     if msg.kind == "breach":
         emoji, title = ":rotating_light:", f"SLA breached: {clock}"
-        timing = f"breached {_humanize(delta)} ago" if delta <= 0 else f"due in {_humanize(delta)}"
     else:
         emoji, title = ":warning:", f"SLA at risk: {clock}"
-        timing = f"due in {_humanize(delta)}" if delta > 0 else f"overdue by {_humanize(delta)}"
-    # Slack renders <!date^...> in each reader's own time zone; the fallback is for clients
-    # that cannot, so it names its zone.
-    due_utc = msg.due_at.astimezone(UTC)
-    epoch = int(due_utc.timestamp())
-    due_iso = due_utc.isoformat(timespec="seconds").replace("+00:00", "Z")
-    due_text = f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{due_iso}>"
+    facts: list[str] = []  # the fallback's parts, in the order the fields show them
+    fields = [("Ticket", _ticket_ref(msg.ticket_id, ticket_url_template))]
+    if msg.due_at is not None:
+        delta = (msg.due_at - now).total_seconds()
+        if msg.kind == "breach":
+            timing = (
+                f"breached {_humanize(delta)} ago" if delta <= 0 else f"due in {_humanize(delta)}"
+            )
+        else:
+            timing = f"due in {_humanize(delta)}" if delta > 0 else f"overdue by {_humanize(delta)}"
+        due_text, due_iso = _date(msg.due_at)
+        facts += [f"due {due_iso}", timing]
+        fields.append(("Due", f"{due_text} ({timing})"))
+    if msg.halted_at is not None:
+        halted_text, halted_iso = _date(msg.halted_at)
+        facts.append(f"clock {msg.clock_mode} {halted_iso}")
+        fields.append(("Clock", f"{msg.clock_mode} {halted_text}"))
     fallback = (
         f"{title} for ticket {_escape(msg.ticket_id)} "
-        f"({_escape(msg.priority)}/{_escape(msg.customer_tier)}), due {due_iso}, {timing}, "
+        f"({_escape(msg.priority)}/{_escape(msg.customer_tier)}), {', '.join(facts)}, "
         f"escalation level {msg.escalation_level}"
     )
-    fields = [
-        ("Ticket", _ticket_ref(msg.ticket_id, ticket_url_template)),
-        ("Due", f"{due_text} ({timing})"),
+    fields += [
         ("Priority / tier", f"{_escape(msg.priority)} / {_escape(msg.customer_tier)}"),
         ("Escalation level", str(msg.escalation_level)),
     ]

@@ -22,7 +22,7 @@ WHERE n.notification_id = %(id)s AND n.state = 'pending' AND n.next_attempt_at <
   AND a.alert_id = n.alert_id
 RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.correlation_id,
           a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
-          a.priority, a.customer_tier
+          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since
 """
 
 

@@ -2,6 +2,8 @@
 
 Retries follow exponential backoff with jitter; a 429 waits at least its Retry-After. After
 MAX_ATTEMPTS the row is marked failed with the last error, which GetTicket shows with the alert.
+Anything that raises after the claim counted an attempt is such a failed attempt too, recorded
+with its error, so that no row is left pending for the sweeper to hand back for ever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 import psycopg_pool
 
 from internal.config.sla_config import SlaConfig
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
+MAX_ERROR_CHARS = 200  # last_error is shown by GetTicket: one short line
 
 Sender = Callable[[str, dict[str, Any], float], DeliveryResult]
 
@@ -65,6 +69,9 @@ def _message(claimed: outbox_repo.Claimed) -> AlertMessage:
         customer_tier=str(a["customer_tier"]),
         channel=claimed.channel,
         correlation_id=claimed.correlation_id,
+        # Alerts written before these were recorded have neither: their clocks were running.
+        clock_mode=str(a["clock_mode"] or "running"),
+        mode_since=a["clock_mode_since"],
     )
 
 
@@ -98,6 +105,52 @@ def deliver(
         "correlation_id": claimed.correlation_id,
         "attempt": claimed.attempts,
     }
+    try:
+        return _attempt(
+            pool,
+            config,
+            claimed,
+            now,
+            env,
+            sender,
+            ticket_url_template,
+            send_timeout,
+            rand,
+            log_extra,
+        )
+    except Exception as err:
+        # Whatever broke after the claim counted this attempt: recorded as a failed attempt,
+        # so the attempt cap applies and the row cannot go round the sweeper for ever.
+        error = _safe_error(err)
+        log.exception(
+            "notification %d attempt %d raised: %s",
+            notification_id,
+            claimed.attempts,
+            error,
+            extra=log_extra,
+        )
+        with pool.connection() as conn:
+            return _failed_attempt(conn, claimed, now, error, True, None, rand, log_extra)
+
+
+def _safe_error(err: BaseException) -> str:
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text[:MAX_ERROR_CHARS]
+
+
+def _attempt(
+    pool: psycopg_pool.ConnectionPool,
+    config: SlaConfig,
+    claimed: outbox_repo.Claimed,
+    now: datetime,
+    env: Mapping[str, str],
+    sender: Sender,
+    ticket_url_template: str | None,
+    send_timeout: float,
+    rand: Callable[[], float],
+    log_extra: dict[str, Any],
+) -> Outcome:
+    notification_id = claimed.notification_id
     channel = config.channels.get(claimed.channel)
     webhook = env.get(channel.slack_webhook_env, "") if channel else ""
     if not webhook:
@@ -125,21 +178,39 @@ def deliver(
             _finished(Result.SENT, claimed.attempts)
             return Outcome(Result.SENT)
         error = result.error or f"HTTP {result.status}"
-        if not is_retryable(result) or claimed.attempts >= MAX_ATTEMPTS:
-            outbox_repo.mark_failed(conn, notification_id, error)
-            log.error(
-                "notification %d failed after %d attempts: %s",
-                notification_id,
-                claimed.attempts,
-                error,
-                extra=log_extra,
-            )
-            _finished(Result.FAILED, claimed.attempts)
-            return Outcome(Result.FAILED)
-        delay = next_delay(
-            claimed.attempts, result.retry_after, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, rand
+        return _failed_attempt(
+            conn, claimed, now, error, is_retryable(result), result.retry_after, rand, log_extra
         )
-        outbox_repo.mark_retry(conn, notification_id, now + timedelta(seconds=delay), error)
+
+
+def _failed_attempt(
+    conn: psycopg.Connection[Any],
+    claimed: outbox_repo.Claimed,
+    now: datetime,
+    error: str,
+    retryable: bool,
+    retry_after: float | None,
+    rand: Callable[[], float],
+    log_extra: dict[str, Any],
+) -> Outcome:
+    """Record an attempt that did not deliver: retried later, or failed for good when the error
+    is permanent or this was the last attempt allowed."""
+    notification_id = claimed.notification_id
+    if not retryable or claimed.attempts >= MAX_ATTEMPTS:
+        outbox_repo.mark_failed(conn, notification_id, error)
+        log.error(
+            "notification %d failed after %d attempts: %s",
+            notification_id,
+            claimed.attempts,
+            error,
+            extra=log_extra,
+        )
+        _finished(Result.FAILED, claimed.attempts)
+        return Outcome(Result.FAILED)
+    delay = next_delay(
+        claimed.attempts, retry_after, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, rand
+    )
+    outbox_repo.mark_retry(conn, notification_id, now + timedelta(seconds=delay), error)
     log.warning(
         "notification %d attempt %d failed (%s); retrying in %.1fs",
         notification_id,

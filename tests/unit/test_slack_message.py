@@ -164,3 +164,38 @@ def test_retry_after_is_a_floor() -> None:
 
 def test_retry_after_is_honoured_even_above_the_cap() -> None:
     assert next_delay(2, 120.0, base=1, cap=60, rand=lambda: 0.5) == 120.0
+
+
+def test_a_breach_on_a_clock_that_stopped_says_both_when_it_was_due_and_when_it_stopped() -> None:
+    stopped = DUE + timedelta(minutes=5)
+    msg = AlertMessage(
+        alert_id=42,
+        ticket_id="T-1",
+        clock="response",
+        kind="breach",
+        escalation_level=3,
+        due_at=DUE,
+        priority="high",
+        customer_tier="gold",
+        channel="team",
+        clock_mode="stopped",
+        mode_since=stopped,
+    )
+    text = str(build_payload(msg, DUE + timedelta(minutes=30), None)["text"])
+    assert "due 2026-11-02T09:15:00Z, breached 30m ago" in text
+    assert "clock stopped 2026-11-02T09:20:00Z" in text
+
+
+def test_a_message_needs_a_due_time_or_the_instant_its_clock_stopped() -> None:
+    with pytest.raises(ValueError, match="due_at"):
+        AlertMessage(
+            alert_id=1,
+            ticket_id="T-1",
+            clock="response",
+            kind="warning",
+            escalation_level=1,
+            due_at=None,
+            priority="high",
+            customer_tier="gold",
+            channel="team",
+        )

@@ -1,0 +1,6 @@
+-- Alerts remember whether their clock was still running when the evaluator wrote them, and since
+-- when it had been in that mode. An alert on a clock that stopped (or paused) past a step before
+-- the evaluator saw it has no due time; its message says when the clock stopped instead.
+ALTER TABLE alerts
+    ADD COLUMN clock_mode       text CHECK (clock_mode IN ('running', 'paused', 'stopped')),
+    ADD COLUMN clock_mode_since timestamptz;
