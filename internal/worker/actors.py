@@ -1,5 +1,10 @@
-"""Dramatiq actors on the Redis broker (REDIS_URL). The worker runs them under Dramatiq's own CLI
-(`cmd/slawatch-worker`), which imports this module in every worker process.
+"""Dramatiq actors on the Redis broker (REDIS_URL).
+
+Importing this module does nothing: `setup` (the worker processes) or `declare` (the scheduler,
+which only sends) builds the broker and declares the actors on it, once per process. The worker
+runs under Dramatiq's own CLI (`cmd/slawatch-worker`), which is given `internal.worker.actors:setup`
+as its broker: the CLI imports the module in every worker process, calls `setup`, and consumes
+from the broker it set.
 
 Actors are thin: the work is in `evaluation` and `delivery`; each process builds its database
 pool and config once, lazily, after Dramatiq has forked it.
@@ -9,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dramatiq
 import psycopg_pool
@@ -36,12 +43,63 @@ EVALUATE_QUEUE = "evaluate"
 NOTIFY_QUEUE = "notify"
 SWEEP_LIMIT = 1000
 
-settings = Settings.from_env()
-configure_logging(settings.log_level, "worker")
-broker = RedisBroker(url=settings.redis_url)
-broker.add_middleware(CorrelationMiddleware())
-broker.add_middleware(ShutdownFlag())
-dramatiq.set_broker(broker)
+
+@dataclass(frozen=True)
+class Actors:
+    """The actors of this process, declared on its broker; `send` on them enqueues."""
+
+    settings: Settings
+    broker: dramatiq.Broker
+    evaluate: dramatiq.Actor[Any, Any]
+    deliver: dramatiq.Actor[Any, Any]
+    sweep: dramatiq.Actor[Any, Any]
+    fold_dashboard_buckets: dramatiq.Actor[Any, Any]
+
+
+_declared: Actors | None = None
+_declare_lock = threading.Lock()
+
+
+def setup() -> None:
+    """The worker processes' start: settings, JSON logging, then the broker and actors.
+
+    Dramatiq's CLI calls it (broker argument `internal.worker.actors:setup`) before it starts
+    the worker threads; cmd/slawatch-worker has already refused a malformed environment."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, "worker")
+    declare(settings)
+
+
+def declare(settings: Settings) -> Actors:
+    """Build the Redis broker, make it Dramatiq's global broker and declare the actors on it;
+    later calls return the same actors."""
+    global _declared
+    with _declare_lock:
+        if _declared is None:
+            broker = RedisBroker(url=settings.redis_url)
+            broker.add_middleware(CorrelationMiddleware())
+            broker.add_middleware(ShutdownFlag())
+            dramatiq.set_broker(broker)
+            evaluate_on = functools.partial(
+                dramatiq.actor, broker=broker, queue_name=EVALUATE_QUEUE, max_retries=0
+            )
+            _declared = Actors(
+                settings=settings,
+                broker=broker,
+                evaluate=evaluate_on(time_limit=120_000)(evaluate),
+                deliver=dramatiq.actor(
+                    broker=broker, queue_name=NOTIFY_QUEUE, max_retries=0, time_limit=60_000
+                )(deliver),
+                sweep=evaluate_on(time_limit=60_000)(sweep),
+                fold_dashboard_buckets=evaluate_on(time_limit=60_000)(fold_dashboard_buckets),
+            )
+        return _declared
+
+
+def declared() -> Actors:
+    if _declared is None:
+        raise RuntimeError("internal.worker.actors: call setup() or declare() first")
+    return _declared
 
 
 @dataclass(frozen=True)
@@ -53,6 +111,7 @@ class Runtime:
 
 @functools.cache
 def runtime() -> Runtime:
+    settings = declared().settings
     pool = make_pool(settings.database_url, min_size=1, max_size=8)
     config = ConfigHolder(load_config(settings.sla_config_path))
     rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
@@ -65,7 +124,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=120_000)
 def evaluate(tick: int) -> None:
     """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
     rt = runtime()
@@ -78,12 +136,12 @@ def evaluate(tick: int) -> None:
 def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
     """The delivery message carries the correlation id of the call behind its alert."""
     with correlation(correlation_id):
-        deliver.send(notification_id)
+        declared().deliver.send(notification_id)
 
 
-@dramatiq.actor(queue_name=NOTIFY_QUEUE, max_retries=0, time_limit=60_000)
 def deliver(notification_id: int) -> None:
     rt = runtime()
+    settings = declared().settings
     outcome = delivery.deliver(
         rt.pool,
         rt.config.current,
@@ -93,16 +151,17 @@ def deliver(notification_id: int) -> None:
         send_timeout=settings.slack_timeout_seconds,
     )
     if outcome.result is delivery.Result.RETRY and outcome.retry_in is not None:
-        deliver.send_with_options(args=(notification_id,), delay=int(outcome.retry_in * 1000))
+        declared().deliver.send_with_options(
+            args=(notification_id,), delay=int(outcome.retry_in * 1000)
+        )
 
 
-@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=60_000)
 def sweep() -> None:
     """Re-enqueue pending rows whose message was lost (Redis down, a worker died mid-send)."""
     rt = runtime()
     with rt.pool.connection() as conn:
         # Fresh rows are left alone: their own message is normally on its way.
-        grace = timedelta(seconds=settings.sweep_grace_seconds)
+        grace = timedelta(seconds=declared().settings.sweep_grace_seconds)
         due = outbox_repo.due_pending(conn, utc_now() - grace, SWEEP_LIMIT)
     for notification_id, correlation_id in due:
         _send_delivery(notification_id, correlation_id)
@@ -111,7 +170,6 @@ def sweep() -> None:
         log.info("sweeper re-enqueued %d pending notifications", len(due))
 
 
-@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=60_000)
 def fold_dashboard_buckets() -> None:
     """Keep the dashboard's count buckets as small as the hours still ahead (hours a day past
     all count alike)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -28,7 +30,7 @@ from internal.worker.evaluation import run_evaluation
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import write_config
-from support.env import DATA
+from support.env import DATA, ROOT
 from support.events import event
 from support.fake_slack import FakeSlack
 from support.ops import (
@@ -487,3 +489,44 @@ def test_config_reloads_are_counted_and_the_policy_version_follows(
             what="the refusal counted",
         )
         assert metric("slawatch_policy_version_info", version=new) == 1
+
+
+@pytest.mark.parametrize("process", ["scheduler", "worker"])
+def test_a_malformed_variable_stops_the_scheduler_and_worker_with_one_line_and_exit_2(
+    process: str, database_url: str, redis_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    """The friendly refusal is reached: no traceback from a module reading the environment on
+    import, just the variable named on one line, and exit code 2."""
+    with FakeSlack() as slack:
+        env = engine_env(
+            database_url, redis_url, config_path, slack, SLAWATCH_EVAL_INTERVAL_SECONDS="abc"
+        )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / f"cmd/slawatch-{process}/main.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"slawatch-{process}: SLAWATCH_EVAL_INTERVAL_SECONDS: expected a number, got 'abc'"
+    ]
+
+
+def test_importing_the_actors_module_reads_no_environment_and_declares_no_broker() -> None:
+    """internal/ has no import-time side effects: with a malformed variable the module imports,
+    and Dramatiq's global broker is still unset afterwards."""
+    probe = (
+        "import dramatiq.broker as b; import internal.worker.actors as a;"
+        " assert b.global_broker is None, b.global_broker; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "SLAWATCH_EVAL_INTERVAL_SECONDS": "abc", "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
