@@ -109,12 +109,31 @@ class Runtime:
     reload: ConfigReload
 
 
-@functools.cache
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
 def runtime() -> Runtime:
-    settings = declared().settings
+    """This process's pool, config and reload watch, built on first use by one thread only:
+    worker threads taking their first messages at once wait for it instead of each building its
+    own (functools.cache takes no lock: 16 threads once made 16 pools). A build that raises (a
+    refused config) is tried again by the next message."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = _build_runtime(declared().settings)
+    return _runtime
+
+
+def _build_runtime(settings: Settings) -> Runtime:
     pool = make_pool(settings.database_url, min_size=1, max_size=8)
-    config = ConfigHolder(load_config(settings.sla_config_path))
-    rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
+    try:
+        config = ConfigHolder(load_config(settings.sla_config_path))
+        rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
+    except BaseException:
+        pool.close()  # the next try makes its own
+        raise
     PoolStats(rt.pool, "worker").start()
     track_policy(rt.config)
     return rt

@@ -530,3 +530,55 @@ def test_importing_the_actors_module_reads_no_environment_and_declares_no_broker
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+RUNTIME_PROBE = """
+import os, sys, threading, time
+from internal.config.settings import Settings
+from internal.worker import actors
+
+actors.declare(Settings.from_env())
+start = threading.Barrier(16)
+got = []
+
+def first_message():
+    start.wait()
+    got.append(actors.runtime())
+
+threads = [threading.Thread(target=first_message) for _ in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+pool = got[0].pool
+pool.wait(timeout=10)
+time.sleep(1.0)  # let every pool that was made open its connections
+with pool.connection() as conn:
+    (connections,) = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'slawatch'"
+    ).fetchone()
+print(len({id(r) for r in got}), connections, flush=True)
+os._exit(0)
+"""
+
+
+def test_concurrent_first_messages_build_the_worker_runtime_once(
+    database_url: str, redis_url: str, config_path: Path
+) -> None:
+    """16 worker threads taking their first message at once share one runtime: one pool (at
+    most its 8 connections to PostgreSQL), not one per thread that missed the cache."""
+    with FakeSlack() as slack:
+        env = engine_env(database_url, redis_url, config_path, slack)
+    done = subprocess.run(
+        [sys.executable, "-c", RUNTIME_PROBE],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    runtimes, connections = map(int, done.stdout.split())
+    assert runtimes == 1, done.stdout
+    assert 1 <= connections <= 8, done.stdout
