@@ -45,14 +45,25 @@ class AlertMessage:
     # when; a message on a clock that was not running says when it stopped.
     clock_mode: str = "running"
     mode_since: datetime | None = None
+    # The outbox row: with the alert id, the message's idempotency key (one per alert and
+    # channel), which every copy of the message carries.
+    notification_id: int | None = None
+    # When an earlier attempt at this message started whose outcome is unknown (its worker
+    # died mid-send): this copy may be a repeat, and says so.
+    interrupted_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("due_at", "mode_since"):
+        for name in ("due_at", "mode_since", "interrupted_at"):
             value = getattr(self, name)
             if value is not None and (value.tzinfo is None or value.utcoffset() is None):
                 raise ValueError(f"AlertMessage.{name} must be time-zone aware")
         if self.due_at is None and self.halted_at is None:
             raise ValueError("AlertMessage needs a due_at, or a clock that stopped (mode_since)")
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same in every copy of one alert's message to one channel."""
+        return f"slawatch-a{self.alert_id}-n{self.notification_id}"
 
     @property
     def halted_at(self) -> datetime | None:
@@ -142,6 +153,12 @@ def build_payload(
         f"({_escape(msg.priority)}/{_escape(msg.customer_tier)}), {', '.join(facts)}, "
         f"escalation level {msg.escalation_level}"
     )
+    key_text = f"key {msg.key}"
+    if msg.interrupted_at is not None:
+        _, attempted_iso = _date(msg.interrupted_at)
+        repeat = f"may repeat the message of {attempted_iso} (its worker stopped mid-send)"
+        fallback += f"; {repeat}"
+        key_text += f" · {repeat}"
     fields += [
         ("Priority / tier", f"{_escape(msg.priority)} / {_escape(msg.customer_tier)}"),
         ("Escalation level", str(msg.escalation_level)),
@@ -160,8 +177,15 @@ def build_payload(
                 "type": "section",
                 "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields],
             },
-            # Kept last: operators grep for the alert id and the request id here.
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+            # Kept last: operators grep for the alert id and the request id here, and tools
+            # that read the channel find the idempotency key beside them.
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": context},
+                    {"type": "mrkdwn", "text": key_text},
+                ],
+            },
         ],
     }
 

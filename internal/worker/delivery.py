@@ -72,6 +72,8 @@ def _message(claimed: outbox_repo.Claimed) -> AlertMessage:
         # Alerts written before these were recorded have neither: their clocks were running.
         clock_mode=str(a["clock_mode"] or "running"),
         mode_since=a["clock_mode_since"],
+        notification_id=claimed.notification_id,
+        interrupted_at=claimed.interrupted_at,
     )
 
 
@@ -105,6 +107,16 @@ def deliver(
         "correlation_id": claimed.correlation_id,
         "attempt": claimed.attempts,
     }
+    if claimed.interrupted_at is not None:
+        # Incoming webhooks cannot be asked what they received, and an alert must not be lost:
+        # the message goes again, saying it may be a repeat (at least once, see README).
+        log.warning(
+            "notification %d: the attempt started at %s never recorded a result (its worker"
+            " stopped mid-send); sending again, marked as a possible repeat",
+            notification_id,
+            claimed.interrupted_at.isoformat(),
+            extra=log_extra,
+        )
     try:
         return _attempt(
             pool,

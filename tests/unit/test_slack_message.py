@@ -199,3 +199,35 @@ def test_a_message_needs_a_due_time_or_the_instant_its_clock_stopped() -> None:
             customer_tier="gold",
             channel="team",
         )
+
+
+def test_every_copy_carries_the_idempotency_key_and_a_repeat_says_so() -> None:
+    """The key (alert id and notification id) sits in the context line beside the alert id; a
+    copy sent after an attempt whose worker died mid-send says it may be a repeat."""
+    base = dict(
+        alert_id=42,
+        ticket_id="T-1",
+        clock="response",
+        kind="breach",
+        escalation_level=3,
+        due_at=DUE,
+        priority="high",
+        customer_tier="gold",
+        channel="team",
+        notification_id=7,
+    )
+    first = build_payload(AlertMessage(**base), DUE, None)  # type: ignore[arg-type]
+    again = build_payload(
+        AlertMessage(**base, interrupted_at=DUE + timedelta(seconds=3)),  # type: ignore[arg-type]
+        DUE + timedelta(seconds=40),
+        None,
+    )
+    key_of = [p["blocks"][-1]["elements"][1]["text"] for p in (first, again)]  # type: ignore[index]
+    assert key_of[0] == "key slawatch-a42-n7"
+    assert key_of[1].startswith(
+        "key slawatch-a42-n7 · may repeat the message of 2026-11-02T09:15:03Z"
+    )
+    assert "may repeat" not in text_of(first)
+    assert str(again["text"]).endswith(
+        "may repeat the message of 2026-11-02T09:15:03Z (its worker stopped mid-send)"
+    )
