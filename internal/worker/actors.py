@@ -15,11 +15,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec
 
 import dramatiq
+import psycopg
 import psycopg_pool
 from dramatiq.brokers.redis import RedisBroker
 
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 EVALUATE_QUEUE = "evaluate"
 NOTIFY_QUEUE = "notify"
 SWEEP_LIMIT = 1000
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,32 @@ def _build_runtime(settings: Settings) -> Runtime:
     return rt
 
 
+def _dropped_on_database_error(
+    then: str,
+) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """An actor whose work fails on PostgreSQL (down, a pool timeout, a deadlock) ends with one
+    warning line instead of a traceback and a dead-lettered message: the work is still recorded
+    as to be done (clocks due, rows pending), and `then` says what redoes it."""
+
+    def wrap(fn: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                fn(*args, **kwargs)
+            except psycopg.OperationalError as err:
+                reason = " ".join(str(err).split())[:200] or type(err).__name__
+                log.warning("%s dropped: database unavailable (%s); %s", fn.__name__, reason, then)
+
+        return run
+
+    return wrap
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@_dropped_on_database_error("the next tick redoes it")
 def evaluate(tick: int) -> None:
     """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
     rt = runtime()
@@ -158,6 +184,7 @@ def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
         declared().deliver.send(notification_id)
 
 
+@_dropped_on_database_error("the row stays pending and the sweeper hands it back")
 def deliver(notification_id: int) -> None:
     rt = runtime()
     settings = declared().settings
@@ -175,6 +202,7 @@ def deliver(notification_id: int) -> None:
         )
 
 
+@_dropped_on_database_error("the next tick sweeps again")
 def sweep() -> None:
     """Re-enqueue pending rows whose message was lost (Redis down, a worker died mid-send)."""
     rt = runtime()
@@ -189,6 +217,7 @@ def sweep() -> None:
         log.info("sweeper re-enqueued %d pending notifications", len(due))
 
 
+@_dropped_on_database_error("the next fold tick folds them")
 def fold_dashboard_buckets() -> None:
     """Keep the dashboard's count buckets as small as the hours still ahead (hours a day past
     all count alike)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from internal.config.sla_config import load_config
@@ -582,3 +583,38 @@ def test_concurrent_first_messages_build_the_worker_runtime_once(
     runtimes, connections = map(int, done.stdout.split())
     assert runtimes == 1, done.stdout
     assert 1 <= connections <= 8, done.stdout
+
+
+def test_evaluations_during_a_database_outage_are_dropped_not_dead_lettered(
+    redis_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    """With PostgreSQL unreachable, each tick's evaluation (and sweep) fails on the pool and
+    ends with one warning line, no actor traceback; nothing goes to the dead-letter queue (the clocks stay due, so
+    the next tick redoes the work once the database is back)."""
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with FakeSlack() as slack:
+        procs = Processes(engine_env(down, redis_url, config_path, slack), tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        worker = procs.worker(threads=2)
+        procs.scheduler()
+        log = tmp_path / "worker-0.log"
+        poll(
+            lambda: (
+                "Failed to process message" in log.read_text(errors="replace")
+                or "evaluate dropped" in log.read_text(errors="replace")
+                or client.zcard("dramatiq:evaluate.XQ") > 0
+            ),
+            timeout=90,
+            what="an evaluation tried against the database that is down",
+        )
+        time.sleep(3)  # a few more ticks
+        assert worker.poll() is None
+        assert client.zcard("dramatiq:evaluate.XQ") == 0
+        text = log.read_text(errors="replace")
+        assert "evaluate dropped: database unavailable" in text
+        assert "Failed to process message" not in text  # Dramatiq's traceback of a failed actor
+    finally:
+        procs.stop_all()
+        client.close()
+        print(procs.logs())
