@@ -94,16 +94,20 @@ def mark_failed(conn: psycopg.Connection[Any], notification_id: int, error: str)
         )
 
 
-def due_pending(
-    conn: psycopg.Connection[Any], before: datetime, limit: int
+def take_lost(
+    conn: psycopg.Connection[Any], before: datetime, now: datetime, limit: int
 ) -> list[tuple[int, str | None]]:
     """Pending rows due before `before`, with their correlation ids: what the sweeper hands back
-    to the workers."""
-    rows = conn.execute(
-        "SELECT notification_id, correlation_id FROM notifications"
-        " WHERE state = 'pending' AND next_attempt_at <= %s"
-        " ORDER BY next_attempt_at LIMIT %s",
-        (before, limit),
-    ).fetchall()
-    conn.commit()
+    to the workers. Their next_attempt_at becomes `now`, the time their new message is sent, so
+    that the grace runs again from there and a row whose new message waits in the queue is not
+    taken a second time."""
+    with conn.transaction():
+        rows = conn.execute(
+            "UPDATE notifications SET next_attempt_at = %s WHERE notification_id IN ("
+            " SELECT notification_id FROM notifications"
+            " WHERE state = 'pending' AND next_attempt_at <= %s"
+            " ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING notification_id, correlation_id",
+            (now, before, limit),
+        ).fetchall()
     return [(int(r[0]), r[1]) for r in rows]

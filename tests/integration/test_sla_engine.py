@@ -369,3 +369,34 @@ def test_a_worker_killed_while_its_post_is_in_flight_posts_it_once_more_marked_a
     assert "may repeat" not in str(first.body)
     assert "may repeat the message of" in str(second.body["text"])
     assert rows(database_url, "SELECT attempts, sending_at FROM notifications") == [(2, None)]
+
+
+def test_the_sweeper_leaves_rows_whose_messages_are_still_queued_alone(
+    stub: pb_grpc.TicketServiceStub, procs: Processes, slack: FakeSlack, database_url: str
+) -> None:
+    """A burst that takes a one-thread worker far longer than the 2 s sweep grace to deliver:
+    the rows waiting in the notify queue are on their way, not lost, so the sweeper re-enqueues
+    at most what the worker had prefetched when the queue ran dry (2 per thread), where it used
+    to re-enqueue every waiting row on every tick. Each alert is still posted exactly once."""
+    burst = 40
+    slack.script("/hooks/lead", *[Reply(delay=0.25)] * burst)  # ≥ 10 s of sends
+    procs.worker(threads=1)
+    procs.scheduler()
+    stub.IngestTickets(
+        pb.IngestTicketsRequest(events=[past_ticket(f"BURST-{i}", 20) for i in range(burst)])
+    )
+    poll(
+        lambda: (
+            rows(database_url, "SELECT count(*) FROM notifications WHERE state = 'sent'")[0][0]
+            == burst
+        ),
+        timeout=120,
+        what="the whole burst sent",
+    )
+    time.sleep(3)  # a few more ticks and sweeps
+    procs.stop_all()
+    logs = "".join(p.read_text(errors="replace") for p in procs.log_dir.glob("worker-*.log"))
+    swept = sum(int(m) for m in re.findall(r"sweeper re-enqueued (\d+) pending notif", logs))
+    assert swept <= 2, swept
+    counts = Counter(alert_ids_in(slack.requests("/hooks/lead")))
+    assert len(counts) == burst and set(counts.values()) == {1}
