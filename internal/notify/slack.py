@@ -1,7 +1,5 @@
-"""The Slack side of notification delivery: the message, one send, and the retry policy.
-
-No database here: the worker claims an outbox row, calls `send`, and records the result.
-"""
+"""Slack, the first notification channel: the Block Kit message, one webhook send, and the
+retry policy (`SlackNotifier` puts them together behind `internal.notify.notifier.Notifier`)."""
 
 from __future__ import annotations
 
@@ -11,12 +9,14 @@ import logging
 import urllib.error
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
+
+from internal.notify.notifier import AlertMessage, DeliveryResult
 
 # slack-sdk writes the request URL, which is the webhook's secret, into its debug and error log
 # lines. It gets a logger outside the logging tree that drops everything; `send` reports what
@@ -26,57 +26,6 @@ _SDK_LOG.addHandler(logging.NullHandler())
 
 INVALID_URL = "invalid webhook URL"
 _MAX_ERROR_CHARS = 200
-
-
-@dataclass(frozen=True)
-class AlertMessage:
-    alert_id: int
-    ticket_id: str
-    clock: str  # "response" | "resolution"
-    kind: str  # "warning" | "breach"
-    escalation_level: int
-    # None when the clock stopped or paused short of its target before the evaluator saw it.
-    due_at: datetime | None
-    priority: str
-    customer_tier: str
-    channel: str
-    correlation_id: str | None = None
-    # The clock's mode when the alert was written ("running", "paused", "stopped") and since
-    # when; a message on a clock that was not running says when it stopped.
-    clock_mode: str = "running"
-    mode_since: datetime | None = None
-    # The outbox row: with the alert id, the message's idempotency key (one per alert and
-    # channel), which every copy of the message carries.
-    notification_id: int | None = None
-    # When an earlier attempt at this message started whose outcome is unknown (its worker
-    # died mid-send): this copy may be a repeat, and says so.
-    interrupted_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("due_at", "mode_since", "interrupted_at"):
-            value = getattr(self, name)
-            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-                raise ValueError(f"AlertMessage.{name} must be time-zone aware")
-        if self.due_at is None and self.halted_at is None:
-            raise ValueError("AlertMessage needs a due_at, or a clock that stopped (mode_since)")
-
-    @property
-    def key(self) -> str:
-        """The idempotency key: the same in every copy of one alert's message to one channel."""
-        return f"slawatch-a{self.alert_id}-n{self.notification_id}"
-
-    @property
-    def halted_at(self) -> datetime | None:
-        """When the clock stopped or paused, if it was not running when the alert was written."""
-        return self.mode_since if self.clock_mode in ("stopped", "paused") else None
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    ok: bool
-    status: int | None
-    retry_after: float | None = None
-    error: str | None = None  # short, and never the webhook URL: that is a secret
 
 
 def _escape(text: str) -> str:
@@ -283,13 +232,18 @@ def is_retryable(result: DeliveryResult) -> bool:
     return result.status in (408, 429) or result.status >= 500
 
 
-def next_delay(
-    attempt: int, retry_after: float | None, base: float, cap: float, rand: Callable[[], float]
-) -> float:
-    """Exponential backoff with full jitter, never shorter than Slack's Retry-After.
+@dataclass(frozen=True)
+class SlackNotifier:
+    """A channel that is a Slack incoming webhook."""
 
-    `attempt` counts from 1; `rand` returns a number in [0, 1).
-    """
-    ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
-    delay = ceiling * rand()
-    return max(delay, retry_after) if retry_after is not None else delay
+    webhook_url: str = field(repr=False)  # a secret
+    timeout: float
+    ticket_url_template: str | None = None
+    post: Callable[[str, dict[str, Any], float], DeliveryResult] = send
+
+    def send(self, message: AlertMessage, now: datetime) -> DeliveryResult:
+        payload = build_payload(message, now, self.ticket_url_template)
+        return self.post(self.webhook_url, payload, self.timeout)
+
+    def is_retryable(self, result: DeliveryResult) -> bool:
+        return is_retryable(result)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dramatiq.brokers.redis import RedisBroker
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
+from internal.notify.notifier import for_channel
 from internal.obs import metrics
 from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
@@ -188,13 +190,20 @@ def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
 def deliver(notification_id: int) -> None:
     rt = runtime()
     settings = declared().settings
+    timeout = float(settings.slack_timeout_seconds)
     outcome = delivery.deliver(
         rt.pool,
         rt.config.current,
         notification_id,
         utc_now(),
-        ticket_url_template=settings.ticket_url_template,
-        send_timeout=settings.slack_timeout_seconds,
+        notifier_for=functools.partial(
+            for_channel,
+            env=os.environ,
+            timeout=timeout,
+            ticket_url_template=settings.ticket_url_template,
+        ),
+        # Outlasts any send, so a live worker's claim is never taken over.
+        lease=timedelta(seconds=timeout * 3),
     )
     if outcome.result is delivery.Result.RETRY and outcome.retry_in is not None:
         declared().deliver.send_with_options(

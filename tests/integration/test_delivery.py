@@ -12,7 +12,7 @@ import psycopg_pool
 import pytest
 
 from internal.config.sla_config import SlaConfig, load_config
-from internal.notify.slack import DeliveryResult
+from internal.notify.notifier import AlertMessage, DeliveryResult, Notifier, for_channel
 from internal.store.evaluate_repo import evaluate_batch
 from internal.worker import delivery
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -40,8 +40,13 @@ def short_config(tmp_path: Path) -> Path:
     )
 
 
-def webhook_env(slack: FakeSlack) -> dict[str, str]:
-    return {var: slack.url(path) for var, path in ENV_OF.items()}
+LEASE = timedelta(seconds=30)
+
+
+def slack_notifiers(slack: FakeSlack) -> delivery.NotifierFor:
+    """The worker's own channel lookup, with webhooks on the stand-in."""
+    env = {var: slack.url(path) for var, path in ENV_OF.items()}
+    return lambda channel: for_channel(channel, env, timeout=5)
 
 
 def late_reply_alert(
@@ -81,7 +86,12 @@ def test_an_alert_on_a_clock_stopped_past_a_warning_is_delivered_saying_when_it_
     clock stopped, and when, and the row ends sent after one attempt."""
     config, notification_id, replied, evaluated = late_reply_alert(stub_factory, pool, short_config)
     outcome = delivery.deliver(
-        pool, config, notification_id, evaluated + timedelta(seconds=1), env=webhook_env(slack)
+        pool,
+        config,
+        notification_id,
+        evaluated + timedelta(seconds=1),
+        notifier_for=slack_notifiers(slack),
+        lease=LEASE,
     )
     assert outcome.result is delivery.Result.SENT
     (posted,) = slack.requests("/hooks/team")
@@ -111,13 +121,20 @@ def test_any_exception_after_the_claim_is_a_failed_attempt_and_the_cap_applies(
     that reaches MAX_ATTEMPTS marks the row failed, and nothing is left pending."""
     config, notification_id, _, now = late_reply_alert(stub_factory, pool, short_config)
 
-    def broken(url: str, payload: dict[str, Any], timeout: float) -> DeliveryResult:
-        raise RuntimeError("sender blew up")
+    class Broken:
+        def send(self, message: AlertMessage, now: datetime) -> DeliveryResult:
+            raise RuntimeError("sender blew up")
+
+        def is_retryable(self, result: DeliveryResult) -> bool:
+            return True
+
+    def broken(channel: Any) -> Notifier:
+        return Broken()
 
     for attempt in range(1, delivery.MAX_ATTEMPTS + 1):
         now += timedelta(hours=1)  # past any backoff
         outcome = delivery.deliver(
-            pool, config, notification_id, now, env=webhook_env(slack), sender=broken
+            pool, config, notification_id, now, notifier_for=broken, lease=LEASE
         )
         state, attempts, error = rows(
             database_url,
@@ -130,4 +147,31 @@ def test_any_exception_after_the_claim_is_a_failed_attempt_and_the_cap_applies(
             assert outcome.result is delivery.Result.RETRY and state == "pending"
         else:
             assert outcome.result is delivery.Result.FAILED and state == "failed"
+    assert slack.requests() == []
+
+
+def test_a_channel_whose_webhook_variable_is_unset_fails_at_once_naming_the_variable(
+    stub_factory: StubFactory,
+    pool: psycopg_pool.ConnectionPool,
+    short_config: Path,
+    slack: FakeSlack,
+    database_url: str,
+) -> None:
+    """No notifier for the channel: the row fails on its first attempt with the variable named,
+    and nothing is posted."""
+    config, notification_id, _, now = late_reply_alert(stub_factory, pool, short_config)
+    outcome = delivery.deliver(
+        pool,
+        config,
+        notification_id,
+        now,
+        notifier_for=lambda channel: for_channel(channel, {}, timeout=5),
+        lease=LEASE,
+    )
+    assert outcome.result is delivery.Result.FAILED
+    assert rows(
+        database_url,
+        "SELECT state, attempts, last_error FROM notifications WHERE notification_id = %s",
+        notification_id,
+    ) == [("failed", 1, "SLACK_WEBHOOK_URL is not set")]
     assert slack.requests() == []

@@ -589,8 +589,8 @@ def test_evaluations_during_a_database_outage_are_dropped_not_dead_lettered(
     redis_url: str, config_path: Path, tmp_path: Path
 ) -> None:
     """With PostgreSQL unreachable, each tick's evaluation (and sweep) fails on the pool and
-    ends with one warning line, no actor traceback; nothing goes to the dead-letter queue (the clocks stay due, so
-    the next tick redoes the work once the database is back)."""
+    ends with one warning line, no actor traceback; nothing goes to the dead-letter queue (the
+    clocks stay due, so the next tick redoes the work once the database is back)."""
     down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     with FakeSlack() as slack:
         procs = Processes(engine_env(down, redis_url, config_path, slack), tmp_path)

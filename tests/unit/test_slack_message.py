@@ -8,14 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from internal.notify.slack import (
-    INVALID_URL,
-    AlertMessage,
-    DeliveryResult,
-    build_payload,
-    is_retryable,
-    next_delay,
-)
+from internal.backoff import next_delay
+from internal.notify.notifier import AlertMessage, DeliveryResult
+from internal.notify.slack import INVALID_URL, build_payload, is_retryable
 
 DUE = datetime(2026, 11, 2, 9, 15, tzinfo=UTC)
 TEMPLATE = "https://desk.example.com/t/{ticket_id}"
