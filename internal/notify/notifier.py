@@ -36,8 +36,8 @@ class AlertMessage:
     # The outbox row: with the alert id, the message's idempotency key (one per alert and
     # channel), which every copy of the message carries.
     notification_id: int | None = None
-    # When an earlier attempt at this message started whose outcome is unknown (its worker
-    # died mid-send): this copy may be a repeat, and says so.
+    # When an earlier attempt at this message started whose outcome is unknown (it timed out,
+    # or its worker died mid-send): this copy may be a repeat, and says so.
     interrupted_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -65,6 +65,9 @@ class DeliveryResult:
     status: int | None
     retry_after: float | None = None
     error: str | None = None  # short, and never the webhook URL: that is a secret
+    # The request may have reached the channel although no answer came (a timeout): the next
+    # attempt says it may be a repeat.
+    maybe_delivered: bool = False
 
 
 class Notifier(Protocol):

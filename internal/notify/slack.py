@@ -105,7 +105,7 @@ def build_payload(
     key_text = f"key {msg.key}"
     if msg.interrupted_at is not None:
         _, attempted_iso = _date(msg.interrupted_at)
-        repeat = f"may repeat the message of {attempted_iso} (its worker stopped mid-send)"
+        repeat = f"may repeat the message of {attempted_iso} (no answer came to it)"
         fallback += f"; {repeat}"
         key_text += f" · {repeat}"
     fields += [
@@ -198,11 +198,11 @@ def send(webhook_url: str, payload: dict[str, Any], timeout: float) -> DeliveryR
     try:
         response = client.send_dict(payload)
     except TimeoutError:
-        return DeliveryResult(False, None, error="timeout")
+        return DeliveryResult(False, None, error="timeout", maybe_delivered=True)
     except urllib.error.URLError as err:
         # HTTP error statuses come back as responses; a URLError here is the connection.
         if isinstance(err.reason, TimeoutError):
-            return DeliveryResult(False, None, error="timeout")
+            return DeliveryResult(False, None, error="timeout", maybe_delivered=True)
         reason = str(err.reason) or type(err.reason).__name__
         return DeliveryResult(False, None, error=_safe(f"connection error: {reason}", webhook_url))
     except (OSError, http.client.HTTPException) as err:

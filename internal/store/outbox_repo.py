@@ -40,8 +40,8 @@ class Claimed:
     attempts: int  # including this one
     alert: dict[str, Any]
     correlation_id: str | None
-    # When the previous attempt started, if its worker died before recording a result: Slack
-    # may have that message already.
+    # When the previous attempt started, if its outcome is unknown (its worker died before
+    # recording a result, or it timed out): the channel may have that message already.
     interrupted_at: datetime | None = None
 
 
@@ -75,13 +75,21 @@ def mark_sent(conn: psycopg.Connection[Any], notification_id: int, now: datetime
 
 
 def mark_retry(
-    conn: psycopg.Connection[Any], notification_id: int, retry_at: datetime, error: str
+    conn: psycopg.Connection[Any],
+    notification_id: int,
+    retry_at: datetime,
+    error: str,
+    *,
+    outcome_unknown: bool = False,
 ) -> None:
+    """`outcome_unknown`: the attempt may have been delivered (a timeout); its sending_at stays,
+    so that the next claim reports it as interrupted."""
     with conn.transaction():
         conn.execute(
-            "UPDATE notifications SET next_attempt_at = %s, last_error = %s, sending_at = NULL"
+            "UPDATE notifications SET next_attempt_at = %s, last_error = %s,"
+            " sending_at = CASE WHEN %s THEN sending_at END"
             " WHERE notification_id = %s AND state = 'pending'",
-            (retry_at, error, notification_id),
+            (retry_at, error, outcome_unknown, notification_id),
         )
 
 

@@ -105,8 +105,8 @@ def deliver(
         # A channel like a Slack webhook cannot be asked what it received, and an alert must
         # not be lost: the message goes again, saying it may be a repeat (README: at least once).
         log.warning(
-            "notification %d: the attempt started at %s never recorded a result (its worker"
-            " stopped mid-send); sending again, marked as a possible repeat",
+            "notification %d: the attempt started at %s may have been delivered (it timed out,"
+            " or its worker stopped mid-send); sending again, marked as a possible repeat",
             notification_id,
             claimed.interrupted_at.isoformat(),
             extra=log_extra,
@@ -170,7 +170,15 @@ def _attempt(
         error = result.error or f"HTTP {result.status}"
         retryable = notifier.is_retryable(result)
         return _failed_attempt(
-            conn, claimed, now, error, retryable, result.retry_after, rand, log_extra
+            conn,
+            claimed,
+            now,
+            error,
+            retryable,
+            result.retry_after,
+            rand,
+            log_extra,
+            maybe_delivered=result.maybe_delivered,
         )
 
 
@@ -183,9 +191,12 @@ def _failed_attempt(
     retry_after: float | None,
     rand: Callable[[], float],
     log_extra: dict[str, Any],
+    *,
+    maybe_delivered: bool = False,
 ) -> DeliveryOutcome:
     """Record an attempt that did not deliver: retried later, or failed for good when the error
-    is permanent or this was the last attempt allowed."""
+    is permanent or this was the last attempt allowed. A retry after an attempt that may have
+    been delivered anyway says it may be a repeat."""
     notification_id = claimed.notification_id
     if not retryable or claimed.attempts >= MAX_ATTEMPTS:
         outbox_repo.mark_failed(conn, notification_id, error)
@@ -201,7 +212,13 @@ def _failed_attempt(
     delay = next_delay(
         claimed.attempts, retry_after, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, rand
     )
-    outbox_repo.mark_retry(conn, notification_id, now + timedelta(seconds=delay), error)
+    outbox_repo.mark_retry(
+        conn,
+        notification_id,
+        now + timedelta(seconds=delay),
+        error,
+        outcome_unknown=maybe_delivered,
+    )
     log.warning(
         "notification %d attempt %d failed (%s); retrying in %.1fs",
         notification_id,

@@ -19,7 +19,7 @@ from slawatch.v1 import ticket_service_pb2 as pb
 from support.configs import write_config
 from support.env import StubFactory
 from support.events import event
-from support.fake_slack import FakeSlack
+from support.fake_slack import FakeSlack, Reply
 from support.workers import rows
 
 ENV_OF = {"SLACK_WEBHOOK_URL": "/hooks/team", "SLACK_WEBHOOK_URL_LEAD": "/hooks/lead"}
@@ -175,3 +175,32 @@ def test_a_channel_whose_webhook_variable_is_unset_fails_at_once_naming_the_vari
         notification_id,
     ) == [("failed", 1, "SLACK_WEBHOOK_URL is not set")]
     assert slack.requests() == []
+
+
+def test_the_attempt_after_a_timed_out_send_says_it_may_repeat_it(
+    stub_factory: StubFactory,
+    pool: psycopg_pool.ConnectionPool,
+    short_config: Path,
+    slack: FakeSlack,
+) -> None:
+    """A send that timed out may have reached Slack: the retry is posted marked as a possible
+    repeat of it, with the same key; a send refused outright is not such a case."""
+    config, notification_id, _, now = late_reply_alert(stub_factory, pool, short_config)
+    slack.script("/hooks/team", Reply(500, "oops"), Reply(delay=3))  # then ok
+    env = {var: slack.url(path) for var, path in ENV_OF.items()}
+
+    def notifiers(channel: Any) -> Notifier:
+        return for_channel(channel, env, timeout=1)
+
+    results = []
+    for _ in range(3):
+        now += timedelta(hours=1)  # past any backoff
+        results.append(
+            delivery.deliver(
+                pool, config, notification_id, now, notifier_for=notifiers, lease=LEASE
+            ).result
+        )
+    assert results == [delivery.Result.RETRY, delivery.Result.RETRY, delivery.Result.SENT]
+    refused, timed_out, last = slack.wait_for(3, "/hooks/team")
+    assert "may repeat" not in str(refused.body) and "may repeat" not in str(timed_out.body)
+    assert "may repeat the message of" in str(last.body["text"])

@@ -224,5 +224,5 @@ def test_every_copy_carries_the_idempotency_key_and_a_repeat_says_so() -> None:
     )
     assert "may repeat" not in text_of(first)
     assert str(again["text"]).endswith(
-        "may repeat the message of 2026-11-02T09:15:03Z (its worker stopped mid-send)"
+        "may repeat the message of 2026-11-02T09:15:03Z (no answer came to it)"
     )
