@@ -93,10 +93,13 @@ def for_channel(
     timeout: float,
     ticket_url_template: str | None = None,
 ) -> Notifier:
-    """The notifier of a configured channel. Every channel is a Slack incoming webhook for now
-    (its URL in the environment variable the channel names)."""
+    """The notifier of a configured channel, by its `type`. Slack incoming webhooks are the only
+    type so far (the URL in the environment variable the channel names); the config loader
+    refuses any other, so an unknown type here is a programming error."""
     from internal.notify.slack import SlackNotifier  # slack imports this module's types
 
+    if channel.type != "slack":
+        raise ValueError(f"no notifier for channel type {channel.type!r}")
     webhook = env.get(channel.slack_webhook_env, "")
     if not webhook:
         raise ChannelUnavailable(f"{channel.slack_webhook_env} is not set")
