@@ -124,11 +124,11 @@ def watch(
                 with pool.connection() as conn:
                     after = alert_repo.last_alert_id(conn, tenant)
             context.send_initial_metadata(((RESUME_METADATA_KEY, str(after)),))
-            last = after
+            last = sub.last_sent = after
             while True:
                 for row in _replay(pool, wanted, last, options.replay_page):
-                    if sub.end_status is not None:
-                        context.abort(*sub.end_status)
+                    if sub.end is not None:
+                        context.abort_with_status(sub.end.status(sub.last_sent))
                     yield pb.WatchAlertsResponse(alert=convert.alert_to_pb(row))
                     last = sub.last_sent = int(row["alert_id"])
                 if sub.go_live():
@@ -138,11 +138,13 @@ def watch(
             context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry later")
         while True:
             items = sub.take(IDLE_WAKE_SECONDS)
-            if items is None and sub.end_status is not None:
-                context.abort(*sub.end_status)
+            if items is None and sub.end is not None:
+                context.abort_with_status(sub.end.status(sub.last_sent))
             if items is None or not context.is_active():
                 return
             for item in items:
+                if sub.end is not None:
+                    context.abort_with_status(sub.end.status(sub.last_sent))
                 if item.alert_id > last:
                     yield item.response
                     last = sub.last_sent = item.alert_id
