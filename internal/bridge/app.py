@@ -37,8 +37,8 @@ from internal.bridge.client import (
     refuse,
     serve_client,
 )
-from internal.bridge.settings import BridgeSettings
 from internal.bridge.tenants import FeedRegistry, TooManyClients
+from internal.config.settings import BridgeSettings
 from internal.config.tokens import Role
 from slawatch.client import CHANNEL_OPTIONS
 from slawatch.v1 import ticket_service_pb2 as pb

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from internal.bridge.feed import Credential
-from internal.bridge.settings import BridgeSettings, BridgeSettingsError
+from internal.config.settings import BridgeSettings, BridgeSettingsError
 from internal.config.tokens import (
     DEV_PRINCIPAL,
     DEV_TENANT,

@@ -18,13 +18,12 @@ a live-only stream before its first alert can still resume without a gap.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import grpc
 import psycopg_pool
 
+from internal.config.settings import StreamOptions
 from internal.rpc import convert
 from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
 from internal.rpc.call_control import end_call
@@ -42,35 +41,6 @@ KIND_FROM_PB = {v: k for k, v in convert.ALERT_KIND_TO_PB.items()}
 # A stream with nothing to send wakes this often to notice a client that went away without the
 # cancellation callback reaching us.
 IDLE_WAKE_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Sizing of the streaming side of one server process.
-
-    Every open stream holds one thread of the server's pool for its whole life, so the pool has
-    `max_streams` threads on top of those for unary calls; beyond `max_streams` a new stream is
-    refused with RESOURCE_EXHAUSTED rather than queued behind the others.
-    """
-
-    max_streams: int = 1000
-    max_streams_per_tenant: int = 500  # of max_streams; at most max_streams in effect
-    queue_size: int = 10_000  # alerts a stream may fall behind before it is ended
-    poll_interval: float = 5.0  # safety-net read of the table when no NOTIFY arrives
-    replay_page: int = 500
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamOptions:
-        env = os.environ if env is None else env
-        defaults = cls()
-        return cls(
-            max_streams=int(env.get("SLAWATCH_MAX_STREAMS") or defaults.max_streams),
-            max_streams_per_tenant=int(
-                env.get("SLAWATCH_MAX_STREAMS_PER_TENANT") or defaults.max_streams_per_tenant
-            ),
-            queue_size=int(env.get("SLAWATCH_STREAM_QUEUE_SIZE") or defaults.queue_size),
-            poll_interval=float(env.get("SLAWATCH_STREAM_POLL_SECONDS") or defaults.poll_interval),
-        )
 
 
 def parse_request(
