@@ -7,6 +7,10 @@ After its connection drops it reconnects with backoff and reads from the same id
 committed meanwhile is skipped.
 
 Each alert is converted to its protobuf message once, here, and shared by every stream.
+
+A stream the hub ends (too slow, shutting down) is told so and ends itself, so that its status
+carries the resume point as a google.rpc.ErrorInfo; only a stream whose thread stays blocked
+sending is cut from here, with the resume point in the message alone.
 """
 
 from __future__ import annotations
