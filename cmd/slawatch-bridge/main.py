@@ -10,11 +10,9 @@ import resource
 import sys
 
 from internal.bridge.app import serve
-from internal.bridge.settings import BridgeSettings, BridgeSettingsError
-from internal.config.settings import SettingsError
+from internal.config.settings import BridgeSettings, BridgeSettingsError, OpsSettings, SettingsError
 from internal.obs.logs import configure_logging
 from internal.obs.ops_http import start_ops_server
-from internal.obs.settings import OpsSettings
 
 
 def raise_open_file_limit() -> None:

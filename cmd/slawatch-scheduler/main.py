@@ -16,13 +16,12 @@ import threading
 import redis
 
 from internal.config.holder import ConfigHolder
-from internal.config.settings import Settings, SettingsError
+from internal.config.settings import OpsSettings, Settings, SettingsError
 from internal.config.sla_config import ConfigError, load_config
 from internal.obs.health import redis_reachable
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import track_policy
 from internal.obs.ops_http import Check, start_ops_server
-from internal.obs.settings import OpsSettings
 from internal.store.db import ping
 from internal.store.policy_reload import start_config_reload
 from internal.worker import actors

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from internal.config.settings import Settings, SettingsError
+from internal.config.settings import OpsSettings, Settings, SettingsError, StreamOptions
 from internal.config.sla_config import ConfigError
 from internal.obs.logs import configure_logging
 from internal.rpc import supervisor
@@ -18,6 +18,9 @@ def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     try:
         settings = Settings.from_env()
+        # Read again where they are used; refused here, before any server process starts.
+        OpsSettings.from_env("server")
+        StreamOptions.from_env()
     except SettingsError as err:
         print(f"slawatch-server: {err}", file=sys.stderr)
         return 2

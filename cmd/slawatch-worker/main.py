@@ -57,22 +57,22 @@ def main() -> int:
 
 def run() -> int:
     # Imported only once PROMETHEUS_MULTIPROC_DIR is set, in case they load prometheus_client.
-    from internal.config.settings import Settings, SettingsError
+    from internal.config.settings import OpsSettings, Settings, SettingsError, WorkerSettings
     from internal.obs.logs import configure_logging
-    from internal.obs.settings import OpsSettings
 
     try:
         settings = Settings.from_env()
         ops = OpsSettings.from_env("worker")
+        worker = WorkerSettings.from_env()
     except SettingsError as err:
         print(f"slawatch-worker: {err}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, "worker")
     args = sys.argv[1:]
     if "--processes" not in args and "-p" not in args:
-        args += ["--processes", os.environ.get("SLAWATCH_WORKER_PROCESSES", "1")]
+        args += ["--processes", str(worker.processes)]
     if "--threads" not in args and "-t" not in args:
-        args += ["--threads", os.environ.get("SLAWATCH_WORKER_THREADS", "8")]
+        args += ["--threads", str(worker.threads)]
     if "--worker-shutdown-timeout" not in args:
         args += ["--worker-shutdown-timeout", str(int(ops.worker_shutdown_seconds * 1000))]
     if ops.metrics_port:

@@ -39,8 +39,8 @@ from internal.bridge.client import (
     serve_client,
 )
 from internal.bridge.request_logs import RedactingAccessLogger, install_bad_request_log
-from internal.bridge.settings import BridgeSettings
 from internal.bridge.tenants import FeedRegistry, TooManyClients
+from internal.config.settings import BridgeSettings
 from internal.config.tokens import Role
 from slawatch.client import CHANNEL_OPTIONS
 from slawatch.v1 import ticket_service_pb2 as pb

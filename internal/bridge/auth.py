@@ -14,7 +14,7 @@ from aiohttp import web
 
 from internal.bridge.feed import Credential
 from internal.bridge.request_logs import TOKEN_PARAM
-from internal.bridge.settings import BridgeSettings, BridgeSettingsError
+from internal.config.settings import BridgeSettings, BridgeSettingsError
 from internal.config.tokens import (
     DEV_PRINCIPAL,
     DEV_TENANT,

@@ -85,6 +85,10 @@ class TokenBucket:
             return True
         return False
 
+    def wait(self) -> float:
+        """Seconds until the next request would be taken (0 when it would be now)."""
+        return max(0.0, (1 - self.tokens) / self.rate)
+
 
 class Authenticator:
     def __init__(
@@ -131,11 +135,19 @@ class Authenticator:
 
     def allow(self, principal: Principal) -> bool:
         """The per-token request rate; always True when no rate is configured."""
+        return self.admit(principal) == 0.0
+
+    def admit(self, principal: Principal) -> float:
+        """Take one request of the per-token rate: 0.0 when admitted, else the seconds until
+        the token could be admitted (what a refused client should wait)."""
         if self._rate <= 0:
-            return True
+            return 0.0
         with self._lock:
             bucket = self._buckets.setdefault(principal.name, TokenBucket(self._rate, self._burst))
-            return bucket.take(self._clock())
+            if bucket.take(self._clock()):
+                return 0.0
+            # Never 0.0 for a refusal, which would read as admitted.
+            return max(bucket.wait(), 1e-3)
 
 
 def parse_tokens(raw: Any, source: str) -> dict[str, Principal]:

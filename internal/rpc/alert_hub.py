@@ -7,6 +7,10 @@ After its connection drops it reconnects with backoff and reads from the same id
 committed meanwhile is skipped.
 
 Each alert is converted to its protobuf message once, here, and shared by every stream.
+
+A stream the hub ends (too slow, shutting down) is told so and ends itself, so that its status
+carries the resume point as a google.rpc.ErrorInfo; only a stream whose thread stays blocked
+sending is cut from here, with the resume point in the message alone.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import grpc
 import psycopg
 
 from internal.rpc import convert
+from internal.rpc.errors import status_with_reason
 from internal.store import alert_repo
 from internal.store.alert_repo import AlertFilter
+from slawatch.errors import RESUME_KEY, SERVER_SHUTTING_DOWN, STREAM_TOO_SLOW
 from slawatch.v1 import ticket_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,11 @@ RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
 # How long the listener blocks at a time, so that close() is noticed promptly.
 WAIT_SLICE_SECONDS = 0.5
+# A stream told to end ends itself, with the full status, as soon as its thread is free. One
+# whose thread stays blocked sending to a client that does not read is cut after this long (a
+# client that merely reads slowly still gets the full status); at shutdown, after the second.
+SLOW_CUT_SECONDS = 10.0
+SHUTDOWN_CUT_SECONDS = 1.0
 
 Ender = Callable[[grpc.StatusCode, str], None]
 
@@ -42,6 +53,25 @@ class LiveAlert:
     alert_id: int
     row: dict[str, Any]  # the stored columns, for filtering
     response: pb.WatchAlertsResponse
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """Why the hub ends a stream; the stream's own thread turns it into the status."""
+
+    code: grpc.StatusCode
+    reason: str  # ErrorInfo.reason
+    why: str
+
+    def message(self, last_sent: int) -> str:
+        return f"{self.why}; {resume_hint(last_sent)}"
+
+    def status(self, last_sent: int) -> grpc.Status:
+        """With ErrorInfo metadata `after_alert_id`, the resume point, for clients that do not
+        track the ids they received."""
+        return status_with_reason(
+            self.code, self.message(last_sent), self.reason, {RESUME_KEY: str(last_sent)}
+        )
 
 
 class HubUnavailable(Exception):
@@ -64,13 +94,15 @@ class Subscription:
         self.wanted = wanted
         self.capacity = capacity
         self.last_sent = 0  # written by the stream, read when composing the end message
+        self.cut_at = 0.0  # monotonic time after which a terminated, unfinished stream is cut
+        self.finished = threading.Event()  # the call is over
         self._ender = ender
         self._cond = threading.Condition()
         self._items: deque[LiveAlert] = deque()
         self._live = False
         self._stale = False
         self._ended = False
-        self.end_status: tuple[grpc.StatusCode, str] | None = None
+        self.end: StreamEnd | None = None
 
     def offer(self, batch: Sequence[LiveAlert]) -> bool:
         """Queue the alerts of `batch` it wants; False when that overflowed a live queue."""
@@ -117,20 +149,26 @@ class Subscription:
             self._ended = True
             self._items.clear()
             self._cond.notify_all()
+        self.finished.set()
 
-    def terminate(self, code: grpc.StatusCode, details: str) -> None:
-        """End the stream with a status, from any thread, even while it is blocked sending."""
+    def terminate(self, end: StreamEnd, cut_after: float) -> None:
+        """Tell the stream to end, from any thread. Its own thread ends the call with the full
+        status (details cannot be sent from another thread); if it is still blocked sending
+        `cut_after` seconds later, the hub `cut`s the call."""
         with self._cond:
             if self._ended:
                 return
             self._ended = True
-            self.end_status = (code, details)
+            self.end = end
             self._items.clear()
-        # Status first, then wake the stream's thread: returning normally from the handler
-        # before the status is set would end the call with OK.
-        self._ender(code, details)
-        with self._cond:
+            self.cut_at = time.monotonic() + cut_after
             self._cond.notify_all()
+
+    def cut(self) -> None:
+        """End the call now, even while its thread is blocked sending: code and message only
+        (gRPC core's cancel-with-status carries no details), the resume point in the message."""
+        if self.end is not None and not self.finished.is_set():
+            self._ender(self.end.code, self.end.message(self.last_sent))
 
     @property
     def ended(self) -> bool:
@@ -161,6 +199,7 @@ class AlertHub:
         self._lock = threading.Lock()
         # Copied on write: the listener iterates a snapshot without holding the lock.
         self._subs: tuple[Subscription, ...] = ()
+        self._ending: list[Subscription] = []  # terminated; cut unless finished in time
         self._closed = False
         self._stopping = threading.Event()
         self.connected = threading.Event()
@@ -222,12 +261,15 @@ class AlertHub:
             self._closed = True
             subs, self._subs = self._subs, ()
         self._stopping.set()
+        end = StreamEnd(grpc.StatusCode.UNAVAILABLE, SERVER_SHUTTING_DOWN, "server shutting down")
         for sub in subs:
-            sub.terminate(
-                grpc.StatusCode.UNAVAILABLE, f"server shutting down; {resume_hint(sub.last_sent)}"
-            )
+            sub.terminate(end, SHUTDOWN_CUT_SECONDS)
         if self._thread.is_alive():
             self._thread.join(WAIT_SLICE_SECONDS * 4)
+        cut_by = time.monotonic() + SHUTDOWN_CUT_SECONDS
+        for sub in (*subs, *self._ending):
+            sub.finished.wait(max(0.0, min(sub.cut_at, cut_by) - time.monotonic()))
+            sub.cut()
 
     # -- the listener thread -------------------------------------------------------------------
 
@@ -263,6 +305,14 @@ class AlertHub:
             if notified or time.monotonic() >= next_poll:
                 self._catch_up(conn)
                 next_poll = time.monotonic() + self._poll_interval
+            self._cut_stuck()
+
+    def _cut_stuck(self) -> None:
+        now = time.monotonic()
+        for sub in self._ending:
+            if not sub.finished.is_set() and now >= sub.cut_at:
+                sub.cut()
+        self._ending = [s for s in self._ending if not s.finished.is_set() and now < s.cut_at]
 
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         assert self.position is not None
@@ -289,7 +339,11 @@ class AlertHub:
                 self.overflows += 1
                 self._remove(sub)
                 sub.terminate(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"stream fell more than {sub.capacity} alerts behind; "
-                    f"{resume_hint(sub.last_sent)}",
+                    StreamEnd(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        STREAM_TOO_SLOW,
+                        f"stream fell more than {sub.capacity} alerts behind",
+                    ),
+                    SLOW_CUT_SECONDS,
                 )
+                self._ending.append(sub)

@@ -18,14 +18,12 @@ a live-only stream before its first alert can still resume without a gap.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import grpc
 import psycopg_pool
 
-from internal.config.settings import env_int, env_number
+from internal.config.settings import StreamOptions
 from internal.rpc import convert
 from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
 from internal.rpc.call_control import end_call
@@ -43,38 +41,6 @@ KIND_FROM_PB = {v: k for k, v in convert.ALERT_KIND_TO_PB.items()}
 # A stream with nothing to send wakes this often to notice a client that went away without the
 # cancellation callback reaching us.
 IDLE_WAKE_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Sizing of the streaming side of one server process.
-
-    Every open stream holds one thread of the server's pool for its whole life, so the pool has
-    `max_streams` threads on top of those for unary calls; beyond `max_streams` a new stream is
-    refused with RESOURCE_EXHAUSTED rather than queued behind the others.
-    """
-
-    max_streams: int = 1000
-    max_streams_per_tenant: int = 500  # of max_streams; at most max_streams in effect
-    queue_size: int = 10_000  # alerts a stream may fall behind before it is ended
-    poll_interval: float = 5.0  # safety-net read of the table when no NOTIFY arrives
-    replay_page: int = 500
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamOptions:
-        """The options, or SettingsError naming the variable (the server exits 2 with it)."""
-        env = os.environ if env is None else env
-        d = cls()
-        return cls(
-            max_streams=env_int(env, "SLAWATCH_MAX_STREAMS", d.max_streams, minimum=1),
-            max_streams_per_tenant=env_int(
-                env, "SLAWATCH_MAX_STREAMS_PER_TENANT", d.max_streams_per_tenant, minimum=1
-            ),
-            queue_size=env_int(env, "SLAWATCH_STREAM_QUEUE_SIZE", d.queue_size, minimum=1),
-            poll_interval=env_number(
-                env, "SLAWATCH_STREAM_POLL_SECONDS", d.poll_interval, minimum=0.01, maximum=3600
-            ),
-        )
 
 
 def parse_request(
@@ -130,11 +96,11 @@ def watch(
                 with pool.connection() as conn:
                     after = alert_repo.last_alert_id(conn, tenant)
             context.send_initial_metadata(((RESUME_METADATA_KEY, str(after)),))
-            last = after
+            last = sub.last_sent = after
             while True:
                 for row in _replay(pool, wanted, last, options.replay_page):
-                    if sub.end_status is not None:
-                        context.abort(*sub.end_status)
+                    if sub.end is not None:
+                        context.abort_with_status(sub.end.status(sub.last_sent))
                     yield pb.WatchAlertsResponse(alert=convert.alert_to_pb(row))
                     last = sub.last_sent = int(row["alert_id"])
                 if sub.go_live():
@@ -144,11 +110,13 @@ def watch(
             context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry later")
         while True:
             items = sub.take(IDLE_WAKE_SECONDS)
-            if items is None and sub.end_status is not None:
-                context.abort(*sub.end_status)
+            if items is None and sub.end is not None:
+                context.abort_with_status(sub.end.status(sub.last_sent))
             if items is None or not context.is_active():
                 return
             for item in items:
+                if sub.end is not None:
+                    context.abort_with_status(sub.end.status(sub.last_sent))
                 if item.alert_id > last:
                     yield item.response
                     last = sub.last_sent = item.alert_id

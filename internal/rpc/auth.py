@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 
 from internal.config.tokens import DEV_PRINCIPAL, Authenticator, Principal, Role
+from internal.rpc.errors import status_with_reason
+from slawatch.errors import RATE_LIMITED
 from slawatch.v1 import ticket_service_pb2 as pb
 
 SERVICE_PREFIX = "/" + pb.DESCRIPTOR.services_by_name["TicketService"].full_name + "/"
@@ -34,12 +36,19 @@ def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
     return {k: v for k, v in details.invocation_metadata or () if isinstance(v, str)}
 
 
-def _refuse(code: grpc.StatusCode, message: str, streaming: bool) -> grpc.RpcMethodHandler:
-    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+def _refuse(
+    code: grpc.StatusCode, message: str, streaming: bool, status: grpc.Status | None = None
+) -> grpc.RpcMethodHandler:
+    def refuse(context: grpc.ServicerContext) -> None:
+        if status is not None:
+            context.abort_with_status(status)
         context.abort(code, message)
 
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        refuse(context)
+
     def stream(request: Any, context: grpc.ServicerContext) -> Iterable[Any]:
-        context.abort(code, message)
+        refuse(context)
         yield from ()
 
     if streaming:
@@ -121,11 +130,15 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 f"token {principal.name!r} lacks the {role.value!r} role for {method}",
                 streaming,
             )
-        if not self._auth.allow(principal):
-            return _refuse(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+        wait = self._auth.admit(principal)
+        if wait:
+            message = (
                 f"rate limit exceeded for token {principal.name!r}"
-                " (SLAWATCH_RATE_LIMIT_PER_SECOND); retry with backoff",
-                streaming,
+                f" (SLAWATCH_RATE_LIMIT_PER_SECOND); retry in {wait:.3f}s"
             )
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            status = status_with_reason(
+                code, message, RATE_LIMITED, {"token": principal.name}, retry_delay=wait
+            )
+            return _refuse(code, message, streaming, status)
         return _with_principal(handler, principal)

@@ -1,6 +1,7 @@
-"""gRPC error answers with google.rpc details, so clients see the bad fields by path.
+"""gRPC error answers with google.rpc details: every bad field by path (BadRequest), and the
+reason, resume point or retry delay of a refusal a client can act on (ErrorInfo, RetryInfo).
 
-The answer travels in trailing metadata, which gRPC clients refuse beyond 8 KB (soft limit,
+A BadRequest travels in trailing metadata, which gRPC clients refuse beyond 8 KB (soft limit,
 16 KB hard): the caller would then see RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT. So an
 answer carries the first MAX_VIOLATIONS violations, within MAX_DETAIL_BYTES, and one more entry
 saying how many were left out; fixing those and resending shows the rest.
@@ -8,7 +9,8 @@ saying how many were left out; fixing those and resending shows the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import grpc
@@ -17,6 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from internal.rpc.validation import Violation
+from slawatch.errors import ERROR_DOMAIN
 
 MAX_VIOLATIONS = 100
 # Of field paths and descriptions together; what the detail adds in framing stays well below the
@@ -73,3 +76,28 @@ def abort_bad_request(context: grpc.ServicerContext, violations: Sequence[Violat
     )
     context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("unreachable: abort_with_status raises")
+
+
+def status_with_reason(
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    metadata: Mapping[str, str] | None = None,
+    retry_delay: float | None = None,
+) -> grpc.Status:
+    """A status a client can act on without parsing `message`: ErrorInfo names the reason (and
+    carries, say, the resume point in its metadata); RetryInfo says how long to wait."""
+    info = any_pb2.Any()
+    info.Pack(
+        error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {})
+    )
+    details = [info]
+    if retry_delay is not None:
+        retry = error_details_pb2.RetryInfo()
+        # Rounded up to the millisecond: retrying a hair too early would be refused again.
+        retry.retry_delay.FromMilliseconds(max(1, math.ceil(retry_delay * 1000)))
+        packed = any_pb2.Any()
+        packed.Pack(retry)
+        details.append(packed)
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    return rpc_status.to_status(status)

@@ -25,13 +25,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from internal.config.holder import ConfigHolder
-from internal.config.settings import Settings
+from internal.config.settings import OpsSettings, Settings
 from internal.config.sla_config import load_config
 from internal.config.tokens import AuthConfigError, Authenticator, build_authenticator
 from internal.obs.grpc_interceptor import ObservabilityInterceptor
 from internal.obs.metrics import PoolStats, track_policy
 from internal.obs.ops_http import start_ops_server
-from internal.obs.settings import OpsSettings
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.auth import AuthInterceptor

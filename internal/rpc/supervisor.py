@@ -23,12 +23,13 @@ import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
+from internal.config.settings import METRICS_PORTS, OpsSettings
+
 log = logging.getLogger(__name__)
 
 # Set in a copy's environment: the copy serves instead of supervising again.
 CHILD_ENV = "SLAWATCH_SERVER_PROCESS_INDEX"
-METRICS_PORT_ENV = "SLAWATCH_METRICS_PORT"
-DEFAULT_METRICS_PORT = 9464
+METRICS_PORT_ENV, _ = METRICS_PORTS["server"]
 # Longer than a copy's own shutdown deadline (grace plus a few seconds): a copy that still has
 # not exited by then is killed.
 KILL_AFTER_SECONDS = 60.0
@@ -41,10 +42,9 @@ def is_child(env: Mapping[str, str] | None = None) -> bool:
 def child_env(index: int, env: Mapping[str, str]) -> dict[str, str]:
     out = dict(env)
     out[CHILD_ENV] = str(index)
-    raw = env.get(METRICS_PORT_ENV) or str(DEFAULT_METRICS_PORT)
-    if raw.isdigit() and int(raw):  # 0 keeps metrics off in every copy
-        out[METRICS_PORT_ENV] = str(int(raw) + index)
-    # Anything else is passed on unchanged, for each copy to refuse with its usual message.
+    port = OpsSettings.from_env("server", env).metrics_port
+    if port:  # 0 keeps metrics off in every copy
+        out[METRICS_PORT_ENV] = str(port + index)
     return out
 
 

@@ -20,11 +20,10 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from internal.config.settings import Settings
+from internal.config.settings import OpsSettings, Settings
 from internal.obs.health import redis_reachable
 from internal.obs.logs import configure_logging
 from internal.obs.ops_http import OpsServer
-from internal.obs.settings import OpsSettings
 from internal.store.db import ping
 
 log = logging.getLogger(__name__)

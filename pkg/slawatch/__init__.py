@@ -3,9 +3,18 @@
 from pathlib import Path
 
 from slawatch.client import AlertWatch, SlawatchClient
+from slawatch.errors import error_reason, resume_point, retry_delay
 from slawatch.metadata import RESUME_METADATA_KEY
 
 # VERSION is the one place the version is written; both distributions' metadata read it.
 __version__ = (Path(__file__).parent / "VERSION").read_text().strip()
 
-__all__ = ["RESUME_METADATA_KEY", "AlertWatch", "SlawatchClient", "__version__"]
+__all__ = [
+    "RESUME_METADATA_KEY",
+    "AlertWatch",
+    "SlawatchClient",
+    "__version__",
+    "error_reason",
+    "resume_point",
+    "retry_delay",
+]

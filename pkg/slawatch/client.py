@@ -11,7 +11,8 @@
             ...                                     # resumes on its own after a disconnect
 
 Errors are `grpc.RpcError` with the server's status code (INVALID_ARGUMENT carries a
-google.rpc.BadRequest detail naming every bad field).
+google.rpc.BadRequest detail naming every bad field; `slawatch.errors` reads the ErrorInfo and
+RetryInfo details of a rate limit or an ended stream).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Protocol
 
 import grpc
 
+from slawatch.errors import resume_point, retry_delay
 from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -134,8 +136,9 @@ class SlawatchClient:
 
         UNAVAILABLE (server restarting, database down) is retried up to `retries` times with
         backoff, which is safe because ingest is idempotent on (ticket_id, updated_at): a batch
-        stored by an attempt whose answer was lost comes back as DUPLICATE. `deadline` (seconds,
-        default: the client's timeout) bounds all attempts together.
+        stored by an attempt whose answer was lost comes back as DUPLICATE. So is a rate-limit
+        refusal (RESOURCE_EXHAUSTED with RetryInfo), after the delay the server names.
+        `deadline` (seconds, default: the client's timeout) bounds all attempts together.
         """
         request = pb.IngestTicketsRequest(events=list(events))
         budget = self._timeout if deadline is None else deadline
@@ -148,9 +151,13 @@ class SlawatchClient:
                 )
                 return list(response.results)
             except grpc.RpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt >= retries:
+                asked = retry_delay(err)
+                retryable = err.code() == grpc.StatusCode.UNAVAILABLE or (
+                    err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and asked is not None
+                )
+                if not retryable or attempt >= retries:
                     raise
-                delay = backoff_delay(attempt)
+                delay = max(backoff_delay(attempt), asked or 0.0)
                 if time.monotonic() + delay >= ends:
                     raise
                 log.info("ingest: %s; retry %d in %.2fs", err.details(), attempt + 1, delay)
@@ -332,9 +339,16 @@ class AlertWatch(Iterator[pb.Alert]):
                 if err.code() not in RESUMABLE_CODES:
                     raise
                 log.info("watch_alerts: %s (%s); resuming", err.code().name, err.details())
+                # Normally we know where we are; the server's resume point covers a stream lost
+                # before its initial metadata arrived.
+                if self.last_alert_id is None:
+                    self.last_alert_id = resume_point(err)
+                asked = retry_delay(err)
+            else:
+                asked = None
             if self._closed.is_set():
                 return
-            delay = backoff_delay(attempt, cap=self._max_backoff)
+            delay = max(backoff_delay(attempt, cap=self._max_backoff), asked or 0.0)
             attempt += 1
             self.reconnects += 1
             if self._closed.wait(delay):

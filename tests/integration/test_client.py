@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,5 +249,35 @@ def test_token_is_sent_and_auth_errors_are_not_retried(
             with pytest.raises(grpc.RpcError) as info:
                 next(client.watch_alerts())
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        running.stop(grace=1)
+
+
+def test_ingest_waits_out_a_rate_limit_as_the_server_asks(
+    database_url: str, config_path: Path
+) -> None:
+    """A rate-limited ingest (RESOURCE_EXHAUSTED with RetryInfo) is retried after the delay the
+    server names, not given up nor hammered: one request per second, burst 1, so the second of
+    two back-to-back batches is stored about a second later."""
+    token = "rate-limited-token"
+    tokens = [{"name": "svc", "sha256": hash_token(token), "tenant": "acme", "roles": ["ingest"]}]
+    running = start_server(
+        make_settings(
+            database_url,
+            config_path,
+            SLAWATCH_INSECURE_DEV="",
+            SLAWATCH_TOKENS=json.dumps(tokens),
+            SLAWATCH_RATE_LIMIT_PER_SECOND="1",
+            SLAWATCH_RATE_LIMIT_BURST="1",
+        ),
+        bind="127.0.0.1",
+    )
+    try:
+        with SlawatchClient(f"127.0.0.1:{running.port}", token=token) as client:
+            assert client.ingest([event("RATE-1")])[0].outcome == pb.INGEST_OUTCOME_CREATED
+            started = time.monotonic()
+            assert client.ingest([event("RATE-2")])[0].outcome == pb.INGEST_OUTCOME_CREATED
+            # The bucket refills in up to 1 s; backoff alone (0.1 s first) would be refused.
+            assert time.monotonic() - started >= 0.5
     finally:
         running.stop(grace=1)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
 from internal.config.sla_config import load_config
 from internal.config.tokens import hash_token
@@ -247,6 +250,57 @@ def test_rate_limit_per_token(database_url: str, config_path: Path) -> None:
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "rate limit" in (info.value.details() or "")
             stub.GetDashboard(pb.GetDashboardRequest(), metadata=bearer("globex-all"))
+    finally:
+        running.stop(grace=1)
+
+
+def error_details(err: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo, float | None]:
+    """The ErrorInfo of a refusal and its RetryInfo delay in seconds (None without one)."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status details"
+    info, delay = None, None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            delay = retry.retry_delay.ToNanoseconds() / 1e9
+    assert info is not None, "no ErrorInfo detail"
+    return info, delay
+
+
+def test_rate_limited_answer_says_when_to_retry(database_url: str, config_path: Path) -> None:
+    """A rate-limited call (unary or stream) carries ErrorInfo RATE_LIMITED and RetryInfo with the
+    wait until the token's bucket has a request again: retrying after it is served."""
+    settings = make_settings(
+        database_url,
+        config_path,
+        SLAWATCH_INSECURE_DEV="",
+        SLAWATCH_TOKENS=tokens_json(),
+        SLAWATCH_RATE_LIMIT_PER_SECOND="0.5",
+        SLAWATCH_RATE_LIMIT_BURST="1",
+    )
+    running = start_server(settings, bind="127.0.0.1")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.TicketServiceStub(channel)
+            stub.GetDashboard(pb.GetDashboardRequest(), metadata=bearer("acme-all"))
+            with pytest.raises(grpc.RpcError) as unary:
+                stub.GetDashboard(pb.GetDashboardRequest(), metadata=bearer("acme-all"))
+            with pytest.raises(grpc.RpcError) as stream:
+                next(stub.WatchAlerts(pb.WatchAlertsRequest(), metadata=bearer("acme-all")))
+            for refused in (unary.value, stream.value):
+                assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                info, delay = error_details(refused)
+                assert (info.reason, info.domain) == ("RATE_LIMITED", "slawatch.dev")
+                assert info.metadata["token"] == "acme-all"
+                # One request per 2 s, the bucket just emptied: the wait is up to 2 s.
+                assert delay is not None and 0 < delay <= 2.0
+            assert delay is not None
+            time.sleep(delay)
+            stub.GetDashboard(pb.GetDashboardRequest(), metadata=bearer("acme-all"))
     finally:
         running.stop(grace=1)
 

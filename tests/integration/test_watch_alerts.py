@@ -19,6 +19,7 @@ from internal.embedded.ports import free_port
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import RunningServer
 from internal.store.alert_repo import LISTENER_APPLICATION_NAME
+from slawatch import errors
 from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -260,6 +261,41 @@ def test_slow_subscriber_is_ended_and_resumes_without_loss(
     assert_no_gap_no_repeat(received, written)
 
 
+def test_slow_subscriber_end_names_its_resume_point(
+    database_url: str, config_path: Path, own_server: list[RunningServer]
+) -> None:
+    """A stream ended for falling behind, whose client reads again soon after, carries ErrorInfo
+    STREAM_TOO_SLOW with the resume point `after_alert_id`: never past what the client received,
+    and resuming from it (without tracking ids) gives every later alert once."""
+    running = serve(database_url, config_path, streams=StreamOptions(queue_size=200))
+    own_server.append(running)
+    target = f"127.0.0.1:{running.port}"
+    with (
+        grpc.insecure_channel(target, options=[("grpc.http2.bdp_probe", 0)]) as slow_ch,
+        grpc.insecure_channel(target) as ch,
+    ):
+        slow = watch(pb_grpc.TicketServiceStub(slow_ch))
+        written: list[int] = []
+        while running.hub.overflows == 0:
+            written += write_alerts(database_url, 20)
+            assert len(written) < 100_000, "the slow stream was never ended"
+        written += write_alerts(database_url, 20)
+        received: list[int] = []
+        with pytest.raises(grpc.RpcError) as info:
+            for response in slow:
+                received.append(response.alert.alert_id)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert errors.error_reason(info.value) == errors.STREAM_TOO_SLOW
+        resume = errors.resume_point(info.value)
+        assert resume is not None and resume <= (received[-1] if received else resume)
+        assert received == [i for i in written if i <= (received[-1] if received else 0)]
+        resumed = watch(pb_grpc.TicketServiceStub(ch), resume)
+        again = read_until(resumed, written[-1])
+        resumed.cancel()
+    assert again == [i for i in written if i > resume]
+    assert set(received) | set(again) == set(written), "an alert was lost"
+
+
 def test_listen_connection_drop_is_caught_up(
     server: RunningServer, stub: pb_grpc.TicketServiceStub, database_url: str
 ) -> None:
@@ -370,6 +406,9 @@ def test_stopping_the_server_ends_streams_with_unavailable(
     # The hint is the last alert the server finished sending: never past what the client has.
     hint = re.search(r"after_alert_id=(\d+)", info.value.details() or "")
     assert hint is not None and int(hint.group(1)) <= ids[-1]
+    # The same resume point, machine-readable: ErrorInfo SERVER_SHUTTING_DOWN.
+    assert errors.error_reason(info.value) == errors.SERVER_SHUTTING_DOWN
+    assert errors.resume_point(info.value) == int(hint.group(1))
 
 
 def test_sigterm_ends_streams_with_unavailable(database_url: str, config_path: Path) -> None:

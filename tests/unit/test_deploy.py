@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from internal.config.settings import METRICS_PORTS
 from internal.config.sla_config import load_config
-from internal.obs.settings import METRICS_PORTS
 from support.env import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
