@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from internal.sla.model import ClockKind, Status
+from internal.sla.model import Status
 from internal.sla.policy import Rules, Targets
 from internal.sla.ticket_sla import Event, TicketSla, compute_ticket_sla, latest_event
 from internal.store import state_buckets
@@ -35,7 +35,7 @@ class Prior:
     """What a rewrite needs of a stored ticket (read with its row locked)."""
 
     updated_at: datetime
-    fired: dict[ClockKind, int]
+    fired: dict[str, int]  # metric -> the level its clock has fired
     bucket: state_buckets.BucketKey  # where the dashboard counts it now
 
 
@@ -213,11 +213,11 @@ def _read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior
     }
     if prior:  # a batch of new tickets has no fired levels to read
         for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": _ids(prior)}):
-            prior[str(tid)].fired[ClockKind(clock)] = int(fired)
+            prior[str(tid)].fired[str(clock)] = int(fired)
     return prior
 
 
-# Rows carry the StrEnum members (status, clock, mode) as they are: each is a str whose text is
+# Rows carry the StrEnum members (status, mode) as they are: each is a str whose text is
 # its value, which COPY writes. Reading `.value` goes through a Python descriptor on Python 3.11.
 
 
@@ -256,7 +256,7 @@ def _clock_rows(slas: Sequence[TicketSla]) -> Iterator[tuple[Any, ...]]:
         for c in s.clocks:
             yield (
                 s.latest.ticket_id,
-                c.kind,
+                c.metric,
                 float(c.target),
                 c.calendar,
                 c.mode,

@@ -65,9 +65,11 @@ def _created_at(shape: Shape, config: SlaConfig) -> datetime:
     assert step.kind.value == shape.kind, f"level {shape.level} is a {step.kind} step"
     targets = config.targets(shape.priority, shape.tier)
     assert targets is not None, shape
-    created = NOW - timedelta(seconds=step.seconds(targets.response) + 1)
+    created = NOW - timedelta(seconds=step.seconds(targets.seconds["response"]) + 1)
     counted = targets.calendar.working_seconds(created, NOW)
-    assert counted == step.seconds(targets.response) + 1, "NOW is too early in the working day"
+    assert counted == step.seconds(targets.seconds["response"]) + 1, (
+        "NOW is too early in the working day"
+    )
     return created
 
 
