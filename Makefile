@@ -5,18 +5,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench proto proto-check lint typecheck buf-lint pytest clean-data help
+.PHONY: run test bench proto proto-check lint typecheck buf-lint rules pytest dist clean-data help
 
 help:
 	@echo "make run    - start embedded Postgres/Redis (unless DATABASE_URL/REDIS_URL) and every process"
-	@echo "make test   - ruff, mypy, proto drift check, buf lint, pytest"
+	@echo "make test   - ruff, mypy, proto drift check, buf lint, alerting rules (promtool), pytest"
 	@echo "make bench  - benchmarks; prints the figures"
 	@echo "make proto  - regenerate pkg/slawatch/v1 from proto/"
+	@echo "make dist   - build the wheels of the client (slawatch) and the server (slawatch-server)"
 
-$(STAMP): pyproject.toml
+# The client (pkg/, distribution `slawatch`) and the server (`slawatch-server`, which depends on
+# it) in one pip command, so that pip takes `slawatch` from ./pkg and never looks it up elsewhere.
+$(STAMP): pyproject.toml pkg/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./pkg -e '.[dev]'
 	touch $(STAMP)
 
 # Debian's chromium for the live-page test; Playwright (from PyPI) drives it through
@@ -27,6 +30,13 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+# Debian's prometheus package brings promtool, which checks and unit-tests the alerting rules.
+PROMTOOL := /usr/bin/promtool
+
+$(PROMTOOL):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus
 
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -54,10 +64,22 @@ buf-lint: node_modules/.installed
 	if git rev-parse --verify --quiet main >/dev/null; then \
 		npx --no-install buf breaking --against '.git#branch=main'; fi
 
+rules: $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/prometheus/slawatch-rules.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules slawatch-rules.test.yml
+
 pytest: $(STAMP) node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck proto-check buf-lint pytest
+test: lint typecheck proto-check buf-lint rules pytest
+
+# Both wheels into dist/: slawatch (the client, for anyone) and slawatch-server (for the image).
+DIST ?= dist
+
+dist: $(STAMP)
+	rm -rf $(DIST) pkg/build build
+	$(PY) -m build --wheel --outdir $(DIST) pkg
+	$(PY) -m build --wheel --outdir $(DIST) .
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)

@@ -205,6 +205,7 @@ def _parse_policies(
                 if required not in entry:
                     raise ConfigError(f"{key}.{required}: missing")
             cal_name = entry.get("calendar", TWENTY_FOUR_SEVEN)
+            # isinstance first: a list or mapping here cannot even be looked up (unhashable).
             if not isinstance(cal_name, str) or cal_name not in calendars:
                 raise ConfigError(f"{key}.calendar: unknown calendar {show_value(cal_name)}")
             policies[priority][tier] = Targets(

@@ -17,6 +17,8 @@ from grpc_status import rpc_status
 from internal.config.holder import ConfigHolder
 from internal.config.sla_config import load_config
 from internal.rpc.auth import AuthInterceptor
+from internal.rpc.decoding import add_ticket_service
+from internal.rpc.page_token import PageTokens
 from internal.rpc.server import RunningServer, authenticator_for
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import make_pool
@@ -60,8 +62,14 @@ def clocked(database_url: str, config_path: Path) -> Iterator[Clocked]:
         futures.ThreadPoolExecutor(max_workers=4),
         interceptors=[AuthInterceptor(authenticator_for(settings))],
     )
-    pb_grpc.add_TicketServiceServicer_to_server(
-        TicketService(pool, ConfigHolder(load_config(config_path)), now=clock), server
+    add_ticket_service(
+        TicketService(
+            pool,
+            ConfigHolder(load_config(config_path)),
+            page_tokens=PageTokens.from_env(database_url),
+            now=clock,
+        ),
+        server,
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

@@ -34,6 +34,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CONFIG = parse_config(config_text())
 
 _serial = itertools.count()
+INGEST_BATCH = 1000  # SLAWATCH_MAX_BATCH_EVENTS' default
 # One writer at a time: two evaluations at NOW would share each other's due clocks (SKIP LOCKED),
 # and each call must return the alerts of its own tickets.
 _one_writer = threading.Lock()
@@ -93,7 +94,16 @@ def write_alerts(
     targets = CONFIG.targets(shape.priority, shape.tier)
     assert targets is not None
     with _one_writer, psycopg.connect(database_url, autocommit=True) as conn:
-        ingest_repo.ingest(conn, shape.tenant, events, lambda p, t: targets, CONFIG.rules)
+        # In batches no larger than a server accepts: one transaction locks each of its
+        # tickets, and PostgreSQL's lock table holds a few thousand locks.
+        for start in range(0, count, INGEST_BATCH):
+            ingest_repo.ingest(
+                conn,
+                shape.tenant,
+                events[start : start + INGEST_BATCH],
+                lambda p, t: targets,
+                CONFIG.rules,
+            )
         if not notify:
             conn.execute(_LOSE_NOTIFY)
         batch = evaluate_batch(conn, CONFIG, NOW, limit=max(1000, count))

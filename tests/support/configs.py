@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from support.config_schema import assert_agreement
+
 BASE: dict[str, object] = {
     "escalation": [
         {"at_percent": 85, "level": 1, "kind": "warning", "notify": ["team"]},
@@ -40,9 +42,13 @@ BASE: dict[str, object] = {
 
 
 def config_text(**overrides: object) -> str:
+    """BASE with `overrides`, as YAML. Every config a test writes through here is also checked
+    against deploy/schema/sla_config.schema.json: schema and loader agree on it."""
     doc = dict(BASE)
     doc.update(overrides)
-    return yaml.safe_dump(doc, sort_keys=False)
+    text = yaml.safe_dump(doc, sort_keys=False)
+    assert_agreement(text)
+    return text
 
 
 def write_config(path: Path, **overrides: object) -> Path:

@@ -312,3 +312,18 @@ def test_dockerfile_is_multi_stage_non_root_and_names_what_exists() -> None:
 @pytest.mark.parametrize("process", sorted(PROCESSES))
 def test_every_process_has_an_entry_point(process: str) -> None:
     assert (ROOT / f"cmd/slawatch-{process}/main.py").is_file()
+
+
+def test_the_image_installs_client_and_server_in_one_pip_command() -> None:
+    """The server distribution needs `slawatch`, which lives in pkg/: installed in the same pip
+    command, pip takes it from there and never asks an index for a package of that name. The
+    image's own virtualenv is where the server's top-level `internal` package lives."""
+    installs = [
+        line.split("&&")[0].split()
+        for line in dockerfile_lines()
+        if line.startswith("RUN ") and "pip install" in line
+    ]
+    assert len(installs) == 1
+    (words,) = installs
+    assert words[:3] == ["RUN", "/opt/venv/bin/pip", "install"]
+    assert words[3:] == ["./pkg", "."]

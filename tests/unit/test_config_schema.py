@@ -1,0 +1,362 @@
+"""deploy/schema/sla_config.schema.json, the JSON Schema editors use for sla_config.yaml, agrees
+with the loader: the shipped file and the tests' configs are valid for both, each invalid file
+below is refused by both, and so is every generated file, except for what only the loader can
+check (support.config_schema.BEYOND_SCHEMA, each case shown below)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from internal.config.sla_config import ConfigError, parse_config
+from support.config_schema import (
+    BEYOND_SCHEMA,
+    assert_agreement,
+    disagreement,
+    json_view,
+    schema_errors,
+)
+from support.configs import BASE, config_text
+from support.env import ROOT
+
+
+def with_(**changes: object) -> dict[str, Any]:
+    doc = yaml.safe_load(config_text())
+    doc.update(changes)
+    return doc
+
+
+def tier(**targets: object) -> dict[str, Any]:
+    return {"high": {"gold": {"response": "15m", "resolution": "4h", **targets}}}
+
+
+def calendar(**fields: object) -> dict[str, Any]:
+    """BASE's calendars (its policies name one) and a calendar `c` with `fields`."""
+    return {
+        **BASE["calendars"],
+        "c": {"timezone": "UTC", "hours": {"mon": "09:00-17:00"}, **fields},
+    }
+
+
+def step(**fields: object) -> list[dict[str, Any]]:
+    return [{"at_percent": 100, "level": 1, "kind": "breach", **fields}]
+
+
+def test_the_shipped_config_is_valid_for_schema_and_loader() -> None:
+    text = (ROOT / "sla_config.yaml").read_text()
+    parse_config(text)
+    assert schema_errors(json_view(yaml.safe_load(text))) == []
+
+
+def test_the_tests_base_config_is_valid_for_both() -> None:
+    """config_text() checks agreement on every config a test writes; the base one is valid."""
+    parse_config(config_text())
+    assert schema_errors(json_view(BASE)) == []
+
+
+VALID = {
+    "minimal": {"policies": tier()},
+    "default ladder": {k: v for k, v in BASE.items() if k != "escalation"},
+    "numeric durations": with_(policies=tier(response=900, resolution=14400.5)),
+    "padded duration strings": with_(policies=tier(response=" 15 m ", resolution="1.5h")),
+    "the largest duration": with_(policies=tier(response=315360000, resolution="3650d")),
+    "upper-case pause status": with_(pause_statuses=["ON_HOLD", "in_progress"]),
+    "no pause status": with_(pause_statuses=[]),
+    "unquoted holiday dates": with_(calendars=calendar(holidays=[date(2026, 12, 25)])),
+    "split hours up to midnight": with_(
+        calendars=calendar(hours={"sat": "9:00-12:00, 13:00 - 24:00"})
+    ),
+    "the built-in calendar by name": with_(policies=tier(calendar="24x7")),
+    "no channels, no notify": {"escalation": step(), "policies": tier()},
+    "the top percent and level": with_(escalation=step(at_percent=10000, level=1000)),
+}
+
+
+@pytest.mark.parametrize("doc", VALID.values(), ids=VALID.keys())
+def test_valid_configs_are_valid_for_both(doc: dict[str, Any]) -> None:
+    text = yaml.safe_dump(doc)
+    parse_config(text)
+    assert schema_errors(json_view(yaml.safe_load(text))) == []
+
+
+INVALID = {
+    "empty file": None,
+    "a list": [1, 2],
+    "no policies": {k: v for k, v in BASE.items() if k != "policies"},
+    "unknown top-level key": with_(surprise=1),
+    "no policy": with_(policies={}),
+    "no tier": with_(policies={"high": {}}),
+    "tier not a mapping": with_(policies={"high": {"gold": "15m"}}),
+    "missing resolution": with_(policies={"high": {"gold": {"response": "1h"}}}),
+    "unknown target key": with_(policies=tier(sla=3)),
+    "duration word": with_(policies=tier(response="soon")),
+    "duration zero": with_(policies=tier(response=0)),
+    "duration zero string": with_(policies=tier(response="0.0m")),
+    "negative duration": with_(policies=tier(response="-5m")),
+    "duration unit": with_(policies=tier(response="5 minutes")),
+    "duration bool": with_(policies=tier(response=True)),
+    "duration over 3650 days": with_(policies=tier(response=315360001)),
+    "duration infinite": with_(policies=tier(response=float("inf"))),
+    "calendar not a name": with_(policies=tier(calendar=[])),
+    "calendar null": with_(policies=tier(calendar=None)),
+    "pause status unknown": with_(pause_statuses=["waiting"]),
+    "pause status that cannot pause": with_(pause_statuses=["resolved"]),
+    "pause status not a list": with_(pause_statuses="on_hold"),
+    "pause status with a newline": with_(pause_statuses=["on_hold\n"]),
+    "empty ladder": with_(escalation=[]),
+    "step kind": with_(escalation=step(kind="panic")),
+    "step without at_percent": with_(escalation=[{"level": 1, "kind": "breach"}]),
+    "step at 0%": with_(escalation=step(at_percent=0)),
+    "step over 10000%": with_(escalation=step(at_percent=10001)),
+    "level 0": with_(escalation=step(level=0)),
+    "level bool": with_(escalation=step(level=True)),
+    "level string": with_(escalation=step(level="1")),
+    "notify not a list": with_(escalation=step(notify="team")),
+    "notify a number": with_(escalation=step(notify=[1])),
+    "unknown step key": with_(escalation=step(when="now")),
+    "channel without a variable": with_(channels={"team": {}}),
+    "channel variable not a name": with_(channels={"team": {"slack_webhook_env": "not a name"}}),
+    "channel variable with a newline": with_(channels={"team": {"slack_webhook_env": "HOOK\n"}}),
+    "channel not a mapping": with_(channels={"team": "SLACK_WEBHOOK_URL"}),
+    "calendar 24x7 redefined": with_(calendars={**calendar(), "24x7": calendar()["c"]}),
+    "calendar without timezone": with_(
+        calendars={**calendar(), "c": {"hours": {"mon": "09:00-17:00"}}}
+    ),
+    "calendar without hours": with_(calendars={**calendar(), "c": {"timezone": "UTC"}}),
+    "calendar with no open day": with_(calendars=calendar(hours={})),
+    "timezone not a string": with_(calendars=calendar(timezone=1)),
+    "unknown weekday": with_(calendars=calendar(hours={"monday": "09:00-17:00"})),
+    "hours not a range": with_(calendars=calendar(hours={"mon": "nine to five"})),
+    "hours past midnight": with_(calendars=calendar(hours={"mon": "09:00-24:30"})),
+    "hours from 24:00": with_(calendars=calendar(hours={"mon": "24:00-24:00"})),
+    "hours with a trailing comma": with_(calendars=calendar(hours={"mon": "09:00-17:00,"})),
+    "holiday that does not exist": with_(calendars=calendar(holidays=["2026-02-30"])),
+    "holiday not a date": with_(calendars=calendar(holidays=["Christmas"])),
+    "holiday with a time": with_(calendars=calendar(holidays=["2026-12-25T00:00:00"])),
+    "unknown calendar key": with_(calendars=calendar(open=True)),
+}
+
+
+@pytest.mark.parametrize("doc", INVALID.values(), ids=INVALID.keys())
+def test_invalid_configs_are_refused_by_both(doc: object) -> None:
+    text = yaml.safe_dump(doc)
+    with pytest.raises(ConfigError):
+        parse_config(text)
+    try:
+        view = json_view(yaml.safe_load(text))
+    except ValueError:
+        return  # not expressible in JSON at all (infinity): the loader alone refuses it
+    assert schema_errors(view) != []
+
+
+ONLY_THE_LOADER = {
+    "a policy names a calendar that is not defined": with_(policies=tier(calendar="mars")),
+    "a step notifies a channel that is not defined": with_(escalation=step(notify=["pager"])),
+    "the ladder does not ascend": with_(
+        escalation=[
+            {"at_percent": 90, "level": 2, "kind": "warning"},
+            {"at_percent": 80, "level": 3, "kind": "breach"},
+        ]
+    ),
+    "no such time zone": with_(calendars=calendar(timezone="Mars/Olympus")),
+    "an empty, inverted or overlapping range": with_(
+        calendars=calendar(hours={"mon": "09:00-12:00,11:00-13:00"})
+    ),
+    "a duration string over 3650d": with_(policies=tier(response="3651d")),
+    "a level written as a float": with_(escalation=step(level=2.0)),
+}
+
+
+def test_each_check_beyond_the_schema_is_shown_by_a_case() -> None:
+    assert set(ONLY_THE_LOADER) == set(BEYOND_SCHEMA)
+
+
+@pytest.mark.parametrize("reason", ONLY_THE_LOADER, ids=ONLY_THE_LOADER.keys())
+def test_what_only_the_loader_can_check(reason: str) -> None:
+    text = yaml.safe_dump(ONLY_THE_LOADER[reason])
+    assert schema_errors(json_view(yaml.safe_load(text))) == []
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert BEYOND_SCHEMA[reason].search(str(info.value))
+    assert disagreement(text) is None
+
+
+def test_a_real_disagreement_is_reported() -> None:
+    """The agreement check can fail: a schema looser than the loader (any mapping) and one
+    stricter than it (a list) are each caught on an ordinary file."""
+    unknown_key = "policies: {high: {gold: {response: 15m, resolution: 4h}}}\nsurprise: 1\n"
+    valid = "policies: {high: {gold: {response: 15m, resolution: 4h}}}\n"
+    assert disagreement(unknown_key) is None and disagreement(valid) is None
+    loose = Draft202012Validator({"type": "object"})
+    strict = Draft202012Validator({"type": "array"})
+    assert disagreement(valid, loose) is None
+    assert "the loader refuses (surprise: unknown key" in str(disagreement(unknown_key, loose))
+    assert "the loader accepts, the schema refuses" in str(disagreement(valid, strict))
+    assert "the loader accepts" not in str(disagreement("a: [", strict))  # neither is YAML
+
+
+# --- generated configs: every value mostly valid, sometimes a near miss, so that files both
+# accepted and refused (for one reason or several) come out.
+def mostly(valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # The near miss is a middle value: Hypothesis draws the ends of a range more often.
+    return st.integers(0, 12).flatmap(lambda i: bad if i == 6 else valid)
+
+
+durations = mostly(
+    st.one_of(
+        st.integers(1, 315_360_000),
+        st.floats(0.001, 315_360_000),
+        st.sampled_from(["15m", "4h", " 2d ", "0.5h", "3650d", "87600h", "1.5", "15 m", "30s"]),
+    ),
+    st.one_of(
+        st.integers(-10, 0),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(["0m", "3651d", "1.", "15mm", "-1s", "", "soon", "1e3", "0.0", "1 d s"]),
+        st.booleans(),
+        st.none(),
+        st.just([1]),
+    ),
+)
+channel_names = st.sampled_from(["team", "lead", "manager"])
+steps = st.fixed_dictionaries(
+    {
+        "at_percent": mostly(
+            st.one_of(st.integers(1, 10_000), st.floats(0.01, 10_000)),
+            st.one_of(st.sampled_from([0, -5, 10_001, "90", None]), st.floats()),
+        ),
+        "level": mostly(st.integers(1, 1000), st.sampled_from([0, 1001, 2.0, "1", True])),
+        "kind": mostly(st.sampled_from(["warning", "breach"]), st.sampled_from(["Breach", "x"])),
+    },
+    optional={
+        "notify": mostly(
+            st.lists(channel_names, max_size=3),
+            st.one_of(st.just("team"), st.just(["nobody"]), st.just([3])),
+        ),
+    },
+).flatmap(lambda step: mostly(st.just(step), st.just({**step, "when": 1})))
+hours = mostly(
+    st.sampled_from(["09:00-17:00", "9:00-12:00, 13:00-17:30", "00:00-24:00", "08:30-18:00"]),
+    st.sampled_from(
+        [
+            "17:00-09:00",
+            "09:00-09:00",
+            "09:00-12:00,11:00-13:00",
+            "25:00-26:00",
+            "09:00-17:00,",
+            "",
+            "9-5",
+            "24:00-24:00",
+            "09:00-24:30",
+        ]
+    )
+    | st.none(),
+)
+calendars = st.fixed_dictionaries(
+    {
+        "timezone": mostly(
+            st.sampled_from(["UTC", "Europe/Berlin", "Asia/Tokyo"]),
+            st.sampled_from(["Mars/Olympus", "", 1]),
+        ),
+        "hours": mostly(
+            st.dictionaries(
+                st.sampled_from(["mon", "tue", "sat", "sun"]), hours, min_size=1, max_size=3
+            ),
+            st.one_of(st.just({}), st.just({"monday": "09:00-17:00"}), st.just("09:00-17:00")),
+        ),
+    },
+    optional={
+        "holidays": st.lists(
+            mostly(
+                st.one_of(st.dates(), st.dates().map(date.isoformat)),
+                st.sampled_from(["2026-02-30", "25.12.2026", "x", 2026]),
+            ),
+            max_size=3,
+        )
+    },
+)
+targets = st.fixed_dictionaries(
+    {"response": durations, "resolution": durations},
+    optional={
+        "calendar": mostly(st.sampled_from(["24x7", "office"]), st.sampled_from(["mars", None, 3]))
+    },
+)
+documents = st.fixed_dictionaries(
+    {
+        "policies": st.dictionaries(
+            st.sampled_from(["urgent", "high", "low"]),
+            st.dictionaries(st.sampled_from(["gold", "silver"]), targets, min_size=1, max_size=2),
+            min_size=1,
+            max_size=3,
+        ),
+        "calendars": mostly(
+            st.fixed_dictionaries({"office": calendars}),
+            st.one_of(
+                st.just({"24x7": {"timezone": "UTC", "hours": {"mon": "09:00-17:00"}}}), st.just([])
+            ),
+        ),
+        "channels": st.dictionaries(
+            channel_names,
+            mostly(
+                st.fixed_dictionaries(
+                    {"slack_webhook_env": st.sampled_from(["SLACK_WEBHOOK_URL", "_X1", "HOOK_2"])}
+                ),
+                st.sampled_from(
+                    [
+                        {},
+                        {"slack_webhook_env": "9BAD"},
+                        {"slack_webhook_env": "A B"},
+                        "SLACK_WEBHOOK_URL",
+                    ]
+                ),
+            ),
+            max_size=3,
+        ),
+    },
+    optional={
+        "escalation": mostly(st.lists(steps, min_size=1, max_size=4), st.just([])),
+        "pause_statuses": st.lists(
+            mostly(
+                st.sampled_from(["on_hold", "In_Progress", "ON_HOLD"]),
+                st.sampled_from(["open", "resolved", "waiting", 1]),
+            ),
+            max_size=2,
+        ),
+    },
+).flatmap(
+    # Now and then an unknown top-level key.
+    lambda doc: mostly(st.just(doc), st.just({**doc, "surprise": 1}))
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents)
+def test_generated_configs_get_the_same_verdict_from_schema_and_loader(doc: dict[str, Any]) -> None:
+    assert_agreement(yaml.safe_dump(doc))
+
+
+def verdict(doc: dict[str, Any]) -> str:
+    text = yaml.safe_dump(doc)
+    try:
+        parse_config(text)
+    except ConfigError:
+        try:
+            refused_by_schema = schema_errors(json_view(yaml.safe_load(text))) != []
+        except ValueError:
+            return "not JSON"
+        return "refused by both" if refused_by_schema else "refused by the loader only"
+    return "accepted"
+
+
+def test_the_generator_makes_valid_and_invalid_files() -> None:
+    """The agreement above means something: the strategy reaches files the loader accepts (with
+    several policies), files both refuse, and files only the loader can refuse."""
+    quick = settings(phases=[Phase.generate], max_examples=300, database=None)
+    find(documents, lambda d: verdict(d) == "accepted" and len(d["policies"]) > 1, settings=quick)
+    find(documents, lambda d: verdict(d) == "refused by both", settings=quick)
+    find(documents, lambda d: verdict(d) == "refused by the loader only", settings=quick)
