@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import ClockKind, Mode, State, Status
 from internal.sla.stored_clock import StoredClock
-from internal.store.ingest_repo import Outcome
+from internal.usecase.ingest import Outcome
 from slawatch.v1 import ticket_service_pb2 as pb
 
 Row = Mapping[str, object]

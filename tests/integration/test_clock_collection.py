@@ -16,8 +16,9 @@ from internal.sla.clock_definition import DEFAULT_CLOCKS, ClockDefinition
 from internal.sla.model import Status
 from internal.sla.policy import Targets
 from internal.sla.ticket_sla import Event
-from internal.store import ingest_repo, query_repo
-from internal.store.evaluate_repo import evaluate_batch
+from internal.store import query_repo
+from internal.usecase import ingest
+from internal.usecase.evaluate import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from support.configs import config_text
 
@@ -33,7 +34,7 @@ def _store_with_triage(pool: psycopg_pool.ConnectionPool) -> None:
     seconds = {"response": 4 * 3600.0, "resolution": 8 * 3600.0, "triage": 3600.0}
     three = Targets(seconds, ALWAYS_OPEN)
     with pool.connection() as conn:
-        ingest_repo.ingest(
+        ingest.ingest(
             conn,
             "default",
             [Event("T-3", "high", "gold", Status.OPEN, CREATED, CREATED)],
