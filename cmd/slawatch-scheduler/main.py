@@ -31,11 +31,11 @@ from internal.worker.scheduler import Scheduler, fold_due
 log = logging.getLogger("slawatch.scheduler")
 
 
-def enqueue(tick: int, interval: float) -> None:
-    actors.evaluate.send(tick)
-    actors.sweep.send()
+def enqueue(workers: actors.Actors, tick: int, interval: float) -> None:
+    workers.evaluate.send(tick)
+    workers.sweep.send()
     if fold_due(tick, interval):
-        actors.fold_dashboard_buckets.send()
+        workers.fold_dashboard_buckets.send()
 
 
 def main() -> int:
@@ -57,7 +57,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     interval = settings.eval_interval_seconds
-    scheduler = Scheduler(client, interval, lambda tick: enqueue(tick, interval))
+    workers = actors.declare(settings)
+    scheduler = Scheduler(client, interval, lambda tick: enqueue(workers, tick, interval))
     # The scheduler decides nothing by policy, but it validates and reports the active version
     # like every process, so a broken save shows up in its logs and metrics too.
     try:

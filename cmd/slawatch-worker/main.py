@@ -1,6 +1,7 @@
 """slawatch-worker: the Dramatiq worker (evaluation, Slack delivery, outbox sweeps).
 
-Runs Dramatiq's own CLI on `internal.worker.actors`; extra arguments go to it unchanged, e.g.
+Runs Dramatiq's own CLI with `internal.worker.actors:setup` as its broker (each worker process
+imports the module and calls `setup`); extra arguments go to it unchanged, e.g.
 `--processes 2 --threads 8`. Defaults: SLAWATCH_WORKER_PROCESSES (1), SLAWATCH_WORKER_THREADS (8).
 
 Metrics and health: one endpoint for all the worker processes, on SLAWATCH_WORKER_METRICS_PORT
@@ -27,6 +28,7 @@ from dramatiq.cli import make_argument_parser
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OPS_FORK = "internal.worker.ops:serve"
+ACTORS_SETUP = "internal.worker.actors:setup"  # Dramatiq's broker argument: a module:callable
 
 
 def metrics_dir() -> tuple[Path, bool]:
@@ -75,8 +77,8 @@ def run() -> int:
         args += ["--worker-shutdown-timeout", str(int(ops.worker_shutdown_seconds * 1000))]
     if ops.metrics_port:
         args += ["--fork-function", OPS_FORK]
-    # Logging is ours (JSON lines), set up when each worker process imports the actors.
-    parsed = make_argument_parser().parse_args(["internal.worker.actors", "--skip-logging", *args])
+    # Logging is ours (JSON lines), set up by `setup` in each worker process.
+    parsed = make_argument_parser().parse_args([ACTORS_SETUP, "--skip-logging", *args])
     return int(dramatiq_main(parsed) or 0)
 
 

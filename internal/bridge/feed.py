@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Protocol
 import grpc
 import grpc.aio
 
+from internal.backoff import backoff
 from internal.bridge import codec
 from internal.obs.metrics import BRIDGE_UPSTREAM_FEEDS
 from slawatch.metadata import RESUME_METADATA_KEY
@@ -97,11 +97,6 @@ class NotReady(Exception):
 class Attachment:
     backlog: list[FeedItem]  # ring items the client still needs, before anything live
     replay_until: int | None  # not attached: replay from the server through this id first
-
-
-def backoff(attempt: int) -> float:
-    ceiling = min(RECONNECT_MAX_SECONDS, RECONNECT_MIN_SECONDS * 2**attempt)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 class AlertFeed:
@@ -228,7 +223,9 @@ class AlertFeed:
             finally:
                 call.cancel()
             self._set_state("down")
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(
+                backoff(attempt, RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS, jitter=0.5)
+            )
             attempt += 1
 
     def _set_state(self, state: str) -> None:

@@ -36,10 +36,15 @@ class ConfigError(ValueError):
     """The config file is invalid; the message names the offending key."""
 
 
+# The kinds of notifier a channel may name (`type:`); internal/notify has one implementation each.
+CHANNEL_TYPES = ("slack",)
+
+
 @dataclass(frozen=True)
 class Channel:
     name: str
     slack_webhook_env: str
+    type: str = "slack"
 
 
 @dataclass(frozen=True)
@@ -227,11 +232,16 @@ def _parse_channels(raw: object) -> dict[str, Channel]:
     for name, item in _mapping(raw, "channels").items():
         key = f"channels.{show_key(name)}"
         entry = _mapping(item, key)
-        _unknown_keys(entry, {"slack_webhook_env"}, key)
+        _unknown_keys(entry, {"type", "slack_webhook_env"}, key)
+        kind = entry.get("type", "slack")
+        if not isinstance(kind, str) or kind not in CHANNEL_TYPES:
+            raise ConfigError(
+                f"{key}.type: expected one of {', '.join(CHANNEL_TYPES)}, got {show_value(kind)}"
+            )
         env = entry.get("slack_webhook_env")
         if not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
             raise ConfigError(f"{key}.slack_webhook_env: expected an environment variable name")
-        channels[name] = Channel(name, env)
+        channels[name] = Channel(name, env, kind)
     return channels
 
 

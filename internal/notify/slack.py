@@ -1,7 +1,5 @@
-"""The Slack side of notification delivery: the message, one send, and the retry policy.
-
-No database here: the worker claims an outbox row, calls `send`, and records the result.
-"""
+"""Slack, the first notification channel: the Block Kit message, one webhook send, and the
+retry policy (`SlackNotifier` puts them together behind `internal.notify.notifier.Notifier`)."""
 
 from __future__ import annotations
 
@@ -11,12 +9,14 @@ import logging
 import urllib.error
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
+
+from internal.notify.notifier import AlertMessage, DeliveryResult
 
 # slack-sdk writes the request URL, which is the webhook's secret, into its debug and error log
 # lines. It gets a logger outside the logging tree that drops everything; `send` reports what
@@ -26,32 +26,6 @@ _SDK_LOG.addHandler(logging.NullHandler())
 
 INVALID_URL = "invalid webhook URL"
 _MAX_ERROR_CHARS = 200
-
-
-@dataclass(frozen=True)
-class AlertMessage:
-    alert_id: int
-    ticket_id: str
-    clock: str  # the clock's metric name: "response", "resolution", ...
-    kind: str  # "warning" | "breach"
-    escalation_level: int
-    due_at: datetime
-    priority: str
-    customer_tier: str
-    channel: str
-    correlation_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.due_at.tzinfo is None or self.due_at.utcoffset() is None:
-            raise ValueError("AlertMessage.due_at must be time-zone aware")
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    ok: bool
-    status: int | None
-    retry_after: float | None = None
-    error: str | None = None  # short, and never the webhook URL: that is a secret
 
 
 def _escape(text: str) -> str:
@@ -90,6 +64,16 @@ def _ticket_ref(ticket_id: str, template: str | None) -> str:
     return f"<{url}|{_escape(ticket_id)}>"
 
 
+def _date(when: datetime) -> tuple[str, str]:
+    """An instant as Slack date markup and as the ISO text of its fallback.
+
+    Slack renders <!date^...> in each reader's own time zone; the fallback is for clients that
+    cannot, so it names its zone."""
+    utc = when.astimezone(UTC)
+    iso = utc.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{iso}>", iso
+
+
 def build_payload(
     msg: AlertMessage, now: datetime, ticket_url_template: str | None
 ) -> dict[str, Any]:
@@ -100,28 +84,40 @@ def build_payload(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be time-zone aware")
-    delta = (msg.due_at - now).total_seconds()
     clock = _escape(metric_words(msg.clock))
     if msg.kind == "breach":
         emoji, title = ":rotating_light:", f"SLA breached: {clock}"
-        timing = f"breached {_humanize(delta)} ago" if delta <= 0 else f"due in {_humanize(delta)}"
     else:
         emoji, title = ":warning:", f"SLA at risk: {clock}"
-        timing = f"due in {_humanize(delta)}" if delta > 0 else f"overdue by {_humanize(delta)}"
-    # Slack renders <!date^...> in each reader's own time zone; the fallback is for clients
-    # that cannot, so it names its zone.
-    due_utc = msg.due_at.astimezone(UTC)
-    epoch = int(due_utc.timestamp())
-    due_iso = due_utc.isoformat(timespec="seconds").replace("+00:00", "Z")
-    due_text = f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{due_iso}>"
+    facts: list[str] = []  # the fallback's parts, in the order the fields show them
+    fields = [("Ticket", _ticket_ref(msg.ticket_id, ticket_url_template))]
+    if msg.due_at is not None:
+        delta = (msg.due_at - now).total_seconds()
+        if msg.kind == "breach":
+            timing = (
+                f"breached {_humanize(delta)} ago" if delta <= 0 else f"due in {_humanize(delta)}"
+            )
+        else:
+            timing = f"due in {_humanize(delta)}" if delta > 0 else f"overdue by {_humanize(delta)}"
+        due_text, due_iso = _date(msg.due_at)
+        facts += [f"due {due_iso}", timing]
+        fields.append(("Due", f"{due_text} ({timing})"))
+    if msg.halted_at is not None:
+        halted_text, halted_iso = _date(msg.halted_at)
+        facts.append(f"clock {msg.clock_mode} {halted_iso}")
+        fields.append(("Clock", f"{msg.clock_mode} {halted_text}"))
     fallback = (
         f"{title} for ticket {_escape(msg.ticket_id)} "
-        f"({_escape(msg.priority)}/{_escape(msg.customer_tier)}), due {due_iso}, {timing}, "
+        f"({_escape(msg.priority)}/{_escape(msg.customer_tier)}), {', '.join(facts)}, "
         f"escalation level {msg.escalation_level}"
     )
-    fields = [
-        ("Ticket", _ticket_ref(msg.ticket_id, ticket_url_template)),
-        ("Due", f"{due_text} ({timing})"),
+    key_text = f"key {msg.key}"
+    if msg.interrupted_at is not None:
+        _, attempted_iso = _date(msg.interrupted_at)
+        repeat = f"may repeat the message of {attempted_iso} (no answer came to it)"
+        fallback += f"; {repeat}"
+        key_text += f" · {repeat}"
+    fields += [
         ("Priority / tier", f"{_escape(msg.priority)} / {_escape(msg.customer_tier)}"),
         ("Escalation level", str(msg.escalation_level)),
     ]
@@ -139,8 +135,15 @@ def build_payload(
                 "type": "section",
                 "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields],
             },
-            # Kept last: operators grep for the alert id and the request id here.
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+            # Kept last: operators grep for the alert id and the request id here, and tools
+            # that read the channel find the idempotency key beside them.
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": context},
+                    {"type": "mrkdwn", "text": key_text},
+                ],
+            },
         ],
     }
 
@@ -204,11 +207,11 @@ def send(webhook_url: str, payload: dict[str, Any], timeout: float) -> DeliveryR
     try:
         response = client.send_dict(payload)
     except TimeoutError:
-        return DeliveryResult(False, None, error="timeout")
+        return DeliveryResult(False, None, error="timeout", maybe_delivered=True)
     except urllib.error.URLError as err:
         # HTTP error statuses come back as responses; a URLError here is the connection.
         if isinstance(err.reason, TimeoutError):
-            return DeliveryResult(False, None, error="timeout")
+            return DeliveryResult(False, None, error="timeout", maybe_delivered=True)
         reason = str(err.reason) or type(err.reason).__name__
         return DeliveryResult(False, None, error=_safe(f"connection error: {reason}", webhook_url))
     except (OSError, http.client.HTTPException) as err:
@@ -238,13 +241,18 @@ def is_retryable(result: DeliveryResult) -> bool:
     return result.status in (408, 429) or result.status >= 500
 
 
-def next_delay(
-    attempt: int, retry_after: float | None, base: float, cap: float, rand: Callable[[], float]
-) -> float:
-    """Exponential backoff with full jitter, never shorter than Slack's Retry-After.
+@dataclass(frozen=True)
+class SlackNotifier:
+    """A channel that is a Slack incoming webhook."""
 
-    `attempt` counts from 1; `rand` returns a number in [0, 1).
-    """
-    ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
-    delay = ceiling * rand()
-    return max(delay, retry_after) if retry_after is not None else delay
+    webhook_url: str = field(repr=False)  # a secret
+    timeout: float
+    ticket_url_template: str | None = None
+    post: Callable[[str, dict[str, Any], float], DeliveryResult] = send
+
+    def send(self, message: AlertMessage, now: datetime) -> DeliveryResult:
+        payload = build_payload(message, now, self.ticket_url_template)
+        return self.post(self.webhook_url, payload, self.timeout)
+
+    def is_retryable(self, result: DeliveryResult) -> bool:
+        return is_retryable(result)

@@ -33,10 +33,11 @@ FOR UPDATE OF c, t SKIP LOCKED
 
 _INSERT_ALERTS = """
 INSERT INTO alerts (tenant_id, ticket_id, clock, kind, escalation_level, due_at, priority,
-                    customer_tier, policy_version, created_at)
+                    customer_tier, policy_version, clock_mode, clock_mode_since, created_at)
 SELECT *, %(now)s FROM unnest(
     %(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(kinds)s::text[], %(levels)s::int[],
-    %(due)s::timestamptz[], %(priorities)s::text[], %(tiers)s::text[], %(versions)s::text[])
+    %(due)s::timestamptz[], %(priorities)s::text[], %(tiers)s::text[], %(versions)s::text[],
+    %(modes)s::text[], %(mode_since)s::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING alert_id, tenant_id, ticket_id, clock, kind, escalation_level
 """
@@ -94,6 +95,10 @@ class NewAlert:
     due_at: datetime | None
     priority: str
     customer_tier: str
+    # A clock that stopped or paused past a step has no due time: delivery says when it
+    # stopped instead.
+    clock_mode: str
+    clock_mode_since: datetime
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,8 @@ def insert_alerts(
                 "priorities": [a.priority for a in alerts],
                 "tiers": [a.customer_tier for a in alerts],
                 "versions": [policy_version] * len(alerts),
+                "modes": [a.clock_mode for a in alerts],
+                "mode_since": [a.clock_mode_since for a in alerts],
             },
         ).fetchall()
 

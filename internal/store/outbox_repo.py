@@ -2,7 +2,9 @@
 
 A claim is a lease: it pushes next_attempt_at past the send timeout, so a second worker handed
 the same row (a re-enqueued message, the sweeper) finds nothing to do, while a row whose worker
-died mid-send becomes due again when the lease runs out.
+died mid-send becomes due again when the lease runs out. The claim also marks the attempt in
+flight (sending_at) until its result is recorded; the claim after a lease that ran out with the
+mark still set learns that the previous attempt's outcome is unknown.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import psycopg
 from psycopg.rows import dict_row
 
 _CLAIM = """
+WITH due AS (
+    SELECT notification_id, sending_at FROM notifications
+    WHERE notification_id = %(id)s AND state = 'pending' AND next_attempt_at <= %(now)s
+    FOR UPDATE
+)
 UPDATE notifications n
-SET attempts = n.attempts + 1, next_attempt_at = %(lease_until)s
-FROM alerts a
-WHERE n.notification_id = %(id)s AND n.state = 'pending' AND n.next_attempt_at <= %(now)s
-  AND a.alert_id = n.alert_id
+SET attempts = n.attempts + 1, next_attempt_at = %(lease_until)s, sending_at = %(now)s
+FROM due, alerts a
+WHERE n.notification_id = due.notification_id AND a.alert_id = n.alert_id
 RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.correlation_id,
+          due.sending_at AS interrupted_at,
           a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
-          a.priority, a.customer_tier
+          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since
 """
 
 
@@ -33,6 +40,9 @@ class Claimed:
     attempts: int  # including this one
     alert: dict[str, Any]
     correlation_id: str | None
+    # When the previous attempt started, if its outcome is unknown (its worker died before
+    # recording a result, or it timed out): the channel may have that message already.
+    interrupted_at: datetime | None = None
 
 
 def claim(
@@ -50,48 +60,62 @@ def claim(
         attempts=int(row["attempts"]),
         alert=row,
         correlation_id=row["correlation_id"],
+        interrupted_at=row["interrupted_at"],
     )
 
 
 def mark_sent(conn: psycopg.Connection[Any], notification_id: int, now: datetime) -> None:
     with conn.transaction():
         conn.execute(
-            "UPDATE notifications SET state = 'sent', sent_at = %s, last_error = NULL"
+            "UPDATE notifications SET state = 'sent', sent_at = %s, last_error = NULL,"
+            " sending_at = NULL"
             " WHERE notification_id = %s",
             (now, notification_id),
         )
 
 
 def mark_retry(
-    conn: psycopg.Connection[Any], notification_id: int, retry_at: datetime, error: str
+    conn: psycopg.Connection[Any],
+    notification_id: int,
+    retry_at: datetime,
+    error: str,
+    *,
+    outcome_unknown: bool = False,
 ) -> None:
+    """`outcome_unknown`: the attempt may have been delivered (a timeout); its sending_at stays,
+    so that the next claim reports it as interrupted."""
     with conn.transaction():
         conn.execute(
-            "UPDATE notifications SET next_attempt_at = %s, last_error = %s"
+            "UPDATE notifications SET next_attempt_at = %s, last_error = %s,"
+            " sending_at = CASE WHEN %s THEN sending_at END"
             " WHERE notification_id = %s AND state = 'pending'",
-            (retry_at, error, notification_id),
+            (retry_at, error, outcome_unknown, notification_id),
         )
 
 
 def mark_failed(conn: psycopg.Connection[Any], notification_id: int, error: str) -> None:
     with conn.transaction():
         conn.execute(
-            "UPDATE notifications SET state = 'failed', last_error = %s"
+            "UPDATE notifications SET state = 'failed', last_error = %s, sending_at = NULL"
             " WHERE notification_id = %s AND state = 'pending'",
             (error, notification_id),
         )
 
 
-def due_pending(
-    conn: psycopg.Connection[Any], before: datetime, limit: int
+def take_lost(
+    conn: psycopg.Connection[Any], before: datetime, now: datetime, limit: int
 ) -> list[tuple[int, str | None]]:
     """Pending rows due before `before`, with their correlation ids: what the sweeper hands back
-    to the workers."""
-    rows = conn.execute(
-        "SELECT notification_id, correlation_id FROM notifications"
-        " WHERE state = 'pending' AND next_attempt_at <= %s"
-        " ORDER BY next_attempt_at LIMIT %s",
-        (before, limit),
-    ).fetchall()
-    conn.commit()
+    to the workers. Their next_attempt_at becomes `now`, the time their new message is sent, so
+    that the grace runs again from there and a row whose new message waits in the queue is not
+    taken a second time."""
+    with conn.transaction():
+        rows = conn.execute(
+            "UPDATE notifications SET next_attempt_at = %s WHERE notification_id IN ("
+            " SELECT notification_id FROM notifications"
+            " WHERE state = 'pending' AND next_attempt_at <= %s"
+            " ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING notification_id, correlation_id",
+            (now, before, limit),
+        ).fetchall()
     return [(int(r[0]), r[1]) for r in rows]

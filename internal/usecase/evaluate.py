@@ -90,6 +90,8 @@ def evaluate_batch(
                         d.due_at,
                         d.priority,
                         d.customer_tier,
+                        d.mode,
+                        d.anchor_at,
                     )
                 )
                 channels[(d.tenant_id, d.ticket_id, d.clock, step.level)] = step.notify

@@ -1,5 +1,10 @@
-"""Dramatiq actors on the Redis broker (REDIS_URL). The worker runs them under Dramatiq's own CLI
-(`cmd/slawatch-worker`), which imports this module in every worker process.
+"""Dramatiq actors on the Redis broker (REDIS_URL).
+
+Importing this module does nothing: `setup` (the worker processes) or `declare` (the scheduler,
+which only sends) builds the broker and declares the actors on it, once per process. The worker
+runs under Dramatiq's own CLI (`cmd/slawatch-worker`), which is given `internal.worker.actors:setup`
+as its broker: the CLI imports the module in every worker process, calls `setup`, and consumes
+from the broker it set.
 
 Actors are thin: the work is in `evaluation` and `delivery`; each process builds its database
 pool and config once, lazily, after Dramatiq has forked it.
@@ -9,16 +14,22 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec
 
 import dramatiq
+import psycopg
 import psycopg_pool
 from dramatiq.brokers.redis import RedisBroker
 
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
 from internal.config.sla_config import load_config
+from internal.notify.notifier import for_channel
 from internal.obs import metrics
 from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
@@ -36,12 +47,65 @@ EVALUATE_QUEUE = "evaluate"
 NOTIFY_QUEUE = "notify"
 SWEEP_LIMIT = 1000
 
-settings = Settings.from_env()
-configure_logging(settings.log_level, "worker")
-broker = RedisBroker(url=settings.redis_url)
-broker.add_middleware(CorrelationMiddleware())
-broker.add_middleware(ShutdownFlag())
-dramatiq.set_broker(broker)
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class Actors:
+    """The actors of this process, declared on its broker; `send` on them enqueues."""
+
+    settings: Settings
+    broker: dramatiq.Broker
+    evaluate: dramatiq.Actor[Any, Any]
+    deliver: dramatiq.Actor[Any, Any]
+    sweep: dramatiq.Actor[Any, Any]
+    fold_dashboard_buckets: dramatiq.Actor[Any, Any]
+
+
+_declared: Actors | None = None
+_declare_lock = threading.Lock()
+
+
+def setup() -> None:
+    """The worker processes' start: settings, JSON logging, then the broker and actors.
+
+    Dramatiq's CLI calls it (broker argument `internal.worker.actors:setup`) before it starts
+    the worker threads; cmd/slawatch-worker has already refused a malformed environment."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, "worker")
+    declare(settings)
+
+
+def declare(settings: Settings) -> Actors:
+    """Build the Redis broker, make it Dramatiq's global broker and declare the actors on it;
+    later calls return the same actors."""
+    global _declared
+    with _declare_lock:
+        if _declared is None:
+            broker = RedisBroker(url=settings.redis_url)
+            broker.add_middleware(CorrelationMiddleware())
+            broker.add_middleware(ShutdownFlag())
+            dramatiq.set_broker(broker)
+            evaluate_on = functools.partial(
+                dramatiq.actor, broker=broker, queue_name=EVALUATE_QUEUE, max_retries=0
+            )
+            _declared = Actors(
+                settings=settings,
+                broker=broker,
+                evaluate=evaluate_on(time_limit=120_000)(evaluate),
+                deliver=dramatiq.actor(
+                    broker=broker, queue_name=NOTIFY_QUEUE, max_retries=0, time_limit=60_000
+                )(deliver),
+                sweep=evaluate_on(time_limit=60_000)(sweep),
+                fold_dashboard_buckets=evaluate_on(time_limit=60_000)(fold_dashboard_buckets),
+            )
+        return _declared
+
+
+def declared() -> Actors:
+    if _declared is None:
+        raise RuntimeError("internal.worker.actors: call setup() or declare() first")
+    return _declared
 
 
 @dataclass(frozen=True)
@@ -51,21 +115,62 @@ class Runtime:
     reload: ConfigReload
 
 
-@functools.cache
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
 def runtime() -> Runtime:
+    """This process's pool, config and reload watch, built on first use by one thread only:
+    worker threads taking their first messages at once wait for it instead of each building its
+    own (functools.cache takes no lock: 16 threads once made 16 pools). A build that raises (a
+    refused config) is tried again by the next message."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = _build_runtime(declared().settings)
+    return _runtime
+
+
+def _build_runtime(settings: Settings) -> Runtime:
     pool = make_pool(settings.database_url, min_size=1, max_size=8)
-    config = ConfigHolder(load_config(settings.sla_config_path))
-    rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
+    try:
+        config = ConfigHolder(load_config(settings.sla_config_path))
+        rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
+    except BaseException:
+        pool.close()  # the next try makes its own
+        raise
     PoolStats(rt.pool, "worker").start()
     track_policy(rt.config)
     return rt
+
+
+def _dropped_on_database_error(
+    then: str,
+) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """An actor whose work fails on PostgreSQL (down, a pool timeout, a deadlock) ends with one
+    warning line instead of a traceback and a dead-lettered message: the work is still recorded
+    as to be done (clocks due, rows pending), and `then` says what redoes it."""
+
+    def wrap(fn: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                fn(*args, **kwargs)
+            except psycopg.OperationalError as err:
+                reason = " ".join(str(err).split())[:200] or type(err).__name__
+                log.warning("%s dropped: database unavailable (%s); %s", fn.__name__, reason, then)
+
+        return run
+
+    return wrap
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=120_000)
+@_dropped_on_database_error("the next tick redoes it")
 def evaluate(tick: int) -> None:
     """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
     rt = runtime()
@@ -78,40 +183,63 @@ def evaluate(tick: int) -> None:
 def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
     """The delivery message carries the correlation id of the call behind its alert."""
     with correlation(correlation_id):
-        deliver.send(notification_id)
+        declared().deliver.send(notification_id)
 
 
-@dramatiq.actor(queue_name=NOTIFY_QUEUE, max_retries=0, time_limit=60_000)
+@_dropped_on_database_error("the row stays pending and the sweeper hands it back")
 def deliver(notification_id: int) -> None:
     rt = runtime()
+    settings = declared().settings
+    timeout = float(settings.slack_timeout_seconds)
     outcome = delivery.deliver(
         rt.pool,
         rt.config.current,
         notification_id,
         utc_now(),
-        ticket_url_template=settings.ticket_url_template,
-        send_timeout=settings.slack_timeout_seconds,
+        notifier_for=functools.partial(
+            for_channel,
+            env=os.environ,
+            timeout=timeout,
+            ticket_url_template=settings.ticket_url_template,
+        ),
+        # Outlasts any send, so a live worker's claim is never taken over.
+        lease=timedelta(seconds=timeout * 3),
     )
     if outcome.result is delivery.Result.RETRY and outcome.retry_in is not None:
-        deliver.send_with_options(args=(notification_id,), delay=int(outcome.retry_in * 1000))
+        declared().deliver.send_with_options(
+            args=(notification_id,), delay=int(outcome.retry_in * 1000)
+        )
 
 
-@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=60_000)
+@_dropped_on_database_error("the next tick sweeps again")
 def sweep() -> None:
-    """Re-enqueue pending rows whose message was lost (Redis down, a worker died mid-send)."""
+    """Re-enqueue pending rows whose message was lost (Redis down, a worker died mid-send).
+
+    Fresh rows are left alone: their own message is normally on its way. So is every row while
+    the notify queue still has messages waiting: a burst the workers take longer than the grace
+    to work through is not lost, and re-enqueuing it would only add to the queue (25,880
+    redundant messages in a 16,000-alert burst). Rows lost meanwhile are swept once the queue
+    has run dry."""
+    actors = declared()
+    broker = actors.broker
+    if isinstance(broker, RedisBroker):
+        waiting = int(broker.client.llen(f"{broker.namespace}:{NOTIFY_QUEUE}"))
+        if waiting:
+            log.debug("sweep skipped: %d delivery messages still queued", waiting)
+            return
     rt = runtime()
+    now = utc_now()
     with rt.pool.connection() as conn:
-        # Fresh rows are left alone: their own message is normally on its way.
-        grace = timedelta(seconds=settings.sweep_grace_seconds)
-        due = outbox_repo.due_pending(conn, utc_now() - grace, SWEEP_LIMIT)
-    for notification_id, correlation_id in due:
+        grace = timedelta(seconds=actors.settings.sweep_grace_seconds)
+        lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT)
+    for notification_id, correlation_id in lost:
         _send_delivery(notification_id, correlation_id)
-    if due:
-        metrics.OUTBOX_SWEPT.inc(len(due))
-        log.info("sweeper re-enqueued %d pending notifications", len(due))
+    if lost:
+        metrics.OUTBOX_SWEPT.inc(len(lost))
+        log.info("sweeper re-enqueued %d pending notifications", len(lost))
 
 
-@dramatiq.actor(queue_name=EVALUATE_QUEUE, max_retries=0, time_limit=60_000)
+@_dropped_on_database_error("the next fold tick folds them")
 def fold_dashboard_buckets() -> None:
     """Keep the dashboard's count buckets as small as the hours still ahead (hours a day past
     all count alike)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,6 +18,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from internal.config.sla_config import load_config
@@ -28,7 +31,7 @@ from internal.worker.evaluation import run_evaluation
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import write_config
-from support.env import DATA
+from support.env import DATA, ROOT
 from support.events import event
 from support.fake_slack import FakeSlack
 from support.ops import (
@@ -487,3 +490,131 @@ def test_config_reloads_are_counted_and_the_policy_version_follows(
             what="the refusal counted",
         )
         assert metric("slawatch_policy_version_info", version=new) == 1
+
+
+@pytest.mark.parametrize("process", ["scheduler", "worker"])
+def test_a_malformed_variable_stops_the_scheduler_and_worker_with_one_line_and_exit_2(
+    process: str, database_url: str, redis_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    """The friendly refusal is reached: no traceback from a module reading the environment on
+    import, just the variable named on one line, and exit code 2."""
+    with FakeSlack() as slack:
+        env = engine_env(
+            database_url, redis_url, config_path, slack, SLAWATCH_EVAL_INTERVAL_SECONDS="abc"
+        )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / f"cmd/slawatch-{process}/main.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"slawatch-{process}: SLAWATCH_EVAL_INTERVAL_SECONDS: expected a number, got 'abc'"
+    ]
+
+
+def test_importing_the_actors_module_reads_no_environment_and_declares_no_broker() -> None:
+    """internal/ has no import-time side effects: with a malformed variable the module imports,
+    and Dramatiq's global broker is still unset afterwards."""
+    probe = (
+        "import dramatiq.broker as b; import internal.worker.actors as a;"
+        " assert b.global_broker is None, b.global_broker; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "SLAWATCH_EVAL_INTERVAL_SECONDS": "abc", "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+RUNTIME_PROBE = """
+import os, sys, threading, time
+from internal.config.settings import Settings
+from internal.worker import actors
+
+actors.declare(Settings.from_env())
+start = threading.Barrier(16)
+got = []
+
+def first_message():
+    start.wait()
+    got.append(actors.runtime())
+
+threads = [threading.Thread(target=first_message) for _ in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+pool = got[0].pool
+pool.wait(timeout=10)
+time.sleep(1.0)  # let every pool that was made open its connections
+with pool.connection() as conn:
+    (connections,) = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'slawatch'"
+    ).fetchone()
+print(len({id(r) for r in got}), connections, flush=True)
+os._exit(0)
+"""
+
+
+def test_concurrent_first_messages_build_the_worker_runtime_once(
+    database_url: str, redis_url: str, config_path: Path
+) -> None:
+    """16 worker threads taking their first message at once share one runtime: one pool (at
+    most its 8 connections to PostgreSQL), not one per thread that missed the cache."""
+    with FakeSlack() as slack:
+        env = engine_env(database_url, redis_url, config_path, slack)
+    done = subprocess.run(
+        [sys.executable, "-c", RUNTIME_PROBE],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    runtimes, connections = map(int, done.stdout.split())
+    assert runtimes == 1, done.stdout
+    assert 1 <= connections <= 8, done.stdout
+
+
+def test_evaluations_during_a_database_outage_are_dropped_not_dead_lettered(
+    redis_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    """With PostgreSQL unreachable, each tick's evaluation (and sweep) fails on the pool and
+    ends with one warning line, no actor traceback; nothing goes to the dead-letter queue (the
+    clocks stay due, so the next tick redoes the work once the database is back)."""
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with FakeSlack() as slack:
+        procs = Processes(engine_env(down, redis_url, config_path, slack), tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        worker = procs.worker(threads=2)
+        procs.scheduler()
+        log = tmp_path / "worker-0.log"
+        poll(
+            lambda: (
+                "Failed to process message" in log.read_text(errors="replace")
+                or "evaluate dropped" in log.read_text(errors="replace")
+                or client.zcard("dramatiq:evaluate.XQ") > 0
+            ),
+            timeout=90,
+            what="an evaluation tried against the database that is down",
+        )
+        time.sleep(3)  # a few more ticks
+        assert worker.poll() is None
+        assert client.zcard("dramatiq:evaluate.XQ") == 0
+        text = log.read_text(errors="replace")
+        assert "evaluate dropped: database unavailable" in text
+        assert "Failed to process message" not in text  # Dramatiq's traceback of a failed actor
+    finally:
+        procs.stop_all()
+        client.close()
+        print(procs.logs())

@@ -325,3 +325,78 @@ def test_the_scheduler_has_a_worker_fold_count_buckets_of_hours_a_day_past(
     finally:
         procs.stop_all()
         print(procs.logs())
+
+
+def test_a_worker_killed_while_its_post_is_in_flight_posts_it_once_more_marked_as_a_repeat(
+    stub: pb_grpc.TicketServiceStub,
+    database_url: str,
+    redis_url: str,
+    config_path: Path,
+    slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    """The documented guarantee under worker death (README, Slack delivery): at least once. A
+    worker SIGKILLed while Slack holds its POST open never learns the outcome; when its lease
+    runs out the next worker posts the message again, exactly once more, saying it may be a
+    repeat, with the same idempotency key as the first copy; the row ends sent after 2
+    attempts and nothing else is posted."""
+    slack.script("/hooks/lead", Reply(delay=120))  # held open until long after the kill
+    procs = Processes(
+        engine_env(database_url, redis_url, config_path, slack, SLAWATCH_SLACK_TIMEOUT_SECONDS="5"),
+        tmp_path,
+    )
+    try:
+        victim = procs.worker(threads=1)
+        procs.scheduler()
+        stub.IngestTickets(pb.IngestTicketsRequest(events=[past_ticket("HELD-1", 20)]))
+        slack.wait_for(1, "/hooks/lead", timeout=60)
+        procs.kill(victim)  # well within the 5 s send timeout: the POST is still in flight
+        procs.worker()
+        poll(
+            lambda: rows(database_url, "SELECT state FROM notifications") == [("sent",)],
+            timeout=120,
+            what="the interrupted notification sent by the next worker",
+        )
+        time.sleep(4)  # several ticks and sweeps: a third copy would show up by now
+    finally:
+        procs.stop_all()
+        print(procs.logs())
+    first, second = slack.requests("/hooks/lead")
+    keys = [r.body["blocks"][-1]["elements"][1]["text"].split(" · ")[0] for r in (first, second)]
+    (alert_id,) = alert_ids_in([first])
+    (notification_id,) = rows(database_url, "SELECT notification_id FROM notifications")[0]
+    assert keys == [f"key slawatch-a{alert_id}-n{notification_id}"] * 2
+    assert "may repeat" not in str(first.body)
+    assert "may repeat the message of" in str(second.body["text"])
+    assert rows(database_url, "SELECT attempts, sending_at FROM notifications") == [(2, None)]
+
+
+def test_the_sweeper_leaves_rows_whose_messages_are_still_queued_alone(
+    stub: pb_grpc.TicketServiceStub, procs: Processes, slack: FakeSlack, database_url: str
+) -> None:
+    """A burst that takes a one-thread worker far longer than the 2 s sweep grace to deliver:
+    the rows waiting in the notify queue are on their way, not lost, so the sweeper re-enqueues
+    at most what the worker had prefetched when the queue ran dry (2 per thread), where it used
+    to re-enqueue every waiting row on every tick. Each alert is still posted exactly once."""
+    burst = 40
+    slack.script("/hooks/lead", *[Reply(delay=0.25)] * burst)  # ≥ 10 s of sends
+    procs.worker(threads=1)
+    procs.scheduler()
+    stub.IngestTickets(
+        pb.IngestTicketsRequest(events=[past_ticket(f"BURST-{i}", 20) for i in range(burst)])
+    )
+    poll(
+        lambda: (
+            rows(database_url, "SELECT count(*) FROM notifications WHERE state = 'sent'")[0][0]
+            == burst
+        ),
+        timeout=120,
+        what="the whole burst sent",
+    )
+    time.sleep(3)  # a few more ticks and sweeps
+    procs.stop_all()
+    logs = "".join(p.read_text(errors="replace") for p in procs.log_dir.glob("worker-*.log"))
+    swept = sum(int(m) for m in re.findall(r"sweeper re-enqueued (\d+) pending notif", logs))
+    assert swept <= 2, swept
+    counts = Counter(alert_ids_in(slack.requests("/hooks/lead")))
+    assert len(counts) == burst and set(counts.values()) == {1}

@@ -11,7 +11,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from internal.notify.slack import INVALID_URL, AlertMessage, build_payload, is_retryable, send
+from internal.notify.notifier import AlertMessage
+from internal.notify.slack import INVALID_URL, build_payload, is_retryable, send
 from support.fake_slack import FakeSlack, Reply
 
 HOOK = "/hooks/team"

@@ -75,6 +75,12 @@ VALID = {
     "the built-in calendar by name": with_(policies=tier(calendar="24x7")),
     "no channels, no notify": {"escalation": step(), "policies": tier()},
     "the top percent and level": with_(escalation=step(at_percent=10000, level=1000)),
+    "a channel of type slack": with_(
+        channels={
+            **BASE["channels"],
+            "team": {"type": "slack", "slack_webhook_env": "SLACK_WEBHOOK_URL"},
+        }
+    ),
 }
 
 
@@ -124,6 +130,12 @@ INVALID = {
     "channel variable not a name": with_(channels={"team": {"slack_webhook_env": "not a name"}}),
     "channel variable with a newline": with_(channels={"team": {"slack_webhook_env": "HOOK\n"}}),
     "channel not a mapping": with_(channels={"team": "SLACK_WEBHOOK_URL"}),
+    "channel of an unknown type": with_(
+        channels={
+            **BASE["channels"],
+            "team": {"type": "pager", "slack_webhook_env": "SLACK_WEBHOOK_URL"},
+        }
+    ),
     "calendar 24x7 redefined": with_(calendars={**calendar(), "24x7": calendar()["c"]}),
     "calendar without timezone": with_(
         calendars={**calendar(), "c": {"hours": {"mon": "09:00-17:00"}}}

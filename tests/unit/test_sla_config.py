@@ -124,7 +124,22 @@ BAD_CONFIGS = [
         "calendars.c: hours.mon",
     ),
     (mutate(surprise=1), "surprise: unknown key"),
+    (
+        mutate(channels={"team": {"type": "pager", "slack_webhook_env": "SLACK_WEBHOOK_URL"}}),
+        "channels.team.type: expected one of slack, got 'pager'",
+    ),
 ]
+
+
+def test_a_channel_is_a_slack_webhook_unless_it_says_otherwise() -> None:
+    """`type` defaults to slack, the one notifier kind there is; naming it changes nothing."""
+    channels = yaml.safe_load(config_text())["channels"]
+    implicit = parse_config(mutate(channels={**channels, "team": {"slack_webhook_env": "HOOK"}}))
+    explicit = parse_config(
+        mutate(channels={**channels, "team": {"type": "slack", "slack_webhook_env": "HOOK"}})
+    )
+    assert implicit.channels["team"].type == explicit.channels["team"].type == "slack"
+    assert explicit.channels["team"].slack_webhook_env == "HOOK"
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_CONFIGS, ids=[m for _, m in BAD_CONFIGS])

@@ -8,14 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from internal.notify.slack import (
-    INVALID_URL,
-    AlertMessage,
-    DeliveryResult,
-    build_payload,
-    is_retryable,
-    next_delay,
-)
+from internal.backoff import next_delay
+from internal.notify.notifier import AlertMessage, DeliveryResult
+from internal.notify.slack import INVALID_URL, build_payload, is_retryable
 
 DUE = datetime(2026, 11, 2, 9, 15, tzinfo=UTC)
 TEMPLATE = "https://desk.example.com/t/{ticket_id}"
@@ -164,3 +159,70 @@ def test_retry_after_is_a_floor() -> None:
 
 def test_retry_after_is_honoured_even_above_the_cap() -> None:
     assert next_delay(2, 120.0, base=1, cap=60, rand=lambda: 0.5) == 120.0
+
+
+def test_a_breach_on_a_clock_that_stopped_says_both_when_it_was_due_and_when_it_stopped() -> None:
+    stopped = DUE + timedelta(minutes=5)
+    msg = AlertMessage(
+        alert_id=42,
+        ticket_id="T-1",
+        clock="response",
+        kind="breach",
+        escalation_level=3,
+        due_at=DUE,
+        priority="high",
+        customer_tier="gold",
+        channel="team",
+        clock_mode="stopped",
+        mode_since=stopped,
+    )
+    text = str(build_payload(msg, DUE + timedelta(minutes=30), None)["text"])
+    assert "due 2026-11-02T09:15:00Z, breached 30m ago" in text
+    assert "clock stopped 2026-11-02T09:20:00Z" in text
+
+
+def test_a_message_needs_a_due_time_or_the_instant_its_clock_stopped() -> None:
+    with pytest.raises(ValueError, match="due_at"):
+        AlertMessage(
+            alert_id=1,
+            ticket_id="T-1",
+            clock="response",
+            kind="warning",
+            escalation_level=1,
+            due_at=None,
+            priority="high",
+            customer_tier="gold",
+            channel="team",
+        )
+
+
+def test_every_copy_carries_the_idempotency_key_and_a_repeat_says_so() -> None:
+    """The key (alert id and notification id) sits in the context line beside the alert id; a
+    copy sent after an attempt whose worker died mid-send says it may be a repeat."""
+    base = dict(
+        alert_id=42,
+        ticket_id="T-1",
+        clock="response",
+        kind="breach",
+        escalation_level=3,
+        due_at=DUE,
+        priority="high",
+        customer_tier="gold",
+        channel="team",
+        notification_id=7,
+    )
+    first = build_payload(AlertMessage(**base), DUE, None)  # type: ignore[arg-type]
+    again = build_payload(
+        AlertMessage(**base, interrupted_at=DUE + timedelta(seconds=3)),  # type: ignore[arg-type]
+        DUE + timedelta(seconds=40),
+        None,
+    )
+    key_of = [p["blocks"][-1]["elements"][1]["text"] for p in (first, again)]  # type: ignore[index]
+    assert key_of[0] == "key slawatch-a42-n7"
+    assert key_of[1].startswith(
+        "key slawatch-a42-n7 · may repeat the message of 2026-11-02T09:15:03Z"
+    )
+    assert "may repeat" not in text_of(first)
+    assert str(again["text"]).endswith(
+        "may repeat the message of 2026-11-02T09:15:03Z (no answer came to it)"
+    )

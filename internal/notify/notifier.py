@@ -1,0 +1,106 @@
+"""What a notification channel is to the worker: the message of one alert, the result of one
+send, and the `Notifier` protocol every channel implements. Slack (`internal.notify.slack`) is
+the first; `for_channel` picks the implementation of a configured channel.
+
+No database here: the worker claims an outbox row, hands its message to the channel's notifier,
+and records the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from internal.config.sla_config import Channel
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    alert_id: int
+    ticket_id: str
+    clock: str  # the clock's metric name: "response", "resolution", ...
+    kind: str  # "warning" | "breach"
+    escalation_level: int
+    # None when the clock stopped or paused short of its target before the evaluator saw it.
+    due_at: datetime | None
+    priority: str
+    customer_tier: str
+    channel: str
+    correlation_id: str | None = None
+    # The clock's mode when the alert was written ("running", "paused", "stopped") and since
+    # when; a message on a clock that was not running says when it stopped.
+    clock_mode: str = "running"
+    mode_since: datetime | None = None
+    # The outbox row: with the alert id, the message's idempotency key (one per alert and
+    # channel), which every copy of the message carries.
+    notification_id: int | None = None
+    # When an earlier attempt at this message started whose outcome is unknown (it timed out,
+    # or its worker died mid-send): this copy may be a repeat, and says so.
+    interrupted_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("due_at", "mode_since", "interrupted_at"):
+            value = getattr(self, name)
+            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+                raise ValueError(f"AlertMessage.{name} must be time-zone aware")
+        if self.due_at is None and self.halted_at is None:
+            raise ValueError("AlertMessage needs a due_at, or a clock that stopped (mode_since)")
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same in every copy of one alert's message to one channel."""
+        return f"slawatch-a{self.alert_id}-n{self.notification_id}"
+
+    @property
+    def halted_at(self) -> datetime | None:
+        """When the clock stopped or paused, if it was not running when the alert was written."""
+        return self.mode_since if self.clock_mode in ("stopped", "paused") else None
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    ok: bool
+    status: int | None
+    retry_after: float | None = None
+    error: str | None = None  # short, and never the webhook URL: that is a secret
+    # The request may have reached the channel although no answer came (a timeout): the next
+    # attempt says it may be a repeat.
+    maybe_delivered: bool = False
+
+
+class Notifier(Protocol):
+    """One channel's way of sending a message. `send` never raises for a failed delivery: it
+    says what went wrong in its result, without secrets (a webhook URL is one)."""
+
+    def send(self, message: AlertMessage, now: datetime) -> DeliveryResult: ...
+
+    def is_retryable(self, result: DeliveryResult) -> bool:
+        """Whether a failed result may pass on a later try."""
+        ...
+
+
+class ChannelUnavailable(Exception):
+    """A configured channel that cannot send (its webhook variable is unset, say): the reason
+    becomes the notification's last error."""
+
+
+def for_channel(
+    channel: Channel,
+    env: Mapping[str, str],
+    *,
+    timeout: float,
+    ticket_url_template: str | None = None,
+) -> Notifier:
+    """The notifier of a configured channel, by its `type`. Slack incoming webhooks are the only
+    type so far (the URL in the environment variable the channel names); the config loader
+    refuses any other, so an unknown type here is a programming error."""
+    from internal.notify.slack import SlackNotifier  # slack imports this module's types
+
+    if channel.type != "slack":
+        raise ValueError(f"no notifier for channel type {channel.type!r}")
+    webhook = env.get(channel.slack_webhook_env, "")
+    if not webhook:
+        raise ChannelUnavailable(f"{channel.slack_webhook_env} is not set")
+    return SlackNotifier(webhook, timeout=timeout, ticket_url_template=ticket_url_template)
