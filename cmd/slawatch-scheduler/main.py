@@ -23,7 +23,7 @@ from internal.obs.logs import configure_logging
 from internal.obs.metrics import track_policy
 from internal.obs.ops_http import Check, start_ops_server
 from internal.store.db import ping
-from internal.store.policy_reload import start_config_reload
+from internal.usecase.policy_reload import start_config_reload
 from internal.worker import actors
 from internal.worker.scheduler import Scheduler, fold_due
 

@@ -57,7 +57,13 @@ def _clock(msg: pb.SlaClock) -> Json:
     }
 
 
+# The Ticket fields that hold a clock, each named for its metric. Every clock is also in the
+# "clocks" list, with its metric, so that the page reads them without knowing their names.
+_CLOCK_FIELDS = ("response", "resolution")
+
+
 def ticket(msg: pb.Ticket) -> Json:
+    clocks = {name: _clock(getattr(msg, name)) for name in _CLOCK_FIELDS}
     return {
         "ticket_id": msg.ticket_id,
         "priority": msg.priority,
@@ -65,8 +71,12 @@ def ticket(msg: pb.Ticket) -> Json:
         "status": _enum(pb.TicketStatus.Name(msg.status), "TICKET_STATUS_"),
         "sla_state": _enum(pb.SlaState.Name(msg.sla_state), "SLA_STATE_"),
         "escalation_level": msg.escalation_level,
-        "response": _clock(msg.response),
-        "resolution": _clock(msg.resolution),
+        **clocks,
+        "clocks": [
+            {"metric": name, **clock}
+            for name, clock in clocks.items()
+            if msg.HasField(name)  # type: ignore[arg-type]
+        ],
     }
 
 

@@ -214,8 +214,10 @@ def _parse_policies(
             if not isinstance(cal_name, str) or cal_name not in calendars:
                 raise ConfigError(f"{key}.calendar: unknown calendar {show_value(cal_name)}")
             policies[priority][tier] = Targets(
-                parse_duration(entry["response"], f"{key}.response"),
-                parse_duration(entry["resolution"], f"{key}.resolution"),
+                {
+                    "response": parse_duration(entry["response"], f"{key}.response"),
+                    "resolution": parse_duration(entry["resolution"], f"{key}.resolution"),
+                },
                 calendars[cal_name],
             )
         if not policies[priority]:

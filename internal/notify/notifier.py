@@ -20,7 +20,7 @@ from internal.config.sla_config import Channel
 class AlertMessage:
     alert_id: int
     ticket_id: str
-    clock: str  # "response" | "resolution"
+    clock: str  # the clock's metric name: "response", "resolution", ...
     kind: str  # "warning" | "breach"
     escalation_level: int
     # None when the clock stopped or paused short of its target before the evaluator saw it.

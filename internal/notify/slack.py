@@ -46,6 +46,15 @@ def _humanize(seconds: float) -> str:
     return f"{days}d{rest // 3600}h"
 
 
+# Words for the metric names whose plain spelling reads wrong in a sentence.
+_METRIC_WORDS = {"response": "first response"}
+
+
+def metric_words(metric: str) -> str:
+    """A clock's name as words in a message: "first response", "resolution", "next reply"."""
+    return _METRIC_WORDS.get(metric) or metric.replace("_", " ")
+
+
 def _ticket_ref(ticket_id: str, template: str | None) -> str:
     if not template:
         return f"`{_escape(ticket_id)}`"
@@ -75,7 +84,7 @@ def build_payload(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be time-zone aware")
-    clock = "first response" if msg.clock == "response" else "resolution"
+    clock = _escape(metric_words(msg.clock))
     if msg.kind == "breach":
         emoji, title = ":rotating_light:", f"SLA breached: {clock}"
     else:

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import ClockKind, Mode, State, Status
 from internal.sla.stored_clock import StoredClock
-from internal.store.ingest_repo import Outcome
+from internal.usecase.ingest import Outcome
 from slawatch.v1 import ticket_service_pb2 as pb
 
 Row = Mapping[str, object]
@@ -34,10 +34,14 @@ STATE_TO_PB = {
     State.MET: pb.SLA_STATE_MET,
 }
 STATE_FROM_PB = {v: k for k, v in STATE_TO_PB.items()}
-CLOCK_TO_PB = {
+# The clocks the contract has a kind and a Ticket field for, by metric name. Any other clock
+# counts in the ticket's sla_state and has no field of its own (Ticket.clocks is the metrics
+# issue's); its alerts carry CLOCK_KIND_UNSPECIFIED, never another clock's kind.
+CLOCK_TO_PB: dict[str, pb.ClockKind.ValueType] = {
     ClockKind.RESPONSE: pb.CLOCK_KIND_RESPONSE,
     ClockKind.RESOLUTION: pb.CLOCK_KIND_RESOLUTION,
 }
+_TICKET_FIELD: dict[str, str] = {ClockKind.RESPONSE: "response", ClockKind.RESOLUTION: "resolution"}
 ALERT_KIND_TO_PB = {"warning": pb.ALERT_KIND_WARNING, "breach": pb.ALERT_KIND_BREACH}
 NOTIFICATION_STATE_TO_PB = {
     "pending": pb.NOTIFICATION_STATE_PENDING,
@@ -74,7 +78,7 @@ def fill_clock(msg: pb.SlaClock, row: Row, config: SlaConfig, now: datetime) -> 
     elapsed = clock.elapsed(now)
     state = clock.state(now)
     mode = clock.mode
-    msg.kind = CLOCK_TO_PB[row["clock"]]  # type: ignore[index]
+    msg.kind = CLOCK_TO_PB.get(str(row["clock"]), pb.CLOCK_KIND_UNSPECIFIED)
     msg.target.CopyFrom(duration(clock.target))
     msg.elapsed.CopyFrom(duration(elapsed))
     msg.remaining.CopyFrom(duration(clock.target - elapsed))
@@ -101,8 +105,12 @@ def ticket_to_pb(row: Row, clocks: Sequence[Row], config: SlaConfig, now: dateti
     )
     worst = State.MET
     for clock_row in clocks:
-        dest = msg.response if clock_row["clock"] == ClockKind.RESPONSE else msg.resolution
-        worst = max(worst, fill_clock(dest, clock_row, config, now))
+        name = _TICKET_FIELD.get(str(clock_row["clock"]))
+        if name is None:
+            state = StoredClock.from_row(clock_row, config.calendars).state(now)
+        else:
+            state = fill_clock(getattr(msg, name), clock_row, config, now)
+        worst = max(worst, state)
     msg.sla_state = STATE_TO_PB[worst]
     return msg
 
@@ -121,7 +129,7 @@ def alert_to_pb(row: Row, notifications: Sequence[Row] = ()) -> pb.Alert:
     msg = pb.Alert(
         alert_id=int(row["alert_id"]),  # type: ignore[call-overload]
         ticket_id=str(row["ticket_id"]),
-        clock=CLOCK_TO_PB[ClockKind(str(row["clock"]))],
+        clock=CLOCK_TO_PB.get(str(row["clock"]), pb.CLOCK_KIND_UNSPECIFIED),
         kind=ALERT_KIND_TO_PB[str(row["kind"])],
         escalation_level=int(row["escalation_level"]),  # type: ignore[call-overload]
         created_at=ts(row["created_at"]),

@@ -39,7 +39,7 @@ from internal.rpc.page_token import PageTokens
 from internal.rpc.ticket_service import TicketService
 from internal.store.db import FailFastPool, make_pool, ping
 from internal.store.migrate import migrate
-from internal.store.policy_reload import ConfigReload, start_config_reload
+from internal.usecase.policy_reload import ConfigReload, start_config_reload
 from slawatch.v1 import ticket_service_pb2 as pb
 
 log = logging.getLogger(__name__)

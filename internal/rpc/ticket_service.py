@@ -27,8 +27,9 @@ from internal.rpc.validation import (
     check_text,
     validate_batch,
 )
-from internal.store import ingest_repo, query_repo
-from internal.store.db import UNREACHABLE_ERRORS, read_only
+from internal.store.db import UNREACHABLE_ERRORS
+from internal.store.query_repo import DashboardFilter
+from internal.usecase import ingest, queries
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
@@ -94,7 +95,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             return targets
 
         with self._pool.connection() as conn:
-            outcomes = ingest_repo.ingest(
+            outcomes = ingest.ingest(
                 conn,
                 tenant,
                 events,
@@ -119,8 +120,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         check_text(request.ticket_id, "ticket_id", violations)
         if violations:
             abort_bad_request(context, violations)
-        with self._pool.connection() as conn, read_only(conn):
-            detail = query_repo.get_ticket(conn, tenant, request.ticket_id)
+        detail = queries.get_ticket(self._pool, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
         config, now = self._config.current, self._now()
@@ -155,7 +155,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 violations.append(Violation(f"statuses[{i}]", "unknown ticket status"))
             else:
                 statuses.append(STATUS_FROM_PB[st].value)
-        f = query_repo.DashboardFilter(
+        f = DashboardFilter(
             states=sorted(set(states)),
             priorities=sorted(set(request.priorities)),
             tiers=sorted(set(request.customer_tiers)),
@@ -181,9 +181,8 @@ class TicketService(pb_grpc.TicketServiceServicer):
 
         size = request.page_size or DEFAULT_PAGE_SIZE
         config, now = self._config.current, self._now()
-        with self._pool.connection() as conn, read_only(conn):
-            rows = query_repo.dashboard_page(conn, tenant, f, now, after, size + 1)
-            counts = query_repo.dashboard_counts(conn, tenant, f, now)
+        found_page = queries.dashboard(self._pool, tenant, f, now, after, size + 1)
+        rows, counts = found_page.rows, found_page.counts
         page = rows[:size]
         response = pb.GetDashboardResponse(
             tickets=[convert.ticket_to_pb(r.ticket, r.clocks, config, now) for r in page],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from internal.sla.calendar import Calendar
-from internal.sla.model import DONE_STATUSES, ClockKind, Mode, State, Status
+from internal.sla.model import Mode, State, Status
 
 # The value classes below are frozen dataclasses, whose generated __init__ stores each field with
 # a call to object.__setattr__. Several are built for every ingested event, so their __init__
@@ -53,7 +53,7 @@ class Clock:
     queued on it, and every clock built is read anyway.
     """
 
-    kind: ClockKind
+    metric: str  # the name of the clock's definition ("response", "resolution", ...)
     target: float  # seconds of calendar time
     calendar: Calendar
     runs: tuple[Interval, ...]
@@ -72,7 +72,7 @@ class Clock:
 
     def __init__(
         self,
-        kind: ClockKind,
+        metric: str,
         target: float,
         calendar: Calendar,
         runs: tuple[Interval, ...],
@@ -89,7 +89,7 @@ class Clock:
         shaped = len(spans) == len(runs) or (len(spans) == len(runs) - 1 and runs[-1].end is None)
         # Filled directly, as for Change above.
         attrs = self.__dict__
-        attrs["kind"] = kind
+        attrs["metric"] = metric
         attrs["target"] = target
         attrs["calendar"] = calendar
         attrs["runs"] = runs
@@ -167,35 +167,26 @@ def sort_changes(changes: Iterable[Change]) -> list[Change]:
     return sorted(changes, key=lambda c: c.at)
 
 
-def response_clock(
-    created_at: datetime, changes: Sequence[Change], target: float, calendar: Calendar
-) -> Clock:
-    """Runs from creation until the first status other than OPEN. `changes` are time-sorted."""
-    for change in changes:
-        if change.status is not Status.OPEN:
-            end = _clamp(change.at, created_at)
-            return Clock(
-                ClockKind.RESPONSE, target, calendar, (Interval(created_at, end),), Mode.STOPPED
-            )
-    return Clock(ClockKind.RESPONSE, target, calendar, (Interval(created_at, None),), Mode.RUNNING)
-
-
-def resolution_clock(
+def run_clock(
+    metric: str,
     created_at: datetime,
     changes: Sequence[Change],
     target: float,
     calendar: Calendar,
+    stops_in: frozenset[Status],
+    resumes: bool,
     pause_statuses: frozenset[Status],
 ) -> Clock:
-    """Runs from creation, pauses in `pause_statuses`, stops when resolved or closed, and resumes
-    on reopen with the elapsed time carried over. `changes` are time-sorted."""
+    """A clock that runs from creation, is paused in `pause_statuses` (empty: never paused),
+    stops on entering a status of `stops_in` and, if it `resumes`, runs again on leaving it with
+    the elapsed time carried over. `changes` are time-sorted. A ClockDefinition names these."""
     runs: list[Interval] = []
     mode = Mode.RUNNING
     since = created_at
     for change in changes:
         # The mode each status puts the clock in (inline: this runs for every event of a ticket).
         status = change.status
-        if status in DONE_STATUSES:
+        if status in stops_in:
             new_mode = Mode.STOPPED
         elif status in pause_statuses:
             new_mode = Mode.PAUSED
@@ -207,9 +198,11 @@ def resolution_clock(
         if mode is Mode.RUNNING:
             runs.append(Interval(since, at))
         mode, since = new_mode, at
+        if mode is Mode.STOPPED and not resumes:
+            break
     if mode is Mode.RUNNING:
         runs.append(Interval(since, None))
     elif not runs or runs[-1].end != since:
         # A zero-length run records where a paused or stopped clock was last anchored.
         runs.append(Interval(since, since))
-    return Clock(ClockKind.RESOLUTION, target, calendar, tuple(runs), mode)
+    return Clock(metric, target, calendar, tuple(runs), mode)

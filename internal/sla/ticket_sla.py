@@ -1,5 +1,6 @@
-"""A ticket's SLA as its full, time-ordered history says: current fields, both clocks, and the
-derived instants the store keeps so that states are exact at query time."""
+"""A ticket's SLA as its full, time-ordered history says: current fields, its clocks (one per
+clock definition of the rules), and the derived instants the store keeps so that states are
+exact at query time."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from datetime import UTC, datetime
 from operator import attrgetter
 
 from internal.sla.calendar import Calendar
-from internal.sla.clocks import Change, Clock, resolution_clock, response_clock, state_at
+from internal.sla.clocks import Change, Clock, run_clock, state_at
 from internal.sla.ladder import next_check_at, warn_at
-from internal.sla.model import DONE_STATUSES, ClockKind, Mode, State, Status
+from internal.sla.model import Mode, State, Status
 from internal.sla.policy import Rules, Targets
 
 # Stored as a ticket's urgency when no clock is running: sorts after every real due time.
@@ -49,7 +50,7 @@ class Event:
 
 @dataclass(frozen=True, init=False)
 class ClockSla:
-    kind: ClockKind
+    metric: str
     target: float
     calendar: str
     mode: Mode
@@ -62,7 +63,7 @@ class ClockSla:
 
     def __init__(
         self,
-        kind: ClockKind,
+        metric: str,
         target: float,
         calendar: str,
         mode: Mode,
@@ -75,7 +76,7 @@ class ClockSla:
     ) -> None:
         # Filled directly rather than a call per field: see the note above Change in clocks.py.
         attrs = self.__dict__
-        attrs["kind"] = kind
+        attrs["metric"] = metric
         attrs["target"] = target
         attrs["calendar"] = calendar
         attrs["mode"] = mode
@@ -90,23 +91,12 @@ class ClockSla:
         return state_at(self.mode, self.due_at, self.warn_at, now)
 
 
-def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
-    """The earlier of the two that are set, `a` on a tie: min() over them, without building a
-    generator for two values (the ingest reads these for every ticket it writes)."""
-    if a is None:
-        return b
-    if b is None or a <= b:
-        return a
-    return b
-
-
 @dataclass(frozen=True, init=False)
 class TicketSla:
     latest: Event  # the newest event: its fields are the ticket's current fields
     policy_version: str
-    response: ClockSla
-    resolution: ClockSla
-    # What the store keeps of both clocks together, worked out once here: the ingest reads each
+    clocks: tuple[ClockSla, ...]  # one per clock definition of the rules, in their order
+    # What the store keeps of the clocks together, worked out once here: the ingest reads each
     # twice (the ticket row and its dashboard bucket). The earliest due time; the earliest
     # warning time of a clock not stopped; whether some clock is not stopped; the earliest due
     # time of a running clock (FAR_FUTURE if none runs).
@@ -115,31 +105,39 @@ class TicketSla:
     active: bool = field(init=False, repr=False, compare=False)
     urgent_at: datetime = field(init=False, repr=False, compare=False)
 
-    def __init__(
-        self, latest: Event, policy_version: str, response: ClockSla, resolution: ClockSla
-    ) -> None:
+    def __init__(self, latest: Event, policy_version: str, clocks: tuple[ClockSla, ...]) -> None:
         # Filled directly rather than a call per field: see the note above Change in clocks.py.
         attrs = self.__dict__
         attrs["latest"] = latest
         attrs["policy_version"] = policy_version
-        attrs["response"] = response
-        attrs["resolution"] = resolution
-        response_mode, resolution_mode = response.mode, resolution.mode
-        attrs["breach_at"] = _earlier(response.due_at, resolution.due_at)
-        attrs["warn_at"] = _earlier(
-            response.warn_at if response_mode is not Mode.STOPPED else None,
-            resolution.warn_at if resolution_mode is not Mode.STOPPED else None,
-        )
-        attrs["active"] = response_mode is not Mode.STOPPED or resolution_mode is not Mode.STOPPED
-        urgent = _earlier(
-            response.due_at if response_mode is Mode.RUNNING else None,
-            resolution.due_at if resolution_mode is Mode.RUNNING else None,
-        )
+        attrs["clocks"] = clocks
+        # One pass, the earliest of each kept (the first one on a tie): min() over generators
+        # would cost several calls per ticket, and the ingest builds one per ticket it writes.
+        breach = warn = urgent = None
+        active = False
+        for c in clocks:
+            due = c.due_at
+            if due is not None and (breach is None or due < breach):
+                breach = due
+            mode = c.mode
+            if mode is not Mode.STOPPED:
+                active = True
+                at = c.warn_at
+                if at is not None and (warn is None or at < warn):
+                    warn = at
+                if mode is Mode.RUNNING and due is not None and (urgent is None or due < urgent):
+                    urgent = due
+        attrs["breach_at"] = breach
+        attrs["warn_at"] = warn
+        attrs["active"] = active
         attrs["urgent_at"] = FAR_FUTURE if urgent is None else urgent
 
-    @property
-    def clocks(self) -> tuple[ClockSla, ClockSla]:
-        return (self.response, self.resolution)
+    def clock(self, metric: str) -> ClockSla:
+        """The clock named `metric`; KeyError if the rules had no such definition."""
+        for c in self.clocks:
+            if c.metric == metric:
+                return c
+        raise KeyError(metric)
 
     def state(self, now: datetime) -> State:
         return max(c.state(now) for c in self.clocks)
@@ -147,7 +145,7 @@ class TicketSla:
 
 def _clock_sla(clock: Clock, rules: Rules, fired_level: int) -> ClockSla:
     return ClockSla(
-        clock.kind,
+        clock.metric,
         clock.target,
         clock.calendar.name,
         clock.mode,
@@ -172,7 +170,7 @@ def compute_ticket_sla(
     history: Iterable[Event],
     targets: Targets,
     rules: Rules,
-    fired_levels: Mapping[ClockKind, int],
+    fired_levels: Mapping[str, int],
 ) -> TicketSla:
     """`history` in any order; `targets` are those of the newest event's priority and tier;
     `fired_levels` are the steps already alerted, which never fire again."""
@@ -183,22 +181,30 @@ def compute_ticket_sla(
 
 
 def history_sla(
-    events: list[Event], targets: Targets, rules: Rules, fired_levels: Mapping[ClockKind, int]
+    events: list[Event], targets: Targets, rules: Rules, fired_levels: Mapping[str, int]
 ) -> TicketSla:
     """The general case: clocks built from the runs of a time-sorted, non-empty history."""
     latest = events[-1]
     changes = [Change(e.updated_at, e.status) for e in events]
     created_at = latest.created_at
-    response = response_clock(created_at, changes, targets.response, targets.calendar)
-    resolution = resolution_clock(
-        created_at, changes, targets.resolution, targets.calendar, rules.pause_statuses
-    )
-    return TicketSla(
-        latest,
-        rules.version,
-        _clock_sla(response, rules, fired_levels.get(ClockKind.RESPONSE, 0)),
-        _clock_sla(resolution, rules, fired_levels.get(ClockKind.RESOLUTION, 0)),
-    )
+    seconds, calendar, pause_statuses = targets.seconds, targets.calendar, rules.pause_statuses
+    no_pause: frozenset[Status] = frozenset()
+    clocks = []
+    for d in rules.clocks:
+        metric = d.metric
+        # ClockDefinition.clock, unrolled: one call less per clock of every ticket written.
+        clock = run_clock(
+            metric,
+            created_at,
+            changes,
+            seconds[metric],
+            calendar,
+            d.stops_in,
+            d.resumes,
+            pause_statuses if d.pauses else no_pause,
+        )
+        clocks.append(_clock_sla(clock, rules, fired_levels.get(metric, 0)))
+    return TicketSla(latest, rules.version, tuple(clocks))
 
 
 # A ticket known by one event, what most new tickets are, gets the same answer as history_sla
@@ -209,47 +215,40 @@ def history_sla(
 
 
 def single_event_sla(
-    event: Event, targets: Targets, rules: Rules, fired_levels: Mapping[ClockKind, int]
+    event: Event, targets: Targets, rules: Rules, fired_levels: Mapping[str, int]
 ) -> TicketSla:
     created_at = event.created_at
     # An event stamped before creation cannot rewind a clock past its start (_clamp in clocks).
     at = event.updated_at if event.updated_at > created_at else created_at
     status = event.status
-    response_ran_to = None if status is Status.OPEN else at
-    if status in DONE_STATUSES:
-        resolution_mode = Mode.STOPPED
-    elif status in rules.pause_statuses:
-        resolution_mode = Mode.PAUSED
-    else:
-        resolution_mode = Mode.RUNNING
-    return TicketSla(
-        event,
-        rules.version,
-        _single_run_clock(
-            ClockKind.RESPONSE,
-            targets.response,
-            targets.calendar,
-            Mode.RUNNING if response_ran_to is None else Mode.STOPPED,
-            created_at,
-            response_ran_to,
-            rules,
-            fired_levels.get(ClockKind.RESPONSE, 0),
-        ),
-        _single_run_clock(
-            ClockKind.RESOLUTION,
-            targets.resolution,
-            targets.calendar,
-            resolution_mode,
-            created_at,
-            None if resolution_mode is Mode.RUNNING else at,
-            rules,
-            fired_levels.get(ClockKind.RESOLUTION, 0),
-        ),
-    )
+    seconds, calendar, pause_statuses = targets.seconds, targets.calendar, rules.pause_statuses
+    clocks = []
+    for d in rules.clocks:
+        metric = d.metric
+        # ClockDefinition.mode_in, inline: this runs for every clock of every new ticket.
+        if status in d.stops_in:
+            mode = Mode.STOPPED
+        elif d.pauses and status in pause_statuses:
+            mode = Mode.PAUSED
+        else:
+            mode = Mode.RUNNING
+        clocks.append(
+            _single_run_clock(
+                metric,
+                seconds[metric],
+                calendar,
+                mode,
+                created_at,
+                None if mode is Mode.RUNNING else at,
+                rules,
+                fired_levels.get(metric, 0),
+            )
+        )
+    return TicketSla(event, rules.version, tuple(clocks))
 
 
 def _single_run_clock(
-    kind: ClockKind,
+    metric: str,
     target: float,
     calendar: Calendar,
     mode: Mode,
@@ -284,5 +283,5 @@ def _single_run_clock(
         else:
             next_check = add(start, seconds) if seconds <= reach else None
     return ClockSla(
-        kind, target, calendar.name, mode, anchor_at, elapsed, due, warn, fired_level, next_check
+        metric, target, calendar.name, mode, anchor_at, elapsed, due, warn, fired_level, next_check
     )

@@ -1,4 +1,5 @@
-"""One evaluation batch: due clocks in, alerts and their notification rows out, one transaction.
+"""The statements of an evaluation batch (internal/usecase/evaluate.py): due clocks in, alerts,
+notification rows and the clocks' new check times out, as typed rows.
 
 Only clocks with next_check_at <= now are touched (partial index), locked with SKIP LOCKED so that
 several workers share the load and an ingest holding a ticket is simply passed over this time.
@@ -6,19 +7,13 @@ several workers share the load and an ingest holding a ticket is simply passed o
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-
-from internal.config.sla_config import SlaConfig
-from internal.sla.stored_clock import StoredClock
-
-log = logging.getLogger(__name__)
+from psycopg.rows import class_row
 
 ALERTS_CHANNEL = "slawatch_alerts"
 # Held from the first alert insert to commit by every writer of alerts, so that alert ids commit
@@ -71,148 +66,152 @@ WHERE t.tenant_id = u.tenant AND t.ticket_id = u.ticket
 
 
 @dataclass(frozen=True)
-class RaisedAlert:
-    alert_id: int
+class DueClock:
+    """A clock whose next check is due, with what its alerts record of the ticket."""
+
+    tenant_id: str
+    ticket_id: str
+    clock: str
+    target_s: float
+    calendar: str
+    mode: str
+    anchor_at: datetime
+    anchor_elapsed: float
+    due_at: datetime | None
+    warn_at: datetime | None
+    fired_level: int
+    priority: str
+    customer_tier: str
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    tenant_id: str
     ticket_id: str
     clock: str
     kind: str
     level: int
-    correlation_id: str | None  # of the ingest call that last changed the ticket
+    due_at: datetime | None
+    priority: str
+    customer_tier: str
+    # A clock that stopped or paused past a step has no due time: delivery says when it
+    # stopped instead.
+    clock_mode: str
+    clock_mode_since: datetime
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    clocks: int  # due clocks looked at
-    alerts: list[int]  # ids of the alerts written
-    notifications: list[int]  # ids of the notification rows written
-    raised: list[RaisedAlert] = field(default_factory=list)  # the alerts written, in detail
-    # notification id -> the correlation id it carries (that of its alert's ticket)
-    correlations: dict[int, str | None] = field(default_factory=dict)
+class WrittenAlert:
+    alert_id: int
+    tenant_id: str
+    ticket_id: str
+    clock: str
+    kind: str
+    escalation_level: int
 
 
-def evaluate_batch(
-    conn: psycopg.Connection[Any], config: SlaConfig, now: datetime, limit: int = 1000
-) -> BatchResult:
-    ladder = config.ladder
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        due = cur.execute(_DUE, {"now": now, "limit": limit}).fetchall()
-        if not due:
-            return BatchResult(0, [], [])
-        updates: list[tuple[str, str, str, int, datetime | None]] = []
-        alerts: list[dict[str, Any]] = []
-        unknown_calendars: Counter[str] = Counter()
-        for row in due:
-            clock = StoredClock.from_row(row, config.calendars)
-            if clock.calendar is None:
-                unknown_calendars[clock.calendar_name] += 1
-            outcome = clock.evaluate(ladder, now)
-            step = outcome.step
-            if step is not None:
-                alerts.append(
-                    {**row, "kind": step.kind.value, "level": step.level, "notify": step.notify}
-                )
-            updates.append(
-                (
-                    str(row["tenant_id"]),
-                    str(row["ticket_id"]),
-                    str(row["clock"]),
-                    outcome.fired_level,
-                    outcome.next_check_at,
-                )
-            )
-        for name, count in sorted(unknown_calendars.items()):
-            log.warning(
-                "%d due clock(s) count on calendar %r, which policy %s does not define: their"
-                " steps are timed from their stored due time (late, never early), steps past"
-                " the target do not fire; define the calendar again to count them exactly",
-                count,
-                name,
-                config.version,
-            )
+@dataclass(frozen=True)
+class NewNotification:
+    tenant_id: str
+    alert_id: int
+    channel: str
+    correlation_id: str | None
 
-        written: list[dict[str, Any]] = []
-        raised: list[RaisedAlert] = []
-        notification_ids: list[int] = []
-        correlations: dict[int, str | None] = {}
-        if alerts:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
-            written = cur.execute(
-                _INSERT_ALERTS,
-                {
-                    "now": now,
-                    "tenants": [a["tenant_id"] for a in alerts],
-                    "ids": [a["ticket_id"] for a in alerts],
-                    "clocks": [a["clock"] for a in alerts],
-                    "kinds": [a["kind"] for a in alerts],
-                    "levels": [a["level"] for a in alerts],
-                    "due": [a["due_at"] for a in alerts],
-                    "priorities": [a["priority"] for a in alerts],
-                    "tiers": [a["customer_tier"] for a in alerts],
-                    "versions": [config.version] * len(alerts),
-                    # A clock that stopped or paused past a step has no due time: delivery says
-                    # when it stopped instead.
-                    "modes": [a["mode"] for a in alerts],
-                    "mode_since": [a["anchor_at"] for a in alerts],
-                },
-            ).fetchall()
-            notify_by_key = {
-                (a["tenant_id"], a["ticket_id"], a["clock"], a["level"]): a["notify"]
-                for a in alerts
-            }
-            correlation_by_ticket = {
-                (a["tenant_id"], a["ticket_id"]): a["correlation_id"] for a in alerts
-            }
-            raised = [
-                RaisedAlert(
-                    alert_id=int(w["alert_id"]),
-                    ticket_id=str(w["ticket_id"]),
-                    clock=str(w["clock"]),
-                    kind=str(w["kind"]),
-                    level=int(w["escalation_level"]),
-                    correlation_id=correlation_by_ticket[(w["tenant_id"], w["ticket_id"])],
-                )
-                for w in written
-            ]
-            rows = [
-                (w["tenant_id"], w["alert_id"], channel, r.correlation_id)
-                for w, r in zip(written, raised, strict=True)
-                for channel in notify_by_key[
-                    (w["tenant_id"], w["ticket_id"], w["clock"], w["escalation_level"])
-                ]
-            ]
-            if rows:
-                for note in cur.execute(
-                    _INSERT_NOTIFICATIONS,
-                    {
-                        "now": now,
-                        "tenants": [r[0] for r in rows],
-                        "alerts": [r[1] for r in rows],
-                        "channels": [r[2] for r in rows],
-                        "correlations": [r[3] for r in rows],
-                    },
-                ).fetchall():
-                    notification_ids.append(int(note["notification_id"]))
-                    correlations[int(note["notification_id"])] = note["correlation_id"]
-            cur.execute(
-                _UPDATE_LEVELS,
-                {
-                    "tenants": [a["tenant_id"] for a in alerts],
-                    "ids": [a["ticket_id"] for a in alerts],
-                    "levels": [a["level"] for a in alerts],
-                },
-            )
-        cur.execute(
-            _UPDATE_CLOCKS,
+
+@dataclass(frozen=True)
+class WrittenNotification:
+    notification_id: int
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class ClockCheck:
+    """A due clock after its evaluation: its fired level and next check (None: never)."""
+
+    tenant_id: str
+    ticket_id: str
+    clock: str
+    fired_level: int
+    next_check_at: datetime | None
+
+
+Conn = psycopg.Connection[Any]
+
+
+def due_clocks(conn: Conn, now: datetime, limit: int) -> list[DueClock]:
+    """Up to `limit` due clocks, earliest check first, locked with their tickets (SKIP LOCKED)."""
+    with conn.cursor(row_factory=class_row(DueClock)) as rows:
+        return rows.execute(_DUE, {"now": now, "limit": limit}).fetchall()
+
+
+def insert_alerts(
+    conn: Conn, alerts: Sequence[NewAlert], policy_version: str, now: datetime
+) -> list[WrittenAlert]:
+    """Write `alerts` under the alert write lock (held to commit); those already written for
+    their ticket, clock and level are left out of the answer."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
+    with conn.cursor(row_factory=class_row(WrittenAlert)) as rows:
+        return rows.execute(
+            _INSERT_ALERTS,
             {
-                "tenants": [u[0] for u in updates],
-                "ids": [u[1] for u in updates],
-                "clocks": [u[2] for u in updates],
-                "fired": [u[3] for u in updates],
-                "next_check": [u[4] for u in updates],
+                "now": now,
+                "tenants": [a.tenant_id for a in alerts],
+                "ids": [a.ticket_id for a in alerts],
+                "clocks": [a.clock for a in alerts],
+                "kinds": [a.kind for a in alerts],
+                "levels": [a.level for a in alerts],
+                "due": [a.due_at for a in alerts],
+                "priorities": [a.priority for a in alerts],
+                "tiers": [a.customer_tier for a in alerts],
+                "versions": [policy_version] * len(alerts),
+                "modes": [a.clock_mode for a in alerts],
+                "mode_since": [a.clock_mode_since for a in alerts],
             },
-        )
-        alert_ids = [int(w["alert_id"]) for w in written]
-        if alert_ids:
-            # Delivered on commit only; listeners then read alerts with id > their last.
-            cur.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, str(max(alert_ids))))
-    return BatchResult(len(due), alert_ids, notification_ids, raised, correlations)
+        ).fetchall()
+
+
+def insert_notifications(
+    conn: Conn, notifications: Sequence[NewNotification], now: datetime
+) -> list[WrittenNotification]:
+    with conn.cursor(row_factory=class_row(WrittenNotification)) as rows:
+        return rows.execute(
+            _INSERT_NOTIFICATIONS,
+            {
+                "now": now,
+                "tenants": [n.tenant_id for n in notifications],
+                "alerts": [n.alert_id for n in notifications],
+                "channels": [n.channel for n in notifications],
+                "correlations": [n.correlation_id for n in notifications],
+            },
+        ).fetchall()
+
+
+def raise_levels(conn: Conn, alerts: Sequence[NewAlert]) -> None:
+    """Each alert's ticket has at least its level as escalation level."""
+    conn.execute(
+        _UPDATE_LEVELS,
+        {
+            "tenants": [a.tenant_id for a in alerts],
+            "ids": [a.ticket_id for a in alerts],
+            "levels": [a.level for a in alerts],
+        },
+    )
+
+
+def record_checks(conn: Conn, checks: Sequence[ClockCheck]) -> None:
+    conn.execute(
+        _UPDATE_CLOCKS,
+        {
+            "tenants": [c.tenant_id for c in checks],
+            "ids": [c.ticket_id for c in checks],
+            "clocks": [c.clock for c in checks],
+            "fired": [c.fired_level for c in checks],
+            "next_check": [c.next_check_at for c in checks],
+        },
+    )
+
+
+def notify_alerts(conn: Conn, last_alert_id: int) -> None:
+    """Tell listeners (delivered on commit only) that alerts up to this id were written."""
+    conn.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, str(last_alert_id)))

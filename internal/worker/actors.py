@@ -36,7 +36,7 @@ from internal.obs.logs import configure_logging
 from internal.obs.metrics import PoolStats, track_policy
 from internal.store import outbox_repo, state_buckets
 from internal.store.db import make_pool
-from internal.store.policy_reload import ConfigReload, start_config_reload
+from internal.usecase.policy_reload import ConfigReload, start_config_reload
 from internal.worker import delivery
 from internal.worker.evaluation import run_evaluation
 from internal.worker.middleware import CorrelationMiddleware, ShutdownFlag, shutting_down

@@ -13,7 +13,7 @@ import psycopg_pool
 
 from internal.config.sla_config import SlaConfig
 from internal.obs import metrics
-from internal.store.evaluate_repo import BatchResult, evaluate_batch
+from internal.usecase.evaluate import BatchResult, evaluate_batch
 
 log = logging.getLogger(__name__)
 

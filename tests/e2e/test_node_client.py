@@ -18,7 +18,7 @@ import pytest
 
 from internal.config.tokens import hash_token
 from internal.rpc.server import RunningServer, start_server
-from internal.store.evaluate_repo import evaluate_batch
+from internal.usecase.evaluate import evaluate_batch
 from support.env import ROOT, make_settings
 
 TOKEN = "node-client-token"

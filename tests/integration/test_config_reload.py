@@ -19,7 +19,7 @@ import pytest
 from internal.config.sla_config import parse_config
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
-from internal.store.recompute_repo import (
+from internal.usecase.recompute import (
     ABANDONED_AFTER_SECONDS,
     claim_version,
     recompute_open_tickets,
@@ -37,7 +37,7 @@ GOLD_2H = {
     "high": {"gold": {"response": "15m", "resolution": "2h"}},
     "low": {"gold": {"response": "1h", "resolution": "12h"}},
 }
-RECOMPUTE_LOGGER = "internal.store.recompute_repo"
+RECOMPUTE_LOGGER = "internal.usecase.recompute"
 
 
 def save(path: Path, text: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from internal.config.sla_config import SlaConfig, load_config
 from internal.notify.notifier import AlertMessage, DeliveryResult, Notifier, for_channel
-from internal.store.evaluate_repo import evaluate_batch
+from internal.usecase.evaluate import evaluate_batch
 from internal.worker import delivery
 from slawatch.v1 import ticket_service_pb2 as pb
 from support.configs import write_config

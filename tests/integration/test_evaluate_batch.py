@@ -1,4 +1,4 @@
-"""One evaluation batch (internal/store/evaluate_repo.evaluate_batch) on a real database, at
+"""One evaluation batch (internal/usecase/evaluate.evaluate_batch) on a real database, at
 explicit instants: which steps fire, and when the next check is."""
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from internal.rpc import convert
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
 from internal.store import query_repo
-from internal.store.evaluate_repo import ALERTS_CHANNEL, evaluate_batch
+from internal.store.evaluate_repo import ALERTS_CHANNEL
+from internal.usecase.evaluate import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from support.alerts import write_alerts
 from support.configs import config_text
 from support.store import store_events
 
-EVALUATE_LOGGER = "internal.store.evaluate_repo"
+EVALUATE_LOGGER = "internal.usecase.evaluate"
 # Friday 16:50 in Berlin: ten minutes of emea_office's working day left (09:00-17:00).
 FRIDAY = datetime(2026, 11, 6, 15, 50, tzinfo=UTC)
 # The 30-minute response target of high/silver on emea_office: 10 minutes on Friday, 20 on

@@ -24,7 +24,7 @@ from internal.embedded.ports import free_port
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import RunningServer, SecurityConfigError, start_server
 from internal.store.db import make_pool
-from internal.store.evaluate_repo import evaluate_batch
+from internal.usecase.evaluate import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.certs import issue, make_ca

@@ -17,7 +17,7 @@ from internal.config.sla_config import load_config
 from internal.embedded.ports import free_port
 from internal.embedded.redis import EmbeddedRedis
 from internal.store.db import make_pool
-from internal.store.evaluate_repo import evaluate_batch
+from internal.usecase.evaluate import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import write_config

@@ -20,7 +20,7 @@ from internal.sla.ticket_sla import Event
 from internal.store import state_buckets
 from internal.store.migrate import MIGRATIONS_DIR
 from internal.store.query_repo import DashboardFilter, dashboard_counts
-from internal.store.recompute_repo import recompute_open_tickets
+from internal.usecase.recompute import recompute_open_tickets
 from support.configs import config_text
 from support.store import store_events
 

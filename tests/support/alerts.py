@@ -1,5 +1,5 @@
-"""Alerts for the streaming tests, raised the real way: tickets stored through the ingest
-repository, then the evaluator (internal/store/evaluate_repo.evaluate_batch) run at an explicit
+"""Alerts for the streaming tests, raised the real way: tickets stored through the ingest use
+case, then the evaluator (internal/usecase/evaluate.evaluate_batch) run at an explicit
 instant, so that these alerts are written exactly as production writes them.
 
 Every evaluation here runs at the same instant, NOW, and each ticket is created so that at NOW
@@ -20,8 +20,8 @@ import psycopg
 from internal.config.sla_config import SlaConfig, parse_config
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
-from internal.store import ingest_repo
-from internal.store.evaluate_repo import evaluate_batch
+from internal.usecase import ingest
+from internal.usecase.evaluate import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import config_text
@@ -66,9 +66,11 @@ def _created_at(shape: Shape, config: SlaConfig) -> datetime:
     assert step.kind.value == shape.kind, f"level {shape.level} is a {step.kind} step"
     targets = config.targets(shape.priority, shape.tier)
     assert targets is not None, shape
-    created = NOW - timedelta(seconds=step.seconds(targets.response) + 1)
+    created = NOW - timedelta(seconds=step.seconds(targets.seconds["response"]) + 1)
     counted = targets.calendar.working_seconds(created, NOW)
-    assert counted == step.seconds(targets.response) + 1, "NOW is too early in the working day"
+    assert counted == step.seconds(targets.seconds["response"]) + 1, (
+        "NOW is too early in the working day"
+    )
     return created
 
 
@@ -95,7 +97,7 @@ def write_alerts(
         # In batches no larger than a server accepts: one transaction locks each of its
         # tickets, and PostgreSQL's lock table holds a few thousand locks.
         for start in range(0, count, INGEST_BATCH):
-            ingest_repo.ingest(
+            ingest.ingest(
                 conn,
                 shape.tenant,
                 events[start : start + INGEST_BATCH],

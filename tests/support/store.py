@@ -1,4 +1,4 @@
-"""Storing events through the same repository call the server makes, without a server."""
+"""Storing events through the same use case the server calls, without a server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import psycopg_pool
 from internal.config.sla_config import SlaConfig
 from internal.sla.policy import Targets
 from internal.sla.ticket_sla import Event
-from internal.store import ingest_repo
+from internal.usecase import ingest
 
 
 def store_events(
@@ -23,4 +23,4 @@ def store_events(
         return targets
 
     with pool.connection() as conn:
-        ingest_repo.ingest(conn, tenant, events, targets_for, config.rules)
+        ingest.ingest(conn, tenant, events, targets_for, config.rules)

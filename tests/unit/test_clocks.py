@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 
 from internal.sla.business_calendar import BusinessCalendar
 from internal.sla.calendar import ALWAYS_OPEN, Calendar
+from internal.sla.clock_definition import resolution_clock, response_clock
 from internal.sla.clocks import (
     Change,
     Clock,
     Interval,
-    resolution_clock,
-    response_clock,
     sort_changes,
     state_at,
 )
@@ -36,7 +35,7 @@ LADDER = Ladder(
     )
 )
 RULES = Rules(LADDER, PAUSE, "v1")
-TARGETS = Targets(response=900, resolution=4 * 3600, calendar=ALWAYS_OPEN)
+TARGETS = Targets({"response": 900, "resolution": 4 * 3600}, calendar=ALWAYS_OPEN)
 # Office hours with a lunch break, in a zone whose offset is not whole hours.
 OFFICE = BusinessCalendar(
     "office", "Asia/Kolkata", {d: "09:00-12:30,13:15-17:00" for d in ("mon", "tue", "fri")}
@@ -157,10 +156,10 @@ def test_ticket_sla_uses_latest_event_fields() -> None:
     ]
     sla = compute_ticket_sla(history, TARGETS, RULES, {ClockKind.RESPONSE: 1})
     assert sla.latest.priority == "low"
-    assert sla.response.fired_level == 1
-    assert sla.resolution.fired_level == 0
+    assert sla.clock("response").fired_level == 1
+    assert sla.clock("resolution").fired_level == 0
     assert sla.urgent_at == m(240)
-    assert sla.response.state(m(10)) is State.MET
+    assert sla.clock("response").state(m(10)) is State.MET
     assert sla.state(m(10)) is State.OK  # the worst clock: resolution is running
 
 
@@ -299,7 +298,9 @@ def test_ladder_next_step_for_any_fired_level() -> None:
 def test_ticket_instants_are_those_of_its_clocks(
     pairs: list[tuple[int, Status]], calendar: Calendar
 ) -> None:
-    sla = compute_ticket_sla(_events(pairs), Targets(900, 14_400, calendar), RULES, {})
+    sla = compute_ticket_sla(
+        _events(pairs), Targets({"response": 900, "resolution": 14_400}, calendar), RULES, {}
+    )
     clocks = sla.clocks
     assert sla.breach_at == min((c.due_at for c in clocks if c.due_at is not None), default=None)
     assert sla.warn_at == min(
@@ -318,7 +319,7 @@ def test_value_classes_are_frozen_and_compare_by_value() -> None:
     makers = {
         Change: lambda: Change(m(1), Status.OPEN),
         Interval: lambda: Interval(T0, None),
-        ClockSla: lambda: compute_ticket_sla(history, TARGETS, RULES, {}).response,
+        ClockSla: lambda: compute_ticket_sla(history, TARGETS, RULES, {}).clock("response"),
         TicketSla: lambda: compute_ticket_sla(history, TARGETS, RULES, {}),
     }
     for cls, make in makers.items():

@@ -64,7 +64,10 @@ def check(text: str | bytes) -> None:
         # Whatever was accepted is usable: finite, positive targets and an ascending ladder.
         for tiers in config.policies.values():
             for targets in tiers.values():
-                assert 0 < targets.response < math.inf and 0 < targets.resolution < math.inf
+                assert (
+                    0 < targets.seconds["response"] < math.inf
+                    and 0 < targets.seconds["resolution"] < math.inf
+                )
         steps = config.ladder.steps
         assert all(0 < s.at_percent < math.inf for s in steps)
         assert all(a.at_percent < b.at_percent for a, b in itertools.pairwise(steps))

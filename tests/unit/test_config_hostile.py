@@ -84,7 +84,7 @@ def test_small_anchors_and_aliases_still_work() -> None:
     config = parse_config(ALIASED)
     assert {"emea_office", "paris_office", "us_office"} <= set(config.calendars)
     silver = config.targets("high", "silver")
-    assert silver is not None and silver.resolution == 4 * 3600
+    assert silver is not None and silver.seconds["resolution"] == 4 * 3600
     assert silver.calendar.name == "us_office"
     assert config.targets("low", "gold") == config.targets("high", "gold")
 

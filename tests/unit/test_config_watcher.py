@@ -44,7 +44,7 @@ def eventually(predicate: Callable[[], object], timeout: float = 10.0, what: str
 def resolution_of(holder: ConfigHolder) -> float:
     targets = holder.current.targets("high", "gold")
     assert targets is not None
-    return targets.resolution
+    return targets.seconds["resolution"]
 
 
 @pytest.fixture

@@ -36,8 +36,12 @@ def ladders(draw: st.DrawFn) -> Ladder:
 
 targets = st.builds(
     Targets,
-    response=st.floats(0.001, 3 * 86400) | st.integers(1, 86400).map(float),
-    resolution=st.floats(0.001, 10 * 86400) | st.integers(1, 86400).map(float),
+    seconds=st.fixed_dictionaries(
+        {
+            "response": st.floats(0.001, 3 * 86400) | st.integers(1, 86400).map(float),
+            "resolution": st.floats(0.001, 10 * 86400) | st.integers(1, 86400).map(float),
+        }
+    ),
     calendar=st.sampled_from([ALWAYS_OPEN, OFFICE]),
 )
 rules = st.builds(
@@ -55,9 +59,9 @@ def events(draw: st.DrawFn, targets: Targets, rules: Rules) -> Event:
     # clock's elapsed time equals a threshold, the edge between reaching it and not.
     thresholds = [
         target * step.at_percent / 100.0
-        for target in (targets.response, targets.resolution)
+        for target in targets.seconds.values()
         for step in rules.ladder.steps
-    ] + [targets.response, targets.resolution]
+    ] + list(targets.seconds.values())
     exact = st.sampled_from(thresholds).map(lambda s: timedelta(seconds=s))
     lag = exact | st.integers(-3600 * 10**6, 5 * 86400 * 10**6).map(
         lambda us: timedelta(microseconds=us)
@@ -84,8 +88,10 @@ def test_one_event_gives_what_its_history_gives(
 def test_one_open_event_runs_both_clocks_from_creation() -> None:
     event = Event("T-1", "low", "gold", Status.OPEN, T0, T0 + timedelta(minutes=5))
     rules = Rules(Ladder((Step(85, 1, AlertKind.WARNING),)), frozenset(), "v1")
-    sla = compute_ticket_sla([event], Targets(60.0, 600.0, ALWAYS_OPEN), rules, {})
-    assert sla.response.due_at == T0 + timedelta(seconds=60)
-    assert sla.resolution.warn_at == T0 + timedelta(seconds=510)
-    assert sla.resolution.next_check_at == sla.resolution.warn_at
+    sla = compute_ticket_sla(
+        [event], Targets({"response": 60.0, "resolution": 600.0}, ALWAYS_OPEN), rules, {}
+    )
+    assert sla.clock("response").due_at == T0 + timedelta(seconds=60)
+    assert sla.clock("resolution").warn_at == T0 + timedelta(seconds=510)
+    assert sla.clock("resolution").next_check_at == sla.clock("resolution").warn_at
     assert sla.urgent_at == T0 + timedelta(seconds=60)

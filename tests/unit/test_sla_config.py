@@ -24,7 +24,11 @@ def test_base_test_config_parses_with_targets_and_calendars() -> None:
     config = parse_config(config_text())
     gold = config.targets("high", "gold")
     silver = config.targets("high", "silver")
-    assert gold is not None and gold.response == 900 and gold.resolution == 4 * 3600
+    assert (
+        gold is not None
+        and gold.seconds["response"] == 900
+        and gold.seconds["resolution"] == 4 * 3600
+    )
     assert gold.calendar.name == "24x7"
     assert silver is not None and silver.calendar.name == "emea_office"
     assert [s.level for s in config.ladder.steps] == [1, 2, 3, 4]

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from internal.sla.business_calendar import BusinessCalendar
 from internal.sla.calendar import ALWAYS_OPEN, Calendar
-from internal.sla.clocks import Change, Clock, resolution_clock, sort_changes
+from internal.sla.clock_definition import resolution_clock
+from internal.sla.clocks import Change, Clock, sort_changes
 from internal.sla.ladder import Ladder, Step, next_check_at, warn_at
 from internal.sla.model import AlertKind, Mode, Status
 from internal.sla.stored_clock import StoredClock

@@ -171,7 +171,7 @@ function addAlert(alert) {
     text(
       "span",
       "meta",
-      `${alert.clock} clock · ${alert.priority}/${alert.customer_tier}` +
+      `${alert.clock.replaceAll("_", " ")} clock · ${alert.priority}/${alert.customer_tier}` +
         (alert.due_at ? ` · due ${new Date(alert.due_at).toLocaleString()}` : "") +
         ` · #${alert.alert_id}`,
     ),
@@ -213,7 +213,7 @@ function renderUrgent(tickets) {
     ...tickets.map((t) => {
       const row = document.createElement("tr");
       // The earliest running due time: what puts the ticket at this place in the list.
-      const dues = [t.response.due_at, t.resolution.due_at].filter(Boolean).map((d) => new Date(d));
+      const dues = (t.clocks || []).map((c) => c.due_at).filter(Boolean).map((d) => new Date(d));
       const due = dues.length ? new Date(Math.min(...dues)) : null;
       row.append(
         text("td", "ticket", t.ticket_id),

@@ -1,33 +1,25 @@
-"""The ingest transaction: a validated batch of events in, one outcome per event out.
+"""Tickets, their events and clocks in the store: the statements the ingest and the recompute
+(internal/usecase) run inside the transactions they own, and the lock both take first.
 
-A fixed number of statements per batch whatever its size, all in one transaction: a batch is
-stored whole or not at all. Rows travel by binary COPY: those of new tickets straight into their
-tables, those of stored tickets into session temp tables that upserts then read.
+A fixed number of statements per batch whatever its size. Rows travel by binary COPY: those of
+new tickets straight into their tables, those of stored tickets into session temp tables that
+upserts then read. Nothing here decides what a ticket's clocks are: internal/sla does.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import psycopg
 
-from internal.sla.model import ClockKind, Status
-from internal.sla.policy import Rules, Targets
-from internal.sla.ticket_sla import Event, TicketSla, compute_ticket_sla, latest_event
+from internal.sla.model import Status
+from internal.sla.ticket_sla import Event, TicketSla
 from internal.store import state_buckets
-
-
-class Outcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    DUPLICATE = "duplicate"
-    OUT_OF_ORDER = "out_of_order"
 
 
 @dataclass(frozen=True)
@@ -35,11 +27,10 @@ class Prior:
     """What a rewrite needs of a stored ticket (read with its row locked)."""
 
     updated_at: datetime
-    fired: dict[ClockKind, int]
+    fired: dict[str, int]  # metric -> the level its clock has fired
     bucket: state_buckets.BucketKey  # where the dashboard counts it now
 
 
-TargetsFor = Callable[[str, str], Targets]
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 # Rows of stored tickets travel by binary COPY into session temp tables (cleared at commit), which
@@ -96,6 +87,8 @@ def _ids(ids: Iterable[str]) -> str:
     return "\n".join(ids)
 
 
+# Advisory locks per ticket, in key order, so that two writers of overlapping tickets (ingest,
+# recompute) wait for each other and never deadlock.
 _LOCK_TICKETS = f"""
 SELECT count(pg_advisory_xact_lock(k)) FROM (
     SELECT DISTINCT hashtextextended(%(tenant)s || chr(31) || id, 0) AS k
@@ -205,7 +198,13 @@ def _copy(cur: Cursor, target: str, types: list[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-def _read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior]:
+def lock_tickets(cur: Cursor, tenant: str, ids: Iterable[str]) -> None:
+    """Take the per-ticket advisory locks of `ids` until the transaction ends: every writer of
+    tickets takes them first."""
+    cur.execute(_LOCK_TICKETS, {"tenant": tenant, "ids": _ids(ids)})
+
+
+def read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior]:
     """The stored tickets among `ids`, their rows locked until the transaction ends."""
     prior = {
         str(tid): Prior(at, {}, state_buckets.bucket_key(*key))
@@ -213,11 +212,11 @@ def _read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior
     }
     if prior:  # a batch of new tickets has no fired levels to read
         for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": _ids(prior)}):
-            prior[str(tid)].fired[ClockKind(clock)] = int(fired)
+            prior[str(tid)].fired[str(clock)] = int(fired)
     return prior
 
 
-# Rows carry the StrEnum members (status, clock, mode) as they are: each is a str whose text is
+# Rows carry the StrEnum members (status, mode) as they are: each is a str whose text is
 # its value, which COPY writes. Reading `.value` goes through a Python descriptor on Python 3.11.
 
 
@@ -225,7 +224,8 @@ def _event_row(e: Event) -> tuple[Any, ...]:
     return (e.ticket_id, e.updated_at, e.status, e.priority, e.customer_tier, e.created_at)
 
 
-def _read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Event]]:
+def read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Event]]:
+    """The stored events of the tickets `ids`, by ticket (in no particular order)."""
     history: dict[str, list[Event]] = defaultdict(list)
     for tid, prio, tier, status, created, updated in cur.execute(
         _HISTORY, {"tenant": tenant, "ids": _ids(ids)}
@@ -256,7 +256,7 @@ def _clock_rows(slas: Sequence[TicketSla]) -> Iterator[tuple[Any, ...]]:
         for c in s.clocks:
             yield (
                 s.latest.ticket_id,
-                c.kind,
+                c.metric,
                 float(c.target),
                 c.calendar,
                 c.mode,
@@ -277,7 +277,7 @@ def write_ticket_slas(
     correlation_id: str | None = None,
 ) -> None:
     """Write tickets and their clocks; fired levels are kept as the evaluator left them.
-    `prior` holds the stored tickets among them, read by `_read_prior` in this transaction
+    `prior` holds the stored tickets among them, read by `read_prior` in this transaction
     (which locked them); the others are new. `correlation_id` is recorded on the tickets (None
     keeps what they had). The session must have been prepared with `prepare_session`."""
     if not slas:
@@ -320,84 +320,23 @@ def write_ticket_slas(
     state_buckets.record_changes(cur, tenant, moves)
 
 
-def ingest(
-    conn: psycopg.Connection[Any],
-    tenant: str,
-    events: Sequence[Event],
-    targets_for: TargetsFor,
-    rules: Rules,
-    correlation_id: str | None = None,
-) -> list[Outcome]:
-    """Store a validated batch in one transaction; one outcome per event, in request order.
-    The tickets it changes remember `correlation_id`, for the alerts they may raise later."""
-    # Within a batch the first copy of a (ticket_id, updated_at) wins; later copies are duplicates.
-    first_index: dict[tuple[str, datetime], int] = {}
-    for i, e in enumerate(events):
-        first_index.setdefault((e.ticket_id, e.updated_at), i)
-    unique = [events[i] for i in sorted(first_index.values())]
-
-    prepare_session(conn)
-    with conn.transaction(), conn.cursor(binary=True) as cur:
-        ids = {e.ticket_id for e in unique}  # the statements below order them for locking
-        cur.execute(_LOCK_TICKETS, {"tenant": tenant, "ids": _ids(ids)})
-        prior = _read_prior(cur, tenant, ids)
-        fresh = [e for e in unique if e.ticket_id not in prior]
-        known_events = [e for e in unique if e.ticket_id in prior]
-        inserted: set[tuple[str, datetime]] = {(e.ticket_id, e.updated_at) for e in fresh}
-        if fresh:
-            _copy(
-                cur,
-                _COPY_NEW_EVENTS,
-                [*_EVENT_TYPES, "text"],
-                ((*_event_row(e), tenant) for e in fresh),
-            )
-        if known_events:
-            _copy(cur, "in_events", _EVENT_TYPES, (_event_row(e) for e in known_events))
-            inserted.update(
-                (tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant})
-            )
-        changed = sorted({tid for tid, _ in inserted})
-        known = [tid for tid in changed if tid in prior]
-        history = _read_history(cur, tenant, known) if known else defaultdict(list)
-        for e in unique:
-            if e.ticket_id not in prior:
-                history[e.ticket_id].append(e)
-        slas = []
-        for tid in changed:
-            fired = prior[tid].fired if tid in prior else {}
-            latest = latest_event(history[tid])
-            slas.append(
-                compute_ticket_sla(
-                    history[tid], targets_for(latest.priority, latest.customer_tier), rules, fired
-                )
-            )
-        write_ticket_slas(cur, tenant, slas, prior, correlation_id)
-
-    return _outcomes(events, first_index, inserted, prior)
-
-
-def _outcomes(
-    events: Sequence[Event],
-    first_index: dict[tuple[str, datetime], int],
-    inserted: set[tuple[str, datetime]],
-    prior: dict[str, Prior],
-) -> list[Outcome]:
-    # New events of one ticket are applied in updated_at order: the earliest of a new ticket
-    # creates it, and an event is out of order only against what was stored before the batch.
-    earliest_new: dict[str, datetime] = {}
-    for tid, at in inserted:
-        if tid not in prior and (tid not in earliest_new or at < earliest_new[tid]):
-            earliest_new[tid] = at
-    outcomes = []
-    for i, e in enumerate(events):
-        key = (e.ticket_id, e.updated_at)
-        if first_index[key] != i or key not in inserted:
-            outcomes.append(Outcome.DUPLICATE)
-        elif e.ticket_id not in prior:
-            created = earliest_new[e.ticket_id] == e.updated_at
-            outcomes.append(Outcome.CREATED if created else Outcome.UPDATED)
-        elif e.updated_at < prior[e.ticket_id].updated_at:
-            outcomes.append(Outcome.OUT_OF_ORDER)
-        else:
-            outcomes.append(Outcome.UPDATED)
-    return outcomes
+def insert_events(
+    cur: Cursor, tenant: str, events: Sequence[Event], prior: Mapping[str, Prior]
+) -> set[tuple[str, datetime]]:
+    """Append `events` (unique by ticket and time) to the history; the (ticket_id, updated_at)
+    of those that were not stored yet. `prior` holds the stored tickets among them (read_prior);
+    the history of the others is empty, and the batch holds each of their events once."""
+    fresh = [e for e in events if e.ticket_id not in prior]
+    known_events = [e for e in events if e.ticket_id in prior]
+    inserted: set[tuple[str, datetime]] = {(e.ticket_id, e.updated_at) for e in fresh}
+    if fresh:
+        _copy(
+            cur,
+            _COPY_NEW_EVENTS,
+            [*_EVENT_TYPES, "text"],
+            ((*_event_row(e), tenant) for e in fresh),
+        )
+    if known_events:
+        _copy(cur, "in_events", _EVENT_TYPES, (_event_row(e) for e in known_events))
+        inserted.update((tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant}))
+    return inserted

@@ -1,7 +1,7 @@
 """Hot reload of the SLA config for one process: the file watcher, plus the one-time recompute of
 stored tickets' deadlines for each new version, done by whichever process claims it first.
 
-It lives in `store` because it joins the two: `config` knows nothing of the database, and the
+A use case: it joins `config`, which knows nothing of the database, to the recompute; the
 processes (rpc, worker, scheduler) only call `start_config_reload`.
 """
 
@@ -16,7 +16,7 @@ import psycopg_pool
 from internal.config.holder import ConfigHolder
 from internal.config.sla_config import SlaConfig
 from internal.config.watcher import ConfigWatcher
-from internal.store.recompute_repo import (
+from internal.usecase.recompute import (
     BATCH_SIZE,
     claim_version,
     recompute_open_tickets,
@@ -126,7 +126,7 @@ class PolicyRecompute:
             with self._pool.connection() as conn:
                 release_version(conn, version)
         except Exception as err:
-            # The claim then lapses after recompute_repo.ABANDONED_AFTER_SECONDS.
+            # The claim then lapses after recompute.ABANDONED_AFTER_SECONDS.
             log.warning("could not hand back the recompute of policy %s: %s", version, err)
 
 

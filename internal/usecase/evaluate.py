@@ -1,0 +1,145 @@
+"""One evaluation batch: due clocks in, alerts and their notification rows out, one transaction.
+
+Each due clock is evaluated against the ladder at `now` (StoredClock.evaluate: the highest step
+crossed fires, the ones below it are skipped); its alert, the alert's notification rows (one per
+channel of the step), the ticket's escalation level and the clock's next check are written
+together, and listeners are told on commit. The statements are internal/store/evaluate_repo's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from internal.config.sla_config import SlaConfig
+from internal.sla.model import Mode
+from internal.sla.stored_clock import StoredClock
+from internal.store import evaluate_repo
+from internal.store.evaluate_repo import ClockCheck, DueClock, NewAlert, NewNotification
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RaisedAlert:
+    alert_id: int
+    ticket_id: str
+    clock: str
+    kind: str
+    level: int
+    correlation_id: str | None  # of the ingest call that last changed the ticket
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    clocks: int  # due clocks looked at
+    alerts: list[int]  # ids of the alerts written
+    notifications: list[int]  # ids of the notification rows written
+    raised: list[RaisedAlert] = field(default_factory=list)  # the alerts written, in detail
+    # notification id -> the correlation id it carries (that of its alert's ticket)
+    correlations: dict[int, str | None] = field(default_factory=dict)
+
+
+def _stored(due: DueClock, config: SlaConfig) -> StoredClock:
+    return StoredClock(
+        float(due.target_s),
+        due.calendar,
+        config.calendars.get(due.calendar),
+        Mode(due.mode),
+        due.anchor_at,
+        float(due.anchor_elapsed),
+        due.due_at,
+        due.warn_at,
+        int(due.fired_level),
+    )
+
+
+def evaluate_batch(
+    conn: psycopg.Connection[Any], config: SlaConfig, now: datetime, limit: int = 1000
+) -> BatchResult:
+    ladder = config.ladder
+    with conn.transaction():
+        due = evaluate_repo.due_clocks(conn, now, limit)
+        if not due:
+            return BatchResult(0, [], [])
+        checks: list[ClockCheck] = []
+        alerts: list[NewAlert] = []
+        # (tenant, ticket, clock, level) -> the channels of the step that fired
+        channels: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
+        correlation_by_ticket: dict[tuple[str, str], str | None] = {}
+        unknown_calendars: Counter[str] = Counter()
+        for d in due:
+            clock = _stored(d, config)
+            if clock.calendar is None:
+                unknown_calendars[clock.calendar_name] += 1
+            outcome = clock.evaluate(ladder, now)
+            step = outcome.step
+            if step is not None:
+                alerts.append(
+                    NewAlert(
+                        d.tenant_id,
+                        d.ticket_id,
+                        d.clock,
+                        step.kind.value,
+                        step.level,
+                        d.due_at,
+                        d.priority,
+                        d.customer_tier,
+                        d.mode,
+                        d.anchor_at,
+                    )
+                )
+                channels[(d.tenant_id, d.ticket_id, d.clock, step.level)] = step.notify
+                correlation_by_ticket[(d.tenant_id, d.ticket_id)] = d.correlation_id
+            checks.append(
+                ClockCheck(
+                    d.tenant_id, d.ticket_id, d.clock, outcome.fired_level, outcome.next_check_at
+                )
+            )
+        for name, count in sorted(unknown_calendars.items()):
+            log.warning(
+                "%d due clock(s) count on calendar %r, which policy %s does not define: their"
+                " steps are timed from their stored due time (late, never early), steps past"
+                " the target do not fire; define the calendar again to count them exactly",
+                count,
+                name,
+                config.version,
+            )
+
+        raised: list[RaisedAlert] = []
+        notification_ids: list[int] = []
+        correlations: dict[int, str | None] = {}
+        if alerts:
+            written = evaluate_repo.insert_alerts(conn, alerts, config.version, now)
+            raised = [
+                RaisedAlert(
+                    alert_id=w.alert_id,
+                    ticket_id=w.ticket_id,
+                    clock=w.clock,
+                    kind=w.kind,
+                    level=w.escalation_level,
+                    correlation_id=correlation_by_ticket[(w.tenant_id, w.ticket_id)],
+                )
+                for w in written
+            ]
+            notifications = [
+                NewNotification(w.tenant_id, w.alert_id, channel, r.correlation_id)
+                for w, r in zip(written, raised, strict=True)
+                for channel in channels[(w.tenant_id, w.ticket_id, w.clock, w.escalation_level)]
+            ]
+            if notifications:
+                for note in evaluate_repo.insert_notifications(conn, notifications, now):
+                    notification_ids.append(note.notification_id)
+                    correlations[note.notification_id] = note.correlation_id
+            evaluate_repo.raise_levels(conn, alerts)
+        evaluate_repo.record_checks(conn, checks)
+        alert_ids = [r.alert_id for r in raised]
+        if alert_ids:
+            # Delivered on commit only; listeners then read alerts with id > their last.
+            evaluate_repo.notify_alerts(conn, max(alert_ids))
+    return BatchResult(len(due), alert_ids, notification_ids, raised, correlations)

@@ -1,0 +1,100 @@
+"""The ingest transaction: a validated batch of events in, one outcome per event out.
+
+All in one transaction, a batch is stored whole or not at all: lock the tickets, append the new
+events, recompute the clocks of the tickets that changed from their full history (internal/sla),
+write them. The statements are internal/store/ticket_repo's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from internal.sla.policy import Rules, Targets
+from internal.sla.ticket_sla import Event, compute_ticket_sla, latest_event
+from internal.store import ticket_repo
+from internal.store.ticket_repo import Prior
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DUPLICATE = "duplicate"
+    OUT_OF_ORDER = "out_of_order"
+
+
+TargetsFor = Callable[[str, str], Targets]
+
+
+def ingest(
+    conn: psycopg.Connection[Any],
+    tenant: str,
+    events: Sequence[Event],
+    targets_for: TargetsFor,
+    rules: Rules,
+    correlation_id: str | None = None,
+) -> list[Outcome]:
+    """Store a validated batch in one transaction; one outcome per event, in request order.
+    The tickets it changes remember `correlation_id`, for the alerts they may raise later."""
+    # Within a batch the first copy of a (ticket_id, updated_at) wins; later copies are duplicates.
+    first_index: dict[tuple[str, datetime], int] = {}
+    for i, e in enumerate(events):
+        first_index.setdefault((e.ticket_id, e.updated_at), i)
+    unique = [events[i] for i in sorted(first_index.values())]
+
+    ticket_repo.prepare_session(conn)
+    with conn.transaction(), conn.cursor(binary=True) as cur:
+        ids = {e.ticket_id for e in unique}  # the statements order them for locking
+        ticket_repo.lock_tickets(cur, tenant, ids)
+        prior = ticket_repo.read_prior(cur, tenant, ids)
+        inserted = ticket_repo.insert_events(cur, tenant, unique, prior)
+        changed = sorted({tid for tid, _ in inserted})
+        known = [tid for tid in changed if tid in prior]
+        history = ticket_repo.read_history(cur, tenant, known) if known else defaultdict(list)
+        for e in unique:
+            if e.ticket_id not in prior:
+                history[e.ticket_id].append(e)
+        slas = []
+        for tid in changed:
+            fired = prior[tid].fired if tid in prior else {}
+            latest = latest_event(history[tid])
+            slas.append(
+                compute_ticket_sla(
+                    history[tid], targets_for(latest.priority, latest.customer_tier), rules, fired
+                )
+            )
+        ticket_repo.write_ticket_slas(cur, tenant, slas, prior, correlation_id)
+
+    return _outcomes(events, first_index, inserted, prior)
+
+
+def _outcomes(
+    events: Sequence[Event],
+    first_index: dict[tuple[str, datetime], int],
+    inserted: set[tuple[str, datetime]],
+    prior: dict[str, Prior],
+) -> list[Outcome]:
+    # New events of one ticket are applied in updated_at order: the earliest of a new ticket
+    # creates it, and an event is out of order only against what was stored before the batch.
+    earliest_new: dict[str, datetime] = {}
+    for tid, at in inserted:
+        if tid not in prior and (tid not in earliest_new or at < earliest_new[tid]):
+            earliest_new[tid] = at
+    outcomes = []
+    for i, e in enumerate(events):
+        key = (e.ticket_id, e.updated_at)
+        if first_index[key] != i or key not in inserted:
+            outcomes.append(Outcome.DUPLICATE)
+        elif e.ticket_id not in prior:
+            created = earliest_new[e.ticket_id] == e.updated_at
+            outcomes.append(Outcome.CREATED if created else Outcome.UPDATED)
+        elif e.updated_at < prior[e.ticket_id].updated_at:
+            outcomes.append(Outcome.OUT_OF_ORDER)
+        else:
+            outcomes.append(Outcome.UPDATED)
+    return outcomes
