@@ -368,7 +368,8 @@ def verdict(doc: dict[str, Any]) -> str:
 def test_the_generator_makes_valid_and_invalid_files() -> None:
     """The agreement above means something: the strategy reaches files the loader accepts (with
     several policies), files both refuse, and files only the loader can refuse."""
-    quick = settings(phases=[Phase.generate], max_examples=300, database=None)
+    # Derandomized: the same examples every run, so that a lucky or unlucky draw cannot decide it.
+    quick = settings(phases=[Phase.generate], max_examples=1000, database=None, derandomize=True)
     find(documents, lambda d: verdict(d) == "accepted" and len(d["policies"]) > 1, settings=quick)
     find(documents, lambda d: verdict(d) == "refused by both", settings=quick)
     find(documents, lambda d: verdict(d) == "refused by the loader only", settings=quick)
