@@ -1,4 +1,5 @@
-"""slawatch-scheduler: enqueue an evaluation every SLAWATCH_EVAL_INTERVAL_SECONDS.
+"""slawatch-scheduler: enqueue an evaluation when the earliest clock comes due (with
+DATABASE_URL: woken by ingest's announcements), and every SLAWATCH_EVAL_INTERVAL_SECONDS.
 
 Metrics and health on SLAWATCH_SCHEDULER_METRICS_PORT (9466): /metrics, /livez (the tick loop
 turns), /readyz (Redis and, when DATABASE_URL is set, PostgreSQL answer). SIGTERM or SIGINT stops
@@ -25,6 +26,7 @@ from internal.obs.ops_http import Check, start_ops_server
 from internal.store.db import ping
 from internal.usecase.policy_reload import start_config_reload
 from internal.worker import actors
+from internal.worker.deadlines import PgDeadlines
 from internal.worker.scheduler import Scheduler, fold_due
 
 log = logging.getLogger("slawatch.scheduler")
@@ -57,7 +59,16 @@ def main() -> int:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     interval = settings.eval_interval_seconds
     workers = actors.declare(settings)
-    scheduler = Scheduler(client, interval, lambda tick: enqueue(workers, tick, interval))
+    deadlines = PgDeadlines(settings.database_url) if settings.database_url else None
+    queue_key = f"{actors.REDIS_NAMESPACE}:{actors.EVALUATE_QUEUE}"
+    scheduler = Scheduler(
+        client,
+        interval,
+        lambda tick: enqueue(workers, tick, interval),
+        deadlines=deadlines,
+        enqueue_due=lambda instant: workers.evaluate.send(int(instant.timestamp() // interval)),
+        evaluation_waiting=lambda: bool(client.llen(queue_key)),
+    )
     # The scheduler decides nothing by policy, but it validates and reports the active version
     # like every process, so a broken save shows up in its logs and metrics too.
     try:
@@ -79,13 +90,19 @@ def main() -> int:
             live=scheduler.alive,
             ready=ready,
         )
-    log.info("scheduler started: one evaluation every %ss", settings.eval_interval_seconds)
+    log.info(
+        "scheduler started: evaluations at each due instant%s and every %ss",
+        "" if deadlines else " (off: no DATABASE_URL)",
+        settings.eval_interval_seconds,
+    )
     try:
         scheduler.run(stop)
     finally:
         if server is not None:
             server.stop()
         reload.stop()
+        if deadlines is not None:
+            deadlines.close()
         client.close()
     log.info("scheduler stopped")
     return 0

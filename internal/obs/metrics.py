@@ -87,8 +87,9 @@ OUTBOX_SWEPT = Counter(
 # --- scheduler ---
 SCHEDULER_TICKS = Counter(
     "slawatch_scheduler_ticks",
-    "Scheduler ticks, by result: enqueued (this scheduler won the tick), skipped (another"
-    " scheduler had it), error (Redis unreachable).",
+    "Scheduler ticks, by result: enqueued (this scheduler won the interval tick), deadline"
+    " (it won the tick of a due instant), skipped (another scheduler had it), coalesced (an"
+    " evaluation was still queued), error (Redis unreachable).",
     ["result"],
 )
 

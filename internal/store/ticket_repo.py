@@ -19,7 +19,7 @@ import psycopg
 
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event, TicketSla
-from internal.store import state_buckets
+from internal.store import deadline_repo, state_buckets
 
 
 @dataclass(frozen=True)
@@ -318,6 +318,9 @@ def write_ticket_slas(
     # Last: the bucket rows are shared by every concurrent writer, so their locks are held
     # only until commit.
     state_buckets.record_changes(cur, tenant, moves)
+    # The scheduler sleeps until the earliest check it knows of: wake it if this is earlier.
+    checks = [c.next_check_at for s in slas for c in s.clocks if c.next_check_at is not None]
+    deadline_repo.announce(cur, min(checks, default=None))
 
 
 def insert_events(

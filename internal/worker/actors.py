@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 EVALUATE_QUEUE = "evaluate"
 NOTIFY_QUEUE = "notify"
+REDIS_NAMESPACE = "dramatiq"  # the RedisBroker's default key namespace
 SWEEP_LIMIT = 1000
 
 P = ParamSpec("P")
