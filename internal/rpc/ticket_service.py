@@ -84,7 +84,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         self, request: pb.IngestTicketsRequest, context: grpc.ServicerContext
     ) -> pb.IngestTicketsResponse:
         tenant = current_principal.get().tenant  # from the token, never the request
-        config = self._config.current
+        config = self._config.for_tenant(tenant)
         events, violations = validate_batch(request, config, self._now(), self._max_batch)
         if violations:
             abort_bad_request(context, violations)
@@ -123,7 +123,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         detail = queries.get_ticket(self._pool, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
-        config, now = self._config.current, self._now()
+        config, now = self._config.for_tenant(tenant), self._now()
         return pb.GetTicketResponse(
             ticket=convert.ticket_to_pb(detail.ticket, detail.clocks, config, now),
             history=[convert.history_to_pb(h) for h in detail.history],
@@ -180,7 +180,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             abort_bad_request(context, violations)
 
         size = request.page_size or DEFAULT_PAGE_SIZE
-        config, now = self._config.current, self._now()
+        config, now = self._config.for_tenant(tenant), self._now()
         found_page = queries.dashboard(self._pool, tenant, f, now, after, size + 1)
         rows, counts = found_page.rows, found_page.counts
         page = rows[:size]

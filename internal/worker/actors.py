@@ -175,7 +175,7 @@ def utc_now() -> datetime:
 def evaluate(tick: int) -> None:
     """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
     rt = runtime()
-    result = run_evaluation(rt.pool, rt.config.current, utc_now, stop=shutting_down)
+    result = run_evaluation(rt.pool, rt.config, utc_now, stop=shutting_down)
     # Enqueued after commit; if Redis fails here the sweeper picks the rows up later.
     for notification_id in result.notifications:
         _send_delivery(notification_id, result.correlations.get(notification_id))
