@@ -1,4 +1,5 @@
-"""Reference model of how a metric runs over a ticket's history (DESIGN §8, metric_semantics.md).
+"""Reference model of how a metric runs over a ticket's history (DESIGN §8 and the rule agreed to
+make it precise, whose steps (a)-(d) `replay` restates).
 
 A direct simulation, kept deliberately slow and explicit so that it is easy to check by eye:
 
@@ -279,7 +280,16 @@ class _Run:
 
 
 def replay(metric: Metric, history: Sequence[Moment]) -> list[_Run]:
-    """Steps (a)-(d) of the rule at every moment, in order."""
+    """Steps (a)-(d) of the rule at every moment, in order:
+
+    (a) stop: an open (running or paused) cycle stops if a `stop` trigger fires;
+    (b) start: if no cycle is open now and a `start` trigger fires, each_start opens cycle n+1,
+        once opens cycle 1 if the metric has no cycle yet;
+    (c) resume (once only): a stopped cycle 1 not stopped by (a) at this event runs again if a
+        `resume` trigger fires, its elapsed time carried over;
+    (d) a cycle open after (b)/(c) while the status is one the metric's `stop` names as
+        status:<name> stops at once (a clock cannot run in a stopping status).
+    """
     start, stop = frozenset(metric.start), frozenset(metric.stop)
     resume, stop_statuses = metric.resume_triggers, metric.stop_statuses
     runs: list[_Run] = []
