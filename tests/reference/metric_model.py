@@ -472,3 +472,13 @@ def clocks(
 def events_of(history: Sequence[Moment]) -> list[datetime]:
     """The (clamped) times of the real events of a history."""
     return [moment.at for moment in history[1:]]
+
+
+def current_cycles(cycles: Sequence[Cycle]) -> list[Cycle]:
+    """The current cycle of each metric (the one with the highest number), as GetTicket's default
+    view lists them, in the order the metrics first appear."""
+    latest: dict[str, Cycle] = {}
+    for cycle in cycles:
+        if cycle.metric not in latest or cycle.cycle > latest[cycle.metric].cycle:
+            latest[cycle.metric] = cycle
+    return list(latest.values())

@@ -31,6 +31,7 @@ from reference.metric_model import (
     Metric,
     Step,
     clocks,
+    current_cycles,
     design_metrics,
     first_reply_metric,
     next_reply_metric,
@@ -389,6 +390,28 @@ def test_the_first_warning_is_the_lowest_warning_step_of_the_ladder() -> None:
     breach_only = Ladder((Step(100, 1, "breach"),))
     got = only(run(resolution_metric([]), [], 3600, now=at(9, 59), ladder=breach_only))
     assert (got.warning_at, got.due_at, got.state) == (None, at(10), "ok")
+
+
+def test_current_cycles_keeps_the_latest_cycle_of_each_metric() -> None:
+    """The default GetTicket view shows one cycle per metric: the highest-numbered one."""
+    events = [
+        Event(at(9, 10), None, "customer_reply"),
+        Event(at(9, 20), None, "agent_reply"),
+        Event(at(9, 30), None, "customer_reply"),
+    ]
+    got = clocks(
+        at(9),
+        events,
+        [next_reply_metric(), first_reply_metric()],
+        {"next_reply": 3600, "first_reply": 3600},
+        TWENTY_FOUR_SEVEN,
+        at(10),
+    )
+    # next_reply: cycle 1 09:10-09:20, cycle 2 from 09:30; first_reply: 09:00-09:20.
+    assert [(c.metric, c.cycle) for c in current_cycles(got)] == [
+        ("next_reply", 2),
+        ("first_reply", 1),
+    ]
 
 
 def test_a_metric_without_a_target_gives_no_cycles() -> None:
