@@ -482,3 +482,26 @@ def current_cycles(cycles: Sequence[Cycle]) -> list[Cycle]:
         if cycle.metric not in latest or cycle.cycle > latest[cycle.metric].cycle:
             latest[cycle.metric] = cycle
     return list(latest.values())
+
+
+def ladder_instants(
+    created_at: datetime,
+    events: Iterable[Event],
+    metric: Metric,
+    target: float,
+    calendar: Calendar,
+    ladder: Ladder = DEFAULT_LADDER,
+) -> dict[int, list[tuple[Step, datetime | None]]]:
+    """For each cycle of `metric` (by number), the instant each step of the ladder is reached
+    under the known history, None for a step it never reaches: what the alerts of that cycle
+    should be stamped with, each level once."""
+    history = moments(created_at, events)
+    timeline = status_timeline(history)
+    out: dict[int, list[tuple[Step, datetime | None]]] = {}
+    for run in replay(metric, history):
+        pieces = unpaused_pieces(run.spans, timeline, metric.pause_statuses)
+        out[run.number] = [
+            (step, reached_at(pieces, calendar, threshold(target, step.at_percent)))
+            for step in ladder.steps
+        ]
+    return out

@@ -34,6 +34,7 @@ from reference.metric_model import (
     current_cycles,
     design_metrics,
     first_reply_metric,
+    ladder_instants,
     next_reply_metric,
     periodic_update_metric,
     resolution_metric,
@@ -412,6 +413,34 @@ def test_current_cycles_keeps_the_latest_cycle_of_each_metric() -> None:
         ("next_reply", 2),
         ("first_reply", 1),
     ]
+
+
+def test_ladder_instants_per_cycle() -> None:
+    """Each step of the default ladder is reached at its percentage of the target, per cycle;
+    a cycle that stops first never reaches the later steps."""
+    events = [
+        Event(at(9), None, "customer_reply"),
+        Event(at(10, 10), None, "agent_reply"),
+        Event(at(11), None, "customer_reply"),
+        Event(at(11, 30), None, "agent_reply"),
+    ]
+    got = ladder_instants(at(8), events, next_reply_metric(), 3600, TWENTY_FOUR_SEVEN)
+    # Cycle 1, 09:00 -> 10:10: 85 % = 51 min -> 09:51, 95 % = 57 min -> 09:57, 100 % -> 10:00;
+    # 150 % (10:30) comes after the stop. Cycle 2, 11:00 -> 11:30: 51 min would be 11:51, too
+    # late for every step.
+    assert [(step.level, instant) for step, instant in got[1]] == [
+        (1, at(9, 51)),
+        (2, at(9, 57)),
+        (3, at(10)),
+        (4, None),
+    ]
+    assert [(step.level, instant) for step, instant in got[2]] == [
+        (1, None),
+        (2, None),
+        (3, None),
+        (4, None),
+    ]
+    assert set(got) == {1, 2}
 
 
 def test_a_metric_without_a_target_gives_no_cycles() -> None:
