@@ -31,8 +31,8 @@ QUERY_MESSAGE_TYPES = frozenset(
     {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
 )
 # json_format nests its messages ("Failed to parse events field: Failed to parse status field:
-# ..."); the innermost one says what is wrong and where ("at IngestTicketsRequest.events[0]").
-_NESTING = re.compile(r"^(?:Failed to parse \w+ field: )+")
+# ..."); the field names of the chain and the innermost message say what is wrong and where.
+_NESTED = re.compile(r"Failed to parse (\w+) field: ")
 
 
 class BadJson(ValueError):
@@ -41,7 +41,12 @@ class BadJson(ValueError):
 
 def _parse_error_text(err: Exception) -> str:
     text = str(err).split("\n", 1)[0]
-    return _NESTING.sub("", text).rstrip(".") or type(err).__name__
+    fields: list[str] = []
+    while (nested := _NESTED.match(text)) is not None:
+        fields.append(nested.group(1))
+        text = text[nested.end() :]
+    text = text.rstrip(".") or type(err).__name__
+    return f"{'.'.join(fields)}: {text}" if fields else text
 
 
 def _parse_dict(data: dict[str, Any], message: M) -> M:

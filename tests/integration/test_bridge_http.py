@@ -11,6 +11,7 @@ import contextlib
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -323,6 +324,16 @@ def test_unknown_ticket_is_404_and_tenants_stay_apart(bridge: Bridge) -> None:
     assert ingest(bridge, [ticket_event(mine)]).status == 200
     assert get_ticket(bridge, mine).status == 200
     assert_error(get_ticket(bridge, mine, secret("globex-all")), 404, "NOT_FOUND")
+
+
+def test_ticket_ids_with_slashes_and_spaces_travel_url_encoded(bridge: Bridge) -> None:
+    """A ticket id may hold any printable character: URL-encoded in the path ('/' as %2F) it
+    reaches GetTicket whole, not cut at the slash nor matched to another route."""
+    odd = f"{new_id()}/a b?c"
+    assert ingest(bridge, [ticket_event(odd)]).status == 200
+    got = get_ticket(bridge, urllib.parse.quote(odd, safe=""))
+    assert got.status == 200, got
+    assert got.body["ticket"]["ticket_id"] == odd
 
 
 # -- limits, the server down, slow calls ---------------------------------------------------------
