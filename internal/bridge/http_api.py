@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from internal.bridge.feed import Credential
 from internal.config.settings import BridgeSettings
 from internal.config.tokens import bearer_token
 from slawatch.v1 import ticket_service_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["TicketService"]
 JSON_TYPES = ("application/json",)
@@ -138,9 +141,15 @@ class HttpApi:
             answer = await self._calls[route.rpc](
                 message, timeout=self._timeout, metadata=credential.metadata
             )
+            body = await asyncio.to_thread(protojson.to_json, answer)
         except grpc.aio.AioRpcError as err:
             return http_errors.from_rpc_error(err, route.rpc)
-        body = await asyncio.to_thread(protojson.to_json, answer)
+        except Exception:
+            # Still the documented JSON error shape, not aiohttp's plain-text page.
+            log.exception("%s over HTTP failed in the bridge", route.rpc)
+            return http_errors.error_response(
+                grpc.StatusCode.INTERNAL, http_errors.FALLBACK_MESSAGE
+            )
         return web.Response(body=body, content_type="application/json")
 
     def credential(self, request: web.Request) -> Credential | None:
