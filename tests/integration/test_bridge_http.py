@@ -414,7 +414,7 @@ def test_the_event_loop_stays_responsive_during_a_slow_call(bridge: Bridge, modu
         for _ in range(5):
             started = time.monotonic()
             assert http_json("GET", f"{bridge.url}/livez").status == 200
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 2.0  # a blocked loop: not before the lock
             time.sleep(0.1)
         assert not results, "the ingest cannot have finished while the table is locked"
     caller.join(30)
