@@ -13,8 +13,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from slawatch import SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.alerts import write_alerts
 from support.clocked import Clocked, clocked_service
 from support.events import T0, event, minutes, ts
 
@@ -270,3 +272,37 @@ def test_stored_columns(clocked: Clocked, database_url: str) -> None:
         (None, "agent_reply", None, None, ["a"], {"k": "v"}),
     ]
     assert ts(T0) == get(clocked.stub, "T-1").ticket.created_at
+
+
+def test_the_typed_client_asks_for_a_view(clocked: Clocked) -> None:
+    """SlawatchClient.get_ticket passes the view: the answer is the server's for that view, and
+    an unknown view reaches the server (and is refused there), not dropped on the way."""
+    ingest(clocked.stub, event("T-1"), activity("T-1", CUSTOMER, T0 + minutes(1), group="g"))
+    with SlawatchClient(clocked.target) as client:
+        full = client.get_ticket("T-1", view=pb.TICKET_VIEW_FULL)
+        assert full == get(clocked.stub, "T-1", pb.TICKET_VIEW_FULL)
+        assert full.ticket.group == "g" and len(full.ticket.clocks) == 2
+        with pytest.raises(grpc.RpcError) as err:
+            client.get_ticket("T-1", view=7)  # type: ignore[arg-type]
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_alerts_name_their_metric_and_cycle(
+    stub: pb_grpc.TicketServiceStub, database_url: str
+) -> None:
+    """An alert raised by the evaluator carries its metric and cycle (1) beside part one's clock
+    kind, in WatchAlerts' replay and in GetTicket's alerts alike."""
+    (alert_id,) = write_alerts(database_url, 1)  # a response warning
+    call = stub.WatchAlerts(pb.WatchAlertsRequest(after_alert_id=alert_id - 1), timeout=10)
+    try:
+        streamed = next(iter(call)).alert
+    finally:
+        call.cancel()
+    assert (streamed.alert_id, streamed.metric, streamed.cycle, streamed.clock) == (
+        alert_id,
+        "response",
+        1,
+        pb.CLOCK_KIND_RESPONSE,
+    )
+    (shown,) = get(stub, streamed.ticket_id).alerts
+    assert (shown.metric, shown.cycle, shown.clock) == ("response", 1, pb.CLOCK_KIND_RESPONSE)

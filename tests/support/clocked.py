@@ -38,6 +38,7 @@ class Clock:
 class Clocked:
     stub: pb_grpc.TicketServiceStub
     clock: Clock
+    target: str  # host:port of the server
 
 
 @contextmanager
@@ -58,11 +59,11 @@ def clocked_service(database_url: str, config_path: Path, now: datetime) -> Iter
         ),
         server,
     )
-    port = server.add_insecure_port("127.0.0.1:0")
+    target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     server.start()
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Clocked(pb_grpc.TicketServiceStub(channel), clock)
+        with grpc.insecure_channel(target) as channel:
+            yield Clocked(pb_grpc.TicketServiceStub(channel), clock, target)
     finally:
         server.stop(1).wait()
         pool.close()
