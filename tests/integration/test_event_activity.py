@@ -9,15 +9,19 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import psycopg_pool
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from internal.config.sla_config import parse_config
+from internal.usecase.recompute import recompute_open_tickets
 from slawatch import SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import write_alerts
 from support.clocked import Clocked, clocked_service
+from support.configs import config_text
 from support.events import T0, event, minutes, ts
 
 OPEN, IN_PROGRESS, ON_HOLD = (
@@ -306,3 +310,24 @@ def test_alerts_name_their_metric_and_cycle(
     )
     (shown,) = get(stub, streamed.ticket_id).alerts
     assert (shown.metric, shown.cycle, shown.clock) == ("response", 1, pb.CLOCK_KIND_RESPONSE)
+
+
+def test_a_recompute_resolves_unchanged_statuses_too(
+    clocked: Clocked, pool: psycopg_pool.ConnectionPool
+) -> None:
+    """A new config recomputes a ticket whose stored reply left the status unchanged (NULL) from
+    the status before it, as ingest did: the same clocks as the ticket without the reply."""
+    stub = clocked.stub
+    ingest(stub, event("R-hold"), event("R-hold", ON_HOLD, updated=T0 + minutes(4)))
+    ingest(stub, event("A-hold"), event("A-hold", ON_HOLD, updated=T0 + minutes(4)))
+    ingest(stub, activity("A-hold", CUSTOMER, T0 + minutes(6)))
+    two_hours = {
+        "high": {"gold": {"response": "15m", "resolution": "2h"}},
+        "low": {"gold": {"response": "1h", "resolution": "12h"}},
+    }
+    assert recompute_open_tickets(pool, parse_config(config_text(policies=two_hours))) == 2
+    status, clocks = _clocks(stub, "A-hold")
+    assert status == ON_HOLD
+    assert clocks[0].metric == "resolution" and clocks[0].target.seconds == 2 * 3600
+    assert clocks[0].paused
+    assert (status, clocks) == _clocks(stub, "R-hold")
