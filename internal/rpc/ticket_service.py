@@ -25,7 +25,7 @@ from internal.rpc.validation import (
     Violation,
     check_filter,
     check_text,
-    validate_batch,
+    validate_ingest,
 )
 from internal.store.db import UNREACHABLE_ERRORS
 from internal.store.query_repo import DashboardFilter
@@ -35,6 +35,7 @@ from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+_VIEWS = frozenset({pb.TICKET_VIEW_UNSPECIFIED, pb.TICKET_VIEW_BASIC, pb.TICKET_VIEW_FULL})
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -85,7 +86,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     ) -> pb.IngestTicketsResponse:
         tenant = current_principal.get().tenant  # from the token, never the request
         config = self._config.for_tenant(tenant)
-        events, violations = validate_batch(request, config, self._now(), self._max_batch)
+        events, details, violations = validate_ingest(request, config, self._now(), self._max_batch)
         if violations:
             abort_bad_request(context, violations)
 
@@ -102,6 +103,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 targets_for,
                 config.rules,
                 correlation_id=current_correlation_id.get(),
+                details=details,
             )
         for outcome, n in Counter(outcomes).items():
             metrics.EVENTS_INGESTED.labels(outcome.value).inc(n)
@@ -118,14 +120,19 @@ class TicketService(pb_grpc.TicketServiceServicer):
         tenant = current_principal.get().tenant  # from the token, never the request
         violations: list[Violation] = []
         check_text(request.ticket_id, "ticket_id", violations)
+        if request.view not in _VIEWS:
+            violations.append(Violation("view", "unknown TicketView value"))
         if violations:
             abort_bad_request(context, violations)
         detail = queries.get_ticket(self._pool, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
         config, now = self._config.for_tenant(tenant), self._now()
+        # Every metric has one cycle so far: the full view's clocks are the basic view's.
+        ticket = convert.ticket_to_pb(detail.ticket, detail.clocks, config, now)
+        convert.fill_ticket_fields(ticket, queries.ticket_fields(detail.history))
         return pb.GetTicketResponse(
-            ticket=convert.ticket_to_pb(detail.ticket, detail.clocks, config, now),
+            ticket=ticket,
             history=[convert.history_to_pb(h) for h in detail.history],
             alerts=[
                 convert.alert_to_pb(a, detail.notifications.get(int(a["alert_id"]), ()))
