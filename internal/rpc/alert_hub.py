@@ -30,6 +30,7 @@ from internal.rpc import convert
 from internal.rpc.errors import status_with_reason
 from internal.store import alert_repo
 from internal.store.alert_repo import AlertFilter
+from internal.store.rows import AlertRow
 from slawatch.errors import RESUME_KEY, SERVER_SHUTTING_DOWN, STREAM_TOO_SLOW
 from slawatch.v1 import ticket_service_pb2 as pb
 
@@ -51,7 +52,7 @@ Ender = Callable[[grpc.StatusCode, str], None]
 @dataclass(frozen=True, slots=True)
 class LiveAlert:
     alert_id: int
-    row: dict[str, Any]  # the stored columns, for filtering
+    row: AlertRow  # the stored columns, for filtering
     response: pb.WatchAlertsResponse
 
 
@@ -322,7 +323,7 @@ class AlertHub:
                 return
             batch = [
                 LiveAlert(
-                    int(row["alert_id"]),
+                    row.alert_id,
                     row,
                     pb.WatchAlertsResponse(alert=convert.alert_to_pb(row)),
                 )

@@ -32,6 +32,7 @@ from internal.rpc.validation import Violation, check_filter
 from internal.store import alert_repo
 from internal.store.alert_repo import AlertFilter
 from internal.store.db import UNREACHABLE_ERRORS
+from internal.store.rows import AlertRow
 from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 
@@ -102,7 +103,7 @@ def watch(
                     if sub.end is not None:
                         context.abort_with_status(sub.end.status(sub.last_sent))
                     yield pb.WatchAlertsResponse(alert=convert.alert_to_pb(row))
-                    last = sub.last_sent = int(row["alert_id"])
+                    last = sub.last_sent = row.alert_id
                 if sub.go_live():
                     break
         except UNREACHABLE_ERRORS as err:
@@ -126,7 +127,7 @@ def watch(
 
 def _replay(
     pool: psycopg_pool.ConnectionPool, wanted: AlertFilter, after: int, page: int
-) -> Iterator[alert_repo.Row]:
+) -> Iterator[AlertRow]:
     """Stored alerts after `after` until the table has no more; a connection is held per page
     only, never while a slow client is being sent to."""
     while True:
@@ -135,4 +136,4 @@ def _replay(
         yield from rows
         if len(rows) < page:
             return
-        after = int(rows[-1]["alert_id"])
+        after = rows[-1].alert_id

@@ -135,7 +135,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             ticket=ticket,
             history=[convert.history_to_pb(h) for h in detail.history],
             alerts=[
-                convert.alert_to_pb(a, detail.notifications.get(int(a["alert_id"]), ()))
+                convert.alert_to_pb(a, detail.notifications.get(a.alert_id, ()))
                 for a in detail.alerts
             ],
         )
@@ -202,8 +202,8 @@ class TicketService(pb_grpc.TicketServiceServicer):
             last = page[-1].ticket
             response.next_page_token = self._page_tokens.encode(
                 tenant,
-                last["urgent_at"],
-                str(last["ticket_id"]),
+                last.urgent_at,
+                last.ticket_id,
                 fingerprint,
             )
         return response

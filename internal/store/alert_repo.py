@@ -8,21 +8,20 @@ seen everything up to N.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from internal.store.evaluate_repo import ALERTS_CHANNEL
-
-Row = dict[str, Any]
+from internal.store.rows import AlertRow, typed_rows
 
 LISTENER_APPLICATION_NAME = "slawatch-alert-listener"
 
+# AlertRow's fields, in order.
 _COLUMNS = (
     "alert_id, tenant_id, ticket_id, clock, kind, escalation_level, due_at, created_at,"
     " priority, customer_tier, policy_version"
@@ -42,13 +41,13 @@ class AlertFilter:
     priorities: frozenset[str] = frozenset()
     tiers: frozenset[str] = frozenset()
 
-    def matches(self, row: Mapping[str, Any]) -> bool:
+    def matches(self, row: AlertRow) -> bool:
         return (
-            row["tenant_id"] == self.tenant
-            and (not self.kinds or row["kind"] in self.kinds)
-            and row["escalation_level"] >= self.min_level
-            and (not self.priorities or row["priority"] in self.priorities)
-            and (not self.tiers or row["customer_tier"] in self.tiers)
+            row.tenant_id == self.tenant
+            and (not self.kinds or row.kind in self.kinds)
+            and row.escalation_level >= self.min_level
+            and (not self.priorities or row.priority in self.priorities)
+            and (not self.tiers or row.customer_tier in self.tiers)
         )
 
     def where(self) -> tuple[sql.Composable, dict[str, object]]:
@@ -85,13 +84,10 @@ def last_alert_id(conn: psycopg.Connection[Any], tenant: str | None = None) -> i
     return int(row[0]) if row else 0
 
 
-def alerts_after(
-    conn: psycopg.Connection[Any], after_id: int, limit: int, where: AlertFilter | None = None
-) -> list[Row]:
-    """Up to `limit` alerts with id > after_id in id order, all tenants unless `where` is given.
-
-    Walks the primary key in order, so a page costs what it returns (plus what the filter skips).
-    """
+def after_query(
+    after_id: int, limit: int, where: AlertFilter | None = None
+) -> tuple[sql.Composed, dict[str, object]]:
+    """The statement of `alerts_after` and its parameters."""
     condition: sql.Composable = sql.SQL("TRUE")
     params: dict[str, object] = {}
     if where is not None:
@@ -100,8 +96,19 @@ def alerts_after(
         "SELECT {columns} FROM alerts WHERE alert_id > %(after)s AND {condition}"
         " ORDER BY alert_id LIMIT %(limit)s"
     ).format(columns=sql.SQL(_COLUMNS), condition=condition)
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, {**params, "after": after_id, "limit": limit}).fetchall()
+    return query, {**params, "after": after_id, "limit": limit}
+
+
+def alerts_after(
+    conn: psycopg.Connection[Any], after_id: int, limit: int, where: AlertFilter | None = None
+) -> list[AlertRow]:
+    """Up to `limit` alerts with id > after_id in id order, all tenants unless `where` is given.
+
+    Walks the primary key in order, so a page costs what it returns (plus what the filter skips).
+    """
+    query, params = after_query(after_id, limit, where)
+    with conn.cursor(row_factory=typed_rows(AlertRow)) as cur:
+        return cur.execute(query, params).fetchall()
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Read queries: one ticket in full, and the dashboard page with its counts."""
+"""Read queries: one ticket in full, and the dashboard page with its counts, as typed rows
+(internal/store/rows.py). Each query names its columns: those of its row, in the row's order."""
 
 from __future__ import annotations
 
@@ -8,31 +9,62 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from internal.sla.model import State
 from internal.store import state_buckets
+from internal.store.rows import (
+    AlertRow,
+    ClockRow,
+    DashboardTicket,
+    HistoryRow,
+    NotificationRow,
+    TicketRow,
+    check_columns,
+    column_names,
+    typed_rows,
+)
 
-Row = dict[str, Any]
 
-
-@dataclass
+@dataclass(frozen=True)
 class TicketDetail:
-    ticket: Row
-    clocks: list[Row]
-    history: list[Row]
-    alerts: list[Row]
-    notifications: dict[int, list[Row]] = field(default_factory=dict)
+    ticket: TicketRow
+    clocks: list[ClockRow]  # by metric name
+    history: list[HistoryRow]  # in event-time order
+    alerts: list[AlertRow]  # in id order
+    notifications: dict[int, list[NotificationRow]] = field(default_factory=dict)  # by alert id
 
 
-_TICKET_READS = (
-    "SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s",
-    "SELECT * FROM sla_clocks WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s ORDER BY clock",
-    "SELECT * FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
-    " ORDER BY updated_at",
-    "SELECT * FROM alerts WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s ORDER BY alert_id",
-    "SELECT n.* FROM notifications n JOIN alerts a USING (alert_id)"
-    " WHERE a.tenant_id = %(tenant)s AND a.ticket_id = %(id)s ORDER BY n.notification_id",
+_TICKET = "tenant_id = %(tenant)s AND ticket_id = %(id)s"
+# The five reads of GetTicket, in the order they are sent, each with the row it returns (the
+# columns are that row's fields, in order).
+TICKET_READS: tuple[tuple[str, type[Any]], ...] = (
+    (
+        "SELECT ticket_id, priority, customer_tier, status, created_at, updated_at,"
+        f" escalation_level, policy_version FROM tickets WHERE {_TICKET}",
+        TicketRow,
+    ),
+    (
+        "SELECT clock, target_s, calendar, mode, anchor_at, anchor_elapsed, due_at, warn_at,"
+        f" fired_level FROM sla_clocks WHERE {_TICKET} ORDER BY clock",
+        ClockRow,
+    ),
+    (
+        "SELECT status, priority, customer_tier, updated_at, received_at, activity, group_name,"
+        f" assignee, tags, attributes FROM ticket_events WHERE {_TICKET} ORDER BY updated_at",
+        HistoryRow,
+    ),
+    (
+        "SELECT alert_id, tenant_id, ticket_id, clock, kind, escalation_level, due_at,"
+        " created_at, priority, customer_tier, policy_version"
+        f" FROM alerts WHERE {_TICKET} ORDER BY alert_id",
+        AlertRow,
+    ),
+    (
+        "SELECT n.alert_id, n.channel, n.state, n.attempts, n.last_error, n.sent_at"
+        " FROM notifications n JOIN alerts a USING (alert_id)"
+        " WHERE a.tenant_id = %(tenant)s AND a.ticket_id = %(id)s ORDER BY n.notification_id",
+        NotificationRow,
+    ),
 )
 
 
@@ -40,17 +72,17 @@ def get_ticket(conn: psycopg.Connection[Any], tenant: str, ticket_id: str) -> Ti
     """The ticket with its clocks, history, alerts and their notifications: five reads sent
     together (pipeline mode), so one round trip to the database instead of five."""
     args = {"tenant": tenant, "id": ticket_id}
-    cursors = [conn.cursor(row_factory=dict_row) for _ in _TICKET_READS]
+    cursors = [conn.cursor(row_factory=typed_rows(row)) for _, row in TICKET_READS]
     with conn.pipeline():
-        for cur, sql in zip(cursors, _TICKET_READS, strict=True):
+        for cur, (sql, _) in zip(cursors, TICKET_READS, strict=True):
             cur.execute(sql, args)
     ticket_cur, clocks_cur, history_cur, alerts_cur, notes_cur = cursors
     ticket = ticket_cur.fetchone()
     if ticket is None:
         return None
-    notifications: dict[int, list[Row]] = {}
+    notifications: dict[int, list[NotificationRow]] = {}
     for n in notes_cur.fetchall():
-        notifications.setdefault(int(n["alert_id"]), []).append(n)
+        notifications.setdefault(n.alert_id, []).append(n)
     return TicketDetail(
         ticket, clocks_cur.fetchall(), history_cur.fetchall(), alerts_cur.fetchall(), notifications
     )
@@ -96,38 +128,39 @@ def _params(tenant: str, f: DashboardFilter, now: datetime) -> dict[str, object]
     }
 
 
-# A page's tickets with their two clocks, in one query: the clock columns come prefixed, one row
-# per clock, in page order.
-_CLOCK_COLUMNS = (
-    "clock",
-    "target_s",
-    "calendar",
-    "mode",
-    "anchor_at",
-    "anchor_elapsed",
-    "due_at",
-    "warn_at",
-    "fired_level",
-)
-_CLOCKS_JOIN = ", ".join(f"c.{name} AS clock_{name}" for name in _CLOCK_COLUMNS)
+# A page's tickets with their clocks, in one query, one row per clock in page order: the ticket's
+# columns first (DashboardTicket's fields), then the clock's (ClockRow's, prefixed).
+_PAGE_SQL = """
+SELECT t.ticket_id, t.priority, t.customer_tier, t.status, t.created_at, t.updated_at,
+       t.escalation_level, t.policy_version, t.urgent_at, t.sla_state,
+       c.clock AS clock_clock, c.target_s AS clock_target_s, c.calendar AS clock_calendar,
+       c.mode AS clock_mode, c.anchor_at AS clock_anchor_at,
+       c.anchor_elapsed AS clock_anchor_elapsed, c.due_at AS clock_due_at,
+       c.warn_at AS clock_warn_at, c.fired_level AS clock_fired_level
+FROM (
+    SELECT tenant_id, ticket_id, priority, customer_tier, status, created_at, updated_at,
+           escalation_level, policy_version, urgent_at, {state} AS sla_state
+    FROM tickets WHERE {where}
+    ORDER BY urgent_at, ticket_id LIMIT %(limit)s
+) AS t
+LEFT JOIN sla_clocks c ON c.tenant_id = t.tenant_id AND c.ticket_id = t.ticket_id
+ORDER BY t.urgent_at, t.ticket_id, c.clock
+"""
+PAGE_TICKET_COLUMNS = column_names(DashboardTicket)
+PAGE_COLUMNS = (*PAGE_TICKET_COLUMNS, *column_names(ClockRow, "clock_"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class PageRow:
-    ticket: Row
-    clocks: list[Row]
+    ticket: DashboardTicket
+    clocks: list[ClockRow]  # by metric name
 
 
-def dashboard_page(
-    conn: psycopg.Connection[Any],
-    tenant: str,
-    f: DashboardFilter,
-    now: datetime,
-    after: tuple[datetime, str] | None,
-    limit: int,
-) -> list[PageRow]:
-    """Tickets ordered by (urgent_at, ticket_id) strictly after the cursor `after`, each with
-    its clocks."""
+def page_query(
+    tenant: str, f: DashboardFilter, now: datetime, after: tuple[datetime, str] | None, limit: int
+) -> tuple[str, dict[str, object]]:
+    """The page's statement and its parameters: tickets ordered by (urgent_at, ticket_id)
+    strictly after the cursor `after`, joined with their clocks."""
     params = _params(tenant, f, now)
     where = _where(f)
     if after is not None:
@@ -140,22 +173,32 @@ def dashboard_page(
             # index scan starts at now instead of walking every overdue ticket first.
             where += " AND urgent_at > %(now)s"
     params["limit"] = limit
-    sql = f"""
-    SELECT t.*, {_CLOCKS_JOIN} FROM (
-        SELECT *, {_STATE_SQL} AS sla_state FROM tickets WHERE {where}
-        ORDER BY urgent_at, ticket_id LIMIT %(limit)s
-    ) AS t
-    LEFT JOIN sla_clocks c ON c.tenant_id = t.tenant_id AND c.ticket_id = t.ticket_id
-    ORDER BY t.urgent_at, t.ticket_id, c.clock
-    """
+    return _PAGE_SQL.format(state=_STATE_SQL, where=where), params
+
+
+def dashboard_page(
+    conn: psycopg.Connection[Any],
+    tenant: str,
+    f: DashboardFilter,
+    now: datetime,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PageRow]:
+    """Tickets ordered by (urgent_at, ticket_id) strictly after the cursor `after`, each with
+    its clocks."""
+    sql, params = page_query(tenant, f, now, after, limit)
+    # Tuple rows, split by position: a ticket's columns repeat on each of its clock rows and
+    # are made into its DashboardTicket once, from the first.
+    split = len(PAGE_TICKET_COLUMNS)
     page: list[PageRow] = []
-    with conn.cursor(row_factory=dict_row) as cur:
-        for row in cur.execute(sql, params):
-            clock = {name: row.pop(f"clock_{name}") for name in _CLOCK_COLUMNS}
-            if not page or page[-1].ticket["ticket_id"] != row["ticket_id"]:
-                page.append(PageRow(row, []))
-            if clock["clock"] is not None:
-                page[-1].clocks.append(clock)
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        check_columns(cur, PAGE_COLUMNS, "dashboard page")
+        for values in cur:
+            if not page or page[-1].ticket.ticket_id != values[0]:
+                page.append(PageRow(DashboardTicket(*values[:split]), []))
+            if values[split] is not None:  # a ticket without clocks has one row, all NULL
+                page[-1].clocks.append(ClockRow(*values[split:]))
     return page
 
 

@@ -1,22 +1,30 @@
 """The read use cases: one ticket in full, and a dashboard page with its counts.
 
 Reads only, each statement in its own implicit transaction (read_only: no COMMIT round trip
-when the pooled connection goes back). The statements are internal/store/query_repo's.
+when the pooled connection goes back). The statements are internal/store/query_repo's; the rows
+they return (internal/store/rows.py) are the answers' types, named here for the API's use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import psycopg_pool
 
 from internal.sla.model import State
 from internal.store import query_repo
 from internal.store.db import read_only
-from internal.store.query_repo import DashboardFilter, PageRow, TicketDetail
+from internal.store.query_repo import DashboardFilter as DashboardFilter
+from internal.store.query_repo import PageRow as PageRow
+from internal.store.query_repo import TicketDetail as TicketDetail
+from internal.store.rows import AlertRow as AlertRow
+from internal.store.rows import ClockRow as ClockRow
+from internal.store.rows import DashboardTicket as DashboardTicket
+from internal.store.rows import HistoryRow as HistoryRow
+from internal.store.rows import NotificationRow as NotificationRow
+from internal.store.rows import TicketRow as TicketRow
 
 
 def get_ticket(
@@ -37,21 +45,21 @@ class TicketFields:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-def ticket_fields(history: Iterable[Mapping[str, Any]]) -> TicketFields:
+def ticket_fields(history: Iterable[HistoryRow]) -> TicketFields:
     """Each field from the latest event by event time that carries it (stored, not NULL: a
     non-empty value), whatever the order the events arrived in. Tags and attributes are taken
     whole from that event, not merged with earlier ones. `history` in event-time order (the
     store's order for GetTicket)."""
     out = TicketFields()
     for row in history:
-        if row.get("group_name"):
-            out.group = str(row["group_name"])
-        if row.get("assignee"):
-            out.assignee = str(row["assignee"])
-        if row.get("tags"):
-            out.tags = list(row["tags"])
-        if row.get("attributes"):
-            out.attributes = dict(row["attributes"])
+        if row.group_name:
+            out.group = row.group_name
+        if row.assignee:
+            out.assignee = row.assignee
+        if row.tags:
+            out.tags = list(row.tags)
+        if row.attributes:
+            out.attributes = dict(row.attributes)
     return out
 
 
