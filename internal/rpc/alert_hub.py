@@ -28,9 +28,8 @@ import psycopg
 
 from internal.rpc import convert
 from internal.rpc.errors import status_with_reason
-from internal.store import alert_repo
-from internal.store.alert_repo import AlertFilter
-from internal.store.rows import AlertRow
+from internal.usecase import alerts
+from internal.usecase.alerts import AlertFilter, AlertRow
 from slawatch.errors import RESUME_KEY, SERVER_SHUTTING_DOWN, STREAM_TOO_SLOW
 from slawatch.v1 import ticket_service_pb2 as pb
 
@@ -278,9 +277,9 @@ class AlertHub:
         delay = RECONNECT_MIN_SECONDS
         while not self._stopping.is_set():
             try:
-                with alert_repo.listening(self._url) as conn:
+                with alerts.listening(self._url) as conn:
                     if self.position is None:
-                        self.position = alert_repo.last_alert_id(conn)
+                        self.position = alerts.latest_alert_id(conn)
                     self.connected.set()
                     log.info("alert listener connected (after alert %d)", self.position)
                     delay = RECONNECT_MIN_SECONDS
@@ -302,7 +301,7 @@ class AlertHub:
         next_poll = time.monotonic() + self._poll_interval
         while not self._stopping.is_set():
             timeout = min(WAIT_SLICE_SECONDS, max(0.0, next_poll - time.monotonic()))
-            notified = alert_repo.wait_for_notification(conn, timeout)
+            notified = alerts.wait_for_alerts(conn, timeout)
             if notified or time.monotonic() >= next_poll:
                 self._catch_up(conn)
                 next_poll = time.monotonic() + self._poll_interval
@@ -318,7 +317,7 @@ class AlertHub:
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         assert self.position is not None
         while not self._stopping.is_set():
-            rows = alert_repo.alerts_after(conn, self.position, self._page)
+            rows = alerts.alerts_after(conn, self.position, self._page)
             if not rows:
                 return
             batch = [

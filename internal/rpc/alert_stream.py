@@ -29,10 +29,9 @@ from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
 from internal.rpc.call_control import end_call
 from internal.rpc.errors import abort_bad_request
 from internal.rpc.validation import Violation, check_filter
-from internal.store import alert_repo
-from internal.store.alert_repo import AlertFilter
-from internal.store.db import UNREACHABLE_ERRORS
-from internal.store.rows import AlertRow
+from internal.usecase import alerts
+from internal.usecase.alerts import AlertFilter
+from internal.usecase.errors import UNREACHABLE_ERRORS
 from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
 
@@ -94,12 +93,11 @@ def watch(
     try:
         try:
             if after is None:
-                with pool.connection() as conn:
-                    after = alert_repo.last_alert_id(conn, tenant)
+                after = alerts.last_alert_id(pool, tenant)
             context.send_initial_metadata(((RESUME_METADATA_KEY, str(after)),))
             last = sub.last_sent = after
             while True:
-                for row in _replay(pool, wanted, last, options.replay_page):
+                for row in alerts.replay(pool, wanted, last, options.replay_page):
                     if sub.end is not None:
                         context.abort_with_status(sub.end.status(sub.last_sent))
                     yield pb.WatchAlertsResponse(alert=convert.alert_to_pb(row))
@@ -123,17 +121,3 @@ def watch(
                     last = sub.last_sent = item.alert_id
     finally:
         hub.unsubscribe(sub)
-
-
-def _replay(
-    pool: psycopg_pool.ConnectionPool, wanted: AlertFilter, after: int, page: int
-) -> Iterator[AlertRow]:
-    """Stored alerts after `after` until the table has no more; a connection is held per page
-    only, never while a slow client is being sent to."""
-    while True:
-        with pool.connection() as conn:
-            rows = alert_repo.alerts_after(conn, after, page, wanted)
-        yield from rows
-        if len(rows) < page:
-            return
-        after = rows[-1].alert_id

@@ -27,9 +27,9 @@ from internal.rpc.validation import (
     check_text,
     validate_ingest,
 )
-from internal.store.db import UNREACHABLE_ERRORS
-from internal.store.query_repo import DashboardFilter
 from internal.usecase import ingest, queries
+from internal.usecase.errors import UNREACHABLE_ERRORS
+from internal.usecase.queries import DashboardFilter
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
-from internal.store.event_details import Activity, EventDetails
+from internal.usecase.ingest import Activity, EventDetails
 from slawatch.v1 import ticket_service_pb2 as pb
 
 MAX_TICKET_ID = 128

@@ -23,7 +23,8 @@ from internal.sla.model import Status
 from internal.sla.policy import Rules, Targets
 from internal.sla.ticket_sla import Event, compute_ticket_sla, latest_event
 from internal.store import ticket_repo
-from internal.store.event_details import EventDetails
+from internal.store.event_details import Activity as Activity
+from internal.store.event_details import EventDetails as EventDetails
 from internal.store.ticket_repo import Prior
 
 
