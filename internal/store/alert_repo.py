@@ -27,6 +27,8 @@ _COLUMNS = (
     " priority, customer_tier, policy_version"
 )
 
+_ALERT_ROWS = typed_rows(AlertRow)
+
 
 @dataclass(frozen=True)
 class AlertFilter:
@@ -107,7 +109,7 @@ def alerts_after(
     Walks the primary key in order, so a page costs what it returns (plus what the filter skips).
     """
     query, params = after_query(after_id, limit, where)
-    with conn.cursor(row_factory=typed_rows(AlertRow)) as cur:
+    with conn.cursor(row_factory=_ALERT_ROWS) as cur:
         return cur.execute(query, params).fetchall()
 
 
