@@ -34,7 +34,7 @@ from internal.obs import metrics
 from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import PoolStats, track_policy
-from internal.store import outbox_repo, state_buckets
+from internal.store import channel_repo, outbox_repo, state_buckets
 from internal.store.db import make_pool
 from internal.usecase.policy_reload import ConfigReload, start_config_reload
 from internal.worker import delivery
@@ -205,8 +205,10 @@ def deliver(notification_id: int) -> None:
         ),
         # Outlasts any send, so a live worker's claim is never taken over.
         lease=timedelta(seconds=timeout * 3),
+        policy=delivery.DeliveryPolicy.from_settings(settings),
     )
-    if outcome.result is delivery.Result.RETRY and outcome.retry_in is not None:
+    again = (delivery.Result.RETRY, delivery.Result.WAITING)
+    if outcome.result in again and outcome.retry_in is not None:
         declared().deliver.send_with_options(
             args=(notification_id,), delay=int(outcome.retry_in * 1000)
         )
@@ -233,6 +235,10 @@ def sweep() -> None:
     with rt.pool.connection() as conn:
         grace = timedelta(seconds=actors.settings.sweep_grace_seconds)
         lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT)
+        channels = channel_repo.all_states(conn)
+    # The breaker gauges follow the table even while no delivery runs in this process.
+    for channel, state in channels.items():
+        delivery.show_breaker(rt.config.current, channel, state)
     for notification_id, correlation_id in lost:
         _send_delivery(notification_id, correlation_id)
     if lost:

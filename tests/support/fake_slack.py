@@ -45,6 +45,7 @@ class FakeSlack:
         self._lock = threading.Condition()
         self._recorded: list[Recorded] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._outages: dict[str, tuple[float, Reply]] = {}  # path -> (until, the answer)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,7 +63,11 @@ class FakeSlack:
                     )
                     fake._lock.notify_all()
                     script = fake._scripts[self.path]
-                    reply = script.popleft() if script else Reply()
+                    outage = fake._outages.get(self.path)
+                    if outage is not None and time.monotonic() < outage[0]:
+                        reply = outage[1]
+                    else:
+                        reply = script.popleft() if script else Reply()
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
@@ -117,6 +122,15 @@ class FakeSlack:
         queued = [r if isinstance(r, Reply) else Reply(*r) for r in replies]
         with self._lock:
             self._scripts[path].extend(queued)
+
+    def outage(
+        self, path: str, seconds: float, reply: Scripted = Reply(500, "rollup_error")
+    ) -> None:
+        """Answer every request on `path` with `reply` for the next `seconds` (a Slack outage),
+        before any script; an outage of 0 seconds ends the current one."""
+        answer = reply if isinstance(reply, Reply) else Reply(*reply)
+        with self._lock:
+            self._outages[path] = (time.monotonic() + seconds, answer)
 
     def requests(self, path: str | None = None) -> list[Recorded]:
         with self._lock:
