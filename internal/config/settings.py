@@ -91,8 +91,16 @@ def env_duration(
         raise SettingsError(f"{name}: expected a duration such as 90, '15m' or '24h', got {raw!r}")
     value = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if not minimum <= value <= maximum:
-        raise SettingsError(f"{name}: must be between {minimum:g}s and {maximum:g}s, got {raw!r}")
+        low, high = _duration_text(minimum), _duration_text(maximum)
+        raise SettingsError(f"{name}: must be between {low} and {high}, got {raw!r}")
     return value
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -227,7 +235,7 @@ class Settings:
                 env, "SLAWATCH_DELIVERY_DEADLINE", 86400.0, minimum=1
             ),
             delivery_backoff_max_seconds=env_duration(
-                env, "SLAWATCH_DELIVERY_BACKOFF_MAX", 300.0, minimum=1
+                env, "SLAWATCH_DELIVERY_BACKOFF_MAX", 300.0, minimum=0.1
             ),
             breaker_failures=env_int(env, "SLAWATCH_BREAKER_FAILURES", 5, minimum=1),
             breaker_cool_down_seconds=env_duration(

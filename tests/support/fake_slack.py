@@ -26,6 +26,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float  # time.monotonic() on arrival: for measuring the gaps between attempts
+    status: int = 200  # the status it was answered with
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,17 @@ class FakeSlack:
                     body = {"_raw": raw.decode(errors="replace")}
                 # Recorded on arrival, in arrival order, whatever the scripted answer.
                 with fake._lock:
-                    fake._recorded.append(
-                        Recorded(self.path, dict(self.headers.items()), body, time.monotonic())
-                    )
-                    fake._lock.notify_all()
+                    arrived = time.monotonic()
                     script = fake._scripts[self.path]
                     outage = fake._outages.get(self.path)
-                    if outage is not None and time.monotonic() < outage[0]:
+                    if outage is not None and arrived < outage[0]:
                         reply = outage[1]
                     else:
                         reply = script.popleft() if script else Reply()
+                    fake._recorded.append(
+                        Recorded(self.path, dict(self.headers.items()), body, arrived, reply.status)
+                    )
+                    fake._lock.notify_all()
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
