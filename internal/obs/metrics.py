@@ -73,7 +73,8 @@ NOTIFICATION_ATTEMPTS = Histogram(
     "slawatch_notification_attempts",
     "Attempts a notification took, observed once when it ends sent or failed.",
     ["result"],
-    buckets=(1, 2, 3, 4, 5, 6, 7, 8),
+    # Up to the hundreds: retries go on until the delivery deadline, not for 8 attempts.
+    buckets=(1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256),
 )
 SLACK_SEND_DURATION = Histogram(
     "slawatch_slack_send_duration_seconds",

@@ -38,6 +38,7 @@ from internal.store import channel_repo, outbox_repo, state_buckets
 from internal.store.db import make_pool
 from internal.usecase.policy_reload import ConfigReload, start_config_reload
 from internal.worker import delivery
+from internal.worker.breaker import ChannelState
 from internal.worker.evaluation import run_evaluation
 from internal.worker.middleware import CorrelationMiddleware, ShutdownFlag, shutting_down
 
@@ -235,10 +236,10 @@ def sweep() -> None:
     with rt.pool.connection() as conn:
         grace = timedelta(seconds=actors.settings.sweep_grace_seconds)
         lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT)
-        channels = channel_repo.all_states(conn)
+        channels = channel_repo.all_rows(conn)
     # The breaker gauges follow the table even while no delivery runs in this process.
-    for channel, state in channels.items():
-        delivery.show_breaker(rt.config.current, channel, state)
+    for channel, row in channels.items():
+        delivery.show_breaker(rt.config.current, channel, ChannelState.from_row(row))
     for notification_id, correlation_id in lost:
         _send_delivery(notification_id, correlation_id)
     if lost:

@@ -19,9 +19,11 @@ to the channel, not only the retry of the message that got it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class BreakerState(StrEnum):
@@ -67,6 +69,14 @@ class ChannelState:
     reserved_until: datetime | None = None
     last_failure_at: datetime | None = None
     last_failure: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChannelState:
+        """From a `delivery_channels` row as internal/store/channel_repo.py returns it."""
+        return cls(**{**row, "state": BreakerState(row["state"]), "failures": int(row["failures"])})
+
+    def to_row(self) -> dict[str, Any]:
+        return {**asdict(self), "state": self.state.value}
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,7 @@ def _admit(
         channel = outbox_repo.channel_of(conn, notification_id)
         if channel is None:
             return None
-        state = channel_repo.lock(conn, channel)
+        state = ChannelState.from_row(channel_repo.lock(conn, channel))
         expired = outbox_repo.fail_past_deadline(
             conn,
             channel,
@@ -230,7 +230,7 @@ def _admit(
         if candidate is None:
             return None
         decision = breaker.admit(state, policy.breaker, now, candidate, lease)
-        channel_repo.save(conn, channel, decision.state)
+        channel_repo.save(conn, channel, decision.state.to_row())
         if isinstance(decision, breaker.Wait):
             return _Held(decision.until, decision.reason)
         claimed = outbox_repo.claim(conn, candidate, now, lease)
@@ -412,7 +412,7 @@ def _record(
     raised). A retry after an attempt that may have been delivered says it may be a repeat."""
     notification_id = claimed.notification_id
     with conn.transaction():
-        before = channel_repo.lock(conn, claimed.channel)
+        before = ChannelState.from_row(channel_repo.lock(conn, claimed.channel))
         after = breaker.record(
             before,
             policy.breaker,
@@ -422,7 +422,7 @@ def _record(
             retry_after=retry_after,
             error=error,
         )
-        channel_repo.save(conn, claimed.channel, after)
+        channel_repo.save(conn, claimed.channel, after.to_row())
         result, delay = _row_result(
             conn,
             claimed,

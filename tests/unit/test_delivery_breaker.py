@@ -281,3 +281,11 @@ def test_the_late_reason_comes_from_the_row_s_last_error_or_its_channel_s_outage
     assert late_reason(None, outage, T0) == "Slack was unreachable"
     assert late_reason(None, outage, at(60)) is None  # that outage was over before the alert
     assert late_reason(None, quiet, T0) is None
+
+
+def test_the_state_round_trips_through_the_table_row_shape() -> None:
+    """What the repository stores is what the breaker decided: every field, the state as text."""
+    s = breaker.admit(opened(), POLICY, at(10), 7, LEASE).state
+    row = s.to_row()
+    assert row["state"] == "half_open" and row["probe_id"] == 7
+    assert ChannelState.from_row(row) == s
