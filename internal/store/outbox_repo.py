@@ -78,6 +78,18 @@ def fail_past_deadline(
     return [int(r[0]) for r in rows]
 
 
+def hold_for_channel(conn: psycopg.Connection[Any], channel: str, until: datetime) -> None:
+    """Bring the channel's pending rows whose backoff ends after `until` forward to it (the
+    open breaker's next probe). Rows with an attempt in flight, or whose last outcome is
+    unknown, keep theirs."""
+    conn.execute(
+        "UPDATE notifications SET next_attempt_at = %s"
+        " WHERE channel = %s AND state = 'pending' AND sending_at IS NULL"
+        " AND next_attempt_at > %s",
+        (until, channel, until),
+    )
+
+
 def oldest_due(conn: psycopg.Connection[Any], channel: str, now: datetime) -> int | None:
     """The channel's due pending row of the oldest alert, locked for the caller's transaction
     (rows other transactions hold are skipped)."""

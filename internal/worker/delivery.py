@@ -435,10 +435,16 @@ def _record(
             maybe_delivered=maybe_delivered,
             crashed=crashed,
             permanent=permanent,
+            hold_until=after.retry_at if after.state is BreakerState.OPEN else None,
         )
+        if after.state is BreakerState.OPEN and after.retry_at is not None:
+            # The channel, not each row's backoff, decides when its rows go next: all of them
+            # are due when it recovers, and the backlog drains oldest first.
+            outbox_repo.hold_for_channel(conn, claimed.channel, after.retry_at)
     show_breaker(config, claimed.channel, after)
     if after.state is not before.state:
-        log.warning(
+        log.log(
+            logging.WARNING if after.state is BreakerState.OPEN else logging.INFO,
             "channel %s: breaker %s -> %s (%d transient failures in a row%s)",
             claimed.channel,
             before.state.value,
@@ -484,6 +490,7 @@ def _row_result(
     maybe_delivered: bool,
     crashed: bool,
     permanent: bool,
+    hold_until: datetime | None,
 ) -> tuple[Result, float]:
     notification_id = claimed.notification_id
     if outcome is SendOutcome.SENT:
@@ -502,8 +509,10 @@ def _row_result(
         outbox_repo.mark_failed(conn, notification_id, reason[:MAX_ERROR_CHARS])
         return Result.FAILED, 0.0
     delay = next_delay(claimed.attempts, retry_after, policy.backoff_base, policy.backoff_max, rand)
-    # The last try comes at the deadline, not after it.
-    delay = min(delay, (deadline - now).total_seconds())
+    # The last try comes at the deadline, not after it; none later than the end of the open
+    # breaker's cool-down, when the channel is tried again.
+    latest = min(deadline, hold_until) if hold_until is not None else deadline
+    delay = max(min(delay, (latest - now).total_seconds()), 0.0)
     outbox_repo.mark_retry(
         conn,
         notification_id,
