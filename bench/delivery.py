@@ -141,9 +141,10 @@ def main() -> None:
             repeats = sum(n - 1 for n in Counter(ids_in_order).values())
             arrivals = [r.at for r in ok]
             peak = _peak_per_second(arrivals)
+            gap = min((b - a for a, b in itertools.pairwise(arrivals)), default=float("nan"))
             print(
                 f"  {channel}: {len(ok):,} posted, max {peak} in any 1 s"
-                f" (ceiling {1 / float(opts.interval):.0f}),"
+                f" (ceiling {1 / float(opts.interval):.0f}), shortest gap {gap * 1000:.1f} ms,"
                 f" arrived oldest first: {ids_in_order == sorted(ids_in_order)}"
                 f" ({_swaps(ids_in_order)} neighbours swapped), repeats: {repeats}"
             )

@@ -189,7 +189,9 @@ def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
 
 
 @_dropped_on_database_error("the row stays pending and the sweeper hands it back")
-def deliver(notification_id: int) -> None:
+def deliver(notification_id: int, holds_slot: bool = False) -> None:
+    """Send the oldest due notification of `notification_id`'s channel. `holds_slot`: the
+    message comes back for the send slot its channel handed it."""
     rt = runtime()
     settings = declared().settings
     timeout = float(settings.slack_timeout_seconds)
@@ -207,11 +209,13 @@ def deliver(notification_id: int) -> None:
         # Outlasts any send, so a live worker's claim is never taken over.
         lease=timedelta(seconds=timeout * 3),
         policy=delivery.DeliveryPolicy.from_settings(settings),
+        holds_slot=holds_slot,
+        clock=utc_now,
     )
     again = (delivery.Result.RETRY, delivery.Result.WAITING)
     if outcome.result in again and outcome.retry_in is not None:
         declared().deliver.send_with_options(
-            args=(notification_id,), delay=int(outcome.retry_in * 1000)
+            args=(notification_id, outcome.holds_slot), delay=int(outcome.retry_in * 1000)
         )
 
 

@@ -99,16 +99,23 @@ class Wait:
 
 
 def admit(
-    s: ChannelState, policy: BreakerPolicy, now: datetime, notification_id: int, lease: timedelta
+    s: ChannelState,
+    policy: BreakerPolicy,
+    now: datetime,
+    notification_id: int,
+    lease: timedelta,
+    *,
+    holds_slot: bool = False,
 ) -> Send | Wait:
-    """May a delivery of `notification_id` send to this channel now?"""
+    """May a delivery of `notification_id` send to this channel now? `holds_slot`: it was
+    handed a send slot earlier (a paced Wait) and comes back for it."""
     if s.state is BreakerState.OPEN:
         if s.retry_at is not None and now < s.retry_at:
             return Wait(s, s.retry_at, WaitReason.OPEN)
         probing = replace(
             s, state=BreakerState.HALF_OPEN, probe_id=notification_id, probe_until=now + lease
         )
-        return _paced(s, probing, policy, now, probe=True)
+        return _paced(s, probing, policy, now, probe=True, holds_slot=holds_slot)
     if s.state is BreakerState.HALF_OPEN:
         if s.probe_id is not None and s.probe_until is not None and now < s.probe_until:
             # Look again after a cool-down rather than at the end of the probe's lease: the
@@ -117,19 +124,29 @@ def admit(
             return Wait(s, again, WaitReason.PROBING)
         # No probe, or its worker died holding it: this delivery probes.
         probing = replace(s, probe_id=notification_id, probe_until=now + lease)
-        return _paced(s, probing, policy, now, probe=True)
-    return _paced(s, s, policy, now, probe=False)
+        return _paced(s, probing, policy, now, probe=True, holds_slot=holds_slot)
+    return _paced(s, s, policy, now, probe=False, holds_slot=holds_slot)
 
 
 def _paced(
-    before: ChannelState, after: ChannelState, policy: BreakerPolicy, now: datetime, *, probe: bool
+    before: ChannelState,
+    after: ChannelState,
+    policy: BreakerPolicy,
+    now: datetime,
+    *,
+    probe: bool,
+    holds_slot: bool,
 ) -> Send | Wait:
+    interval = timedelta(seconds=policy.send_interval)
     if before.next_send_at is None or now >= before.next_send_at:
-        interval = timedelta(seconds=policy.send_interval)
         return Send(replace(after, next_send_at=now + interval), probe)
+    if holds_slot and before.next_send_at - now <= interval:
+        # Back for its slot, which the send before it (granted a little late) has pushed on by
+        # less than an interval: it waits for that, not at the end of the line.
+        return Wait(before, before.next_send_at, WaitReason.PACED)
     # A slot after every slot already handed out: a backlog's deliveries wake one per interval.
     slot = max(before.next_send_at, before.reserved_until or before.next_send_at)
-    reserved = replace(before, reserved_until=slot + timedelta(seconds=policy.send_interval))
+    reserved = replace(before, reserved_until=slot + interval)
     return Wait(reserved, slot, WaitReason.PACED)
 
 

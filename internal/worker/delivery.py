@@ -105,6 +105,8 @@ class Result(StrEnum):
 class DeliveryOutcome:
     result: Result
     retry_in: float | None = None  # seconds, for RETRY and WAITING
+    # WAITING for a send slot handed to it: the message that comes back says so.
+    holds_slot: bool = False
 
 
 def classify(result: DeliveryResult, retryable: bool) -> SendOutcome:
@@ -188,21 +190,24 @@ def show_breaker(config: SlaConfig, channel: str, state: ChannelState) -> None:
 class _Admitted:
     claimed: outbox_repo.Claimed
     late_reason: str | None
+    now: datetime  # the instant the send was granted
 
 
 @dataclass(frozen=True)
 class _Held:
     until: datetime
     reason: breaker.WaitReason
+    now: datetime
 
 
 def _admit(
     conn: psycopg.Connection[Any],
     config: SlaConfig,
     notification_id: int,
-    now: datetime,
+    clock: Callable[[], datetime],
     lease: timedelta,
     policy: DeliveryPolicy,
+    holds_slot: bool,
 ) -> _Admitted | _Held | None:
     """One transaction holding the channel's row: fail what is past the deadline, pick the
     oldest due row, and either claim it for a send or say how long to wait. None: nothing of the
@@ -212,6 +217,9 @@ def _admit(
         if channel is None:
             return None
         state = ChannelState.from_row(channel_repo.lock(conn, channel))
+        # Read once the channel's row is ours: another worker's send may have held it, and a
+        # send slot granted at an instant already past would let the next one come too soon.
+        now = clock()
         expired = outbox_repo.fail_past_deadline(
             conn,
             channel,
@@ -229,10 +237,12 @@ def _admit(
         candidate = outbox_repo.oldest_due(conn, channel, now)
         if candidate is None:
             return None
-        decision = breaker.admit(state, policy.breaker, now, candidate, lease)
+        decision = breaker.admit(
+            state, policy.breaker, now, candidate, lease, holds_slot=holds_slot
+        )
         channel_repo.save(conn, channel, decision.state.to_row())
         if isinstance(decision, breaker.Wait):
-            return _Held(decision.until, decision.reason)
+            return _Held(decision.until, decision.reason, now)
         claimed = outbox_repo.claim(conn, candidate, now, lease)
         if claimed is None:  # locked above, so this is not expected; nothing was sent
             return None
@@ -240,7 +250,7 @@ def _admit(
             log.info("channel %s: notification %d probes the open breaker", channel, candidate)
         reason = late_reason(claimed.previous_error, state, claimed.alert["alerted_at"])
     show_breaker(config, channel, decision.state)
-    return _Admitted(claimed, reason)
+    return _Admitted(claimed, reason, now)
 
 
 def deliver(
@@ -254,19 +264,34 @@ def deliver(
     rand: Callable[[], float] = random.random,
     policy: DeliveryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
+    holds_slot: bool = False,
+    clock: Callable[[], datetime] | None = None,
 ) -> DeliveryOutcome:
     """One send on the channel of `notification_id` (its oldest due row), or the wait the
     channel asks for. `lease` must outlast any send (a few times the notifier's timeout), so
-    that a live worker's claim is never taken over."""
+    that a live worker's claim is never taken over. `holds_slot`: this delivery was handed a
+    send slot by an earlier paced wait and comes back for it. `clock`: the workers' clock,
+    read again at each admission (then `now` is only the first reading); without it, every
+    instant is `now` (plus any wait), as tests give it."""
     admitted: _Admitted | _Held | None = None
+
+    def current() -> datetime:
+        return clock() if clock is not None else now
+
     for round_ in range(_MAX_ADMISSIONS):
         with pool.connection() as conn:
-            admitted = _admit(conn, config, notification_id, now, lease, policy)
+            admitted = _admit(conn, config, notification_id, current, lease, policy, holds_slot)
+        if admitted is None:
+            break
+        now = admitted.now
         if not isinstance(admitted, _Held):
             break
+        if admitted.reason is not breaker.WaitReason.PACED:
+            holds_slot = False
+            break
+        holds_slot = True  # a paced wait hands out a slot, or keeps the one held
         wait = (admitted.until - now).total_seconds()
-        short = policy.breaker.send_interval * _WAIT_IN_THREAD_INTERVALS
-        if admitted.reason is not breaker.WaitReason.PACED or wait > short:
+        if wait > policy.breaker.send_interval * _WAIT_IN_THREAD_INTERVALS:
             break
         if round_ < _MAX_ADMISSIONS - 1:
             sleep(max(wait, 0.0))
@@ -284,7 +309,7 @@ def deliver(
             admitted.reason.value,
             wait,
         )
-        return DeliveryOutcome(Result.WAITING, wait)
+        return DeliveryOutcome(Result.WAITING, wait, holds_slot=holds_slot)
     claimed = admitted.claimed
     log_extra = {
         "alert_id": claimed.alert["alert_id"],

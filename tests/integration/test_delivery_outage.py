@@ -84,8 +84,8 @@ def test_after_an_outage_every_alert_is_delivered_once_oldest_first_within_the_r
 ) -> None:
     """Slack answers 500 for 6 s while alerts keep coming (in batches, so that they have
     different ages), then recovers. Two workers share the channel's breaker and pacing: every
-    alert is posted successfully exactly once, in alert order, and no two posts to the webhook
-    (failed ones included) are less than a second apart. Nothing is failed: the 60 s deadline
+    alert is posted successfully exactly once, in alert order, and posts to the webhook (failed
+    ones included) come no faster than one per second. Nothing is failed: the 60 s deadline
     is far away."""
     procs = processes(
         database_url,
@@ -119,9 +119,15 @@ def test_after_an_outage_every_alert_is_delivered_once_oldest_first_within_the_r
     assert len(posts) > len(ok), "the outage was seen"
     alerts = [int(r[0]) for r in rows(database_url, "SELECT alert_id FROM alerts ORDER BY 1")]
     assert [alert_id(r) for r in ok] == alerts  # each once, oldest first
+    # Sends are granted at least 1 s apart (by the clock read under the channel row's lock);
+    # an arrival lags its grant by the commit and the POST, a few ms to ~0.1 s on this shared
+    # 2-core machine. So no gap is much under a second, and no burst builds up: any k+1
+    # consecutive posts span at least k seconds, less that lag.
     gaps = [b.at - a.at for a, b in itertools.pairwise(posts)]
-    # Sends are granted at least 1 s apart; arrivals may differ by the send's own jitter (ms).
-    assert min(gaps) >= 0.95, gaps
+    assert min(gaps) >= 0.85, gaps
+    for i, first in enumerate(posts):
+        for k, later in enumerate(posts[i + 1 :], start=1):
+            assert later.at - first.at >= k - 0.15, (i, k, gaps)
 
 
 def test_a_404_webhook_fails_at_once_with_its_reason_while_another_channel_keeps_delivering(

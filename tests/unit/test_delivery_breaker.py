@@ -289,3 +289,17 @@ def test_the_state_round_trips_through_the_table_row_shape() -> None:
     row = s.to_row()
     assert row["state"] == "half_open" and row["probe_id"] == 7
     assert ChannelState.from_row(row) == s
+
+
+def test_a_delivery_back_for_its_slot_waits_for_a_late_predecessor_not_at_the_end_of_the_line() -> (
+    None
+):
+    """The send before it was granted a little late, pushing next_send_at past its slot: a
+    delivery holding a slot waits that remainder (and reserves nothing); a newcomer is handed a
+    slot after every slot already given out."""
+    s = ChannelState(next_send_at=at(10.05), reserved_until=at(30))
+    held = breaker.admit(s, POLICY, at(10), 1, LEASE, holds_slot=True)
+    assert isinstance(held, Wait) and held.until == at(10.05) and held.state == s
+    newcomer = breaker.admit(s, POLICY, at(10), 2, LEASE)
+    assert isinstance(newcomer, Wait) and newcomer.until == at(30)
+    assert newcomer.state.reserved_until == at(31)
