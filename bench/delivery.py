@@ -3,13 +3,14 @@
 5,000 alerts with their notification rows, split over two webhooks, are written and enqueued
 while the Slack stand-in (tests/support/fake_slack.py) answers 500: the breakers open and the
 rows wait. The outage ends; measured from then: the time until every row is sent, the highest
-number of successful posts to one webhook within any one second (the pacing's ceiling is one
-per SLAWATCH_DELIVERY_SEND_INTERVAL), whether each webhook received its alerts oldest first,
-and duplicates.
+rate of successful posts to one webhook over any 10 s and the shortest gap between two (the
+pacing's ceiling is one per SLAWATCH_DELIVERY_SEND_INTERVAL), whether each webhook received its
+alerts oldest first, and duplicates.
 
 At Slack's real rate (one message per second per webhook) a backlog of 2,500 per webhook takes
 2,500 s by design; the benchmark runs the real worker with a 10 ms interval so that it measures
-the machinery (breaker, slot hand-out, claims) rather than the wait.
+the machinery (breaker, slot hand-out, claims) rather than the wait. `--interval 1 --backlog 60`
+measures the real rate on a small backlog.
 """
 
 from __future__ import annotations
@@ -140,11 +141,11 @@ def main() -> None:
             ids_in_order = [_alert_id(r.body) for r in ok]
             repeats = sum(n - 1 for n in Counter(ids_in_order).values())
             arrivals = [r.at for r in ok]
-            peak = _peak_per_second(arrivals)
+            peak = _peak(arrivals, 10.0)
             gap = min((b - a for a, b in itertools.pairwise(arrivals)), default=float("nan"))
             print(
-                f"  {channel}: {len(ok):,} posted, max {peak} in any 1 s"
-                f" (ceiling {1 / float(opts.interval):.0f}), shortest gap {gap * 1000:.1f} ms,"
+                f"  {channel}: {len(ok):,} posted, max rate {peak / 10:.1f}/s over any 10 s"
+                f" (ceiling {1 / float(opts.interval):.0f}/s), shortest gap {gap * 1000:.1f} ms,"
                 f" arrived oldest first: {ids_in_order == sorted(ids_in_order)}"
                 f" ({_swaps(ids_in_order)} neighbours swapped), repeats: {repeats}"
             )
@@ -161,11 +162,12 @@ def _swaps(ids: list[int]) -> int:
     return sum(1 for a, b in itertools.pairwise(ids) if b < a)
 
 
-def _peak_per_second(arrivals: list[float]) -> int:
-    """The most arrivals within any window of one second."""
+def _peak(arrivals: list[float], window: float) -> int:
+    """The most arrivals within any `window` seconds (a window of one second would count two
+    posts granted exactly one second apart, whose arrivals jitter by a millisecond)."""
     peak, start = 0, 0
     for end, t in enumerate(arrivals):
-        while t - arrivals[start] >= 1.0:
+        while t - arrivals[start] >= window:
             start += 1
         peak = max(peak, end - start + 1)
     return peak
