@@ -59,23 +59,14 @@ def channel_of(conn: psycopg.Connection[Any], notification_id: int) -> str | Non
     return None if row is None else str(row[0])
 
 
-def fail_past_deadline(
-    conn: psycopg.Connection[Any], channel: str, now: datetime, deadline: timedelta, reason: str
-) -> list[int]:
-    """Mark failed the channel's due pending rows whose alert is older than `deadline`, with
-    `reason` and their last error; returns their ids. Rows in flight (leased) are left to
-    their attempt."""
-    rows = conn.execute(
-        "UPDATE notifications n SET state = 'failed', sending_at = NULL,"
-        " last_error = left(%(reason)s || coalesce('; last error: ' || n.last_error, ''), 200)"
-        " FROM alerts a"
-        " WHERE n.channel = %(channel)s AND n.state = 'pending'"
-        " AND n.next_attempt_at <= %(now)s AND a.alert_id = n.alert_id"
-        " AND a.created_at + %(deadline)s <= %(now)s"
-        " RETURNING n.notification_id",
-        {"reason": reason, "channel": channel, "now": now, "deadline": deadline},
-    ).fetchall()
-    return [int(r[0]) for r in rows]
+def expire(conn: psycopg.Connection[Any], notification_id: int, reason: str) -> None:
+    """Mark a row failed because its delivery deadline passed: `reason`, then its last error."""
+    conn.execute(
+        "UPDATE notifications SET state = 'failed', sending_at = NULL,"
+        " last_error = left(%s || coalesce('; last error: ' || last_error, ''), 200)"
+        " WHERE notification_id = %s AND state = 'pending'",
+        (reason, notification_id),
+    )
 
 
 def hold_for_channel(conn: psycopg.Connection[Any], channel: str, until: datetime) -> None:
@@ -90,16 +81,19 @@ def hold_for_channel(conn: psycopg.Connection[Any], channel: str, until: datetim
     )
 
 
-def oldest_due(conn: psycopg.Connection[Any], channel: str, now: datetime) -> int | None:
-    """The channel's due pending row of the oldest alert, locked for the caller's transaction
-    (rows other transactions hold are skipped)."""
+def oldest_due(
+    conn: psycopg.Connection[Any], channel: str, now: datetime
+) -> tuple[int, datetime] | None:
+    """The channel's due pending row of the oldest alert, with its alert's creation time,
+    locked for the caller's transaction (rows other transactions hold are skipped)."""
     row = conn.execute(
-        "SELECT notification_id FROM notifications"
-        " WHERE channel = %s AND state = 'pending' AND next_attempt_at <= %s"
-        " ORDER BY alert_id, notification_id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        "SELECT n.notification_id, a.created_at FROM notifications n"
+        " JOIN alerts a ON a.alert_id = n.alert_id"
+        " WHERE n.channel = %s AND n.state = 'pending' AND n.next_attempt_at <= %s"
+        " ORDER BY n.alert_id, n.notification_id LIMIT 1 FOR UPDATE OF n SKIP LOCKED",
         (channel, now),
     ).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), row[1])
 
 
 def claim(

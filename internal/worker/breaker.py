@@ -109,23 +109,37 @@ def admit(
 ) -> Send | Wait:
     """May a delivery of `notification_id` send to this channel now? `holds_slot`: it was
     handed a send slot earlier (a paced Wait) and comes back for it."""
+    held = blocked(s, policy, now)
+    if held is not None:
+        return held
     if s.state is BreakerState.OPEN:
-        if s.retry_at is not None and now < s.retry_at:
-            return Wait(s, s.retry_at, WaitReason.OPEN)
         probing = replace(
             s, state=BreakerState.HALF_OPEN, probe_id=notification_id, probe_until=now + lease
         )
         return _paced(s, probing, policy, now, probe=True, holds_slot=holds_slot)
     if s.state is BreakerState.HALF_OPEN:
-        if s.probe_id is not None and s.probe_until is not None and now < s.probe_until:
-            # Look again after a cool-down rather than at the end of the probe's lease: the
-            # probe's answer usually comes within a second.
-            again = min(s.probe_until, now + timedelta(seconds=policy.cool_down))
-            return Wait(s, again, WaitReason.PROBING)
         # No probe, or its worker died holding it: this delivery probes.
         probing = replace(s, probe_id=notification_id, probe_until=now + lease)
         return _paced(s, probing, policy, now, probe=True, holds_slot=holds_slot)
     return _paced(s, s, policy, now, probe=False, holds_slot=holds_slot)
+
+
+def blocked(s: ChannelState, policy: BreakerPolicy, now: datetime) -> Wait | None:
+    """The wait every delivery of the channel gets while its breaker is open or its probe is in
+    flight, whichever row it would send; None when one may be admitted (pacing permitting)."""
+    if s.state is BreakerState.OPEN and s.retry_at is not None and now < s.retry_at:
+        return Wait(s, s.retry_at, WaitReason.OPEN)
+    if (
+        s.state is BreakerState.HALF_OPEN
+        and s.probe_id is not None
+        and s.probe_until is not None
+        and now < s.probe_until
+    ):
+        # Look again after a cool-down rather than at the end of the probe's lease: the
+        # probe's answer usually comes within a second.
+        again = min(s.probe_until, now + timedelta(seconds=policy.cool_down))
+        return Wait(s, again, WaitReason.PROBING)
+    return None
 
 
 def _paced(

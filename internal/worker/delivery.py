@@ -209,9 +209,9 @@ def _admit(
     policy: DeliveryPolicy,
     holds_slot: bool,
 ) -> _Admitted | _Held | None:
-    """One transaction holding the channel's row: fail what is past the deadline, pick the
-    oldest due row, and either claim it for a send or say how long to wait. None: nothing of the
-    channel is due."""
+    """One transaction holding the channel's row: the wait an open breaker imposes, or else the
+    oldest due row (failing those past the deadline on the way), claimed for a send or told how
+    long to wait for its slot. None: nothing of the channel is due."""
     with conn.transaction():
         channel = outbox_repo.channel_of(conn, notification_id)
         if channel is None:
@@ -220,21 +220,10 @@ def _admit(
         # Read once the channel's row is ours: another worker's send may have held it, and a
         # send slot granted at an instant already past would let the next one come too soon.
         now = clock()
-        expired = outbox_repo.fail_past_deadline(
-            conn,
-            channel,
-            now,
-            policy.deadline,
-            _past_deadline(policy),
-        )
-        for expired_id in expired:
-            log.error(
-                "notification %d failed: its delivery deadline passed",
-                expired_id,
-                extra={"channel": channel},
-            )
-            metrics.NOTIFICATIONS.labels(Result.FAILED.value).inc()
-        candidate = outbox_repo.oldest_due(conn, channel, now)
+        held = breaker.blocked(state, policy.breaker, now)
+        if held is not None:  # decided before looking at any row: a backlog waits cheaply
+            return _Held(held.until, held.reason, now)
+        candidate = _oldest_in_time(conn, channel, now, policy)
         if candidate is None:
             return None
         decision = breaker.admit(
@@ -251,6 +240,32 @@ def _admit(
         reason = late_reason(claimed.previous_error, state, claimed.alert["alerted_at"])
     show_breaker(config, channel, decision.state)
     return _Admitted(claimed, reason, now)
+
+
+_EXPIRE_PER_ADMISSION = 1000
+
+
+def _oldest_in_time(
+    conn: psycopg.Connection[Any], channel: str, now: datetime, policy: DeliveryPolicy
+) -> int | None:
+    """The channel's oldest due row still within its delivery deadline. Older rows past theirs
+    are failed with the reason: the backlog is sent oldest first, so expired rows are always at
+    its head, and this costs one row read per expired row."""
+    for _ in range(_EXPIRE_PER_ADMISSION):
+        due = outbox_repo.oldest_due(conn, channel, now)
+        if due is None:
+            return None
+        notification_id, alerted_at = due
+        if now < alerted_at + policy.deadline:
+            return notification_id
+        outbox_repo.expire(conn, notification_id, _past_deadline(policy))
+        log.error(
+            "notification %d failed: its delivery deadline passed",
+            notification_id,
+            extra={"channel": channel},
+        )
+        metrics.NOTIFICATIONS.labels(Result.FAILED.value).inc()
+    return None  # the next delivery of the channel goes on from here
 
 
 def deliver(
