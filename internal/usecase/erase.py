@@ -60,10 +60,7 @@ def retention_batch(
         moves: dict[str, Counter[state_buckets.BucketKey]] = defaultdict(Counter)
         for t in locked:
             moves[t.key[0]][t.bucket] -= 1
-        # Tenants in order, and keys in order within each: bucket rows are locked in one order
-        # by every writer.
-        for tenant in sorted(moves):
-            state_buckets.record_changes(cur, tenant, moves[tenant])
+        state_buckets.record_changes_of_tenants(cur, moves)
         if before_commit is not None:
             before_commit()
     return RetentionBatch(len(candidates), len(locked))
