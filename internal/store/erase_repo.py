@@ -56,15 +56,19 @@ WHERE pg_try_advisory_xact_lock(hashtextextended(k.tenant_id || chr(31) || k.tic
 
 # _DONE again, re-checked under the row lock: a ticket reopened (or given a newer event) since
 # the candidates were read no longer matches and stays. SKIP LOCKED passes over a ticket an
-# evaluation holds.
+# evaluation holds. One primary-key lookup per ticket (a lateral sub-select with FOR UPDATE is
+# never flattened): joined plainly, the planner hashed every old done ticket of the partial index
+# (38 ms for a batch of 500 among 20,000; 3 ms this way).
 _LOCK_DONE = f"""
 SELECT t.tenant_id, t.ticket_id, t.priority, t.customer_tier, t.status, t.active, t.warn_at,
        t.breach_at
-FROM tickets t, {_PAIRS}
-WHERE t.tenant_id = k.tenant_id AND t.ticket_id = k.ticket_id
-  AND NOT t.active AND t.status IN ('resolved', 'closed') AND t.updated_at < %(cutoff)s
-ORDER BY t.tenant_id, t.ticket_id
-FOR UPDATE OF t SKIP LOCKED
+FROM (SELECT DISTINCT * FROM {_PAIRS} ORDER BY 1, 2) AS k
+CROSS JOIN LATERAL (
+    SELECT * FROM tickets
+    WHERE tenant_id = k.tenant_id AND ticket_id = k.ticket_id
+      AND NOT active AND status IN ('resolved', 'closed') AND updated_at < %(cutoff)s
+    FOR UPDATE SKIP LOCKED
+) AS t
 """
 
 

@@ -4,8 +4,9 @@ Each erasure is one transaction: a ticket goes with all of its rows or not at al
 leaves the dashboard's buckets in the same commit. DeleteTicket takes the ticket's locks the way
 ingest does (advisory lock, then the row), so a delete and an ingest of one ticket run one after
 the other. A retention batch only tries the locks and skips what a writer holds: it never waits
-for ingest, and ingest waits for it only on the old tickets of that batch, for one short
-transaction. The statements are internal/store's.
+for ingest, and ingest waits for it only on the old tickets of that batch and on the count
+buckets it changed (as two ingests wait for each other's), for one short transaction. The
+statements are internal/store's.
 """
 
 from __future__ import annotations
