@@ -38,7 +38,7 @@ def enqueue(workers: actors.Actors, tick: int, interval: float) -> None:
     if fold_due(tick, interval):
         workers.fold_dashboard_buckets.send()
     if workers.settings.retention_days and retention_due(tick, interval):
-        workers.retain.send()
+        workers.retain.send(workers.settings.retention_days)
 
 
 def main() -> int:

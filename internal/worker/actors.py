@@ -255,7 +255,8 @@ def fold_dashboard_buckets() -> None:
 
 
 @_dropped_on_database_error("the next retention tick erases them")
-def retain() -> None:
-    """Erase the tickets done longer ago than SLAWATCH_RETENTION_DAYS (0: nothing), in batches."""
+def retain(days: int) -> None:
+    """Erase the tickets done more than `days` days ago, in batches. The scheduler sends its own
+    SLAWATCH_RETENTION_DAYS, so the retention is configured in one place."""
     rt = runtime()
-    run_retention(rt.pool, utc_now(), declared().settings.retention_days, stop=shutting_down)
+    run_retention(rt.pool, utc_now(), days, stop=shutting_down)
