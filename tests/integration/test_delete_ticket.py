@@ -13,6 +13,7 @@ import dramatiq
 import grpc
 import psycopg_pool
 import pytest
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -176,10 +177,10 @@ def test_a_deleted_tickets_pending_notification_is_not_sent(
     slack: FakeSlack,
     tmp_path: Path,
 ) -> None:
-    """The delivery messages of both tickets' notifications are queued (the deleted ticket's
-    first) and a real worker with one thread takes them in order: only the kept ticket's alert
-    reaches the Slack stand-in, and the deleted one's message ends quietly. The worker's own
-    delivery code, called again with that id, finds nothing to claim."""
+    """The delivery messages of both tickets' notifications are queued, and a real worker takes
+    and acknowledges both (Redis holds neither any more): only the kept ticket's alert reaches
+    the Slack stand-in, and the deleted one's message ends quietly. The worker's own delivery
+    code, called again with that id, finds nothing to claim."""
     gone_id, kept_id = breached_pair(stub, pool, config_path)
     stub.DeleteTicket(pb.DeleteTicketRequest(ticket_id="GONE-1"), metadata=ADMIN)
 
@@ -212,6 +213,15 @@ def test_a_deleted_tickets_pending_notification_is_not_sent(
             ),
             what="the kept ticket's notification sent",
         )
+        # A message leaves this hash when the worker acknowledges it, after its actor returned.
+        queued = redis.Redis.from_url(redis_url)
+        try:
+            poll(
+                lambda: queued.hlen(f"{actors.REDIS_NAMESPACE}:{actors.NOTIFY_QUEUE}.msgs") == 0,
+                what="both delivery messages processed",
+            )
+        finally:
+            queued.close()
     finally:
         procs.stop_all()
     logs = procs.logs()
