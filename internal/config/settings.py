@@ -157,6 +157,9 @@ class Settings:
     # Processes serving the gRPC port together (SO_REUSEPORT): Python runs one thread at a time
     # per process, so a machine with more cores than one gets more throughput from more processes.
     server_processes: int = 1
+    # Tickets resolved or closed (no clock running) whose latest event is older than this many
+    # days are erased by the worker; 0 keeps everything (the default).
+    retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +193,8 @@ class Settings:
                 env, "SLAWATCH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024
             ),
             server_processes=env_int(env, "SLAWATCH_SERVER_PROCESSES", 1, minimum=1, maximum=64),
+            # At most about 1,000 years: the cutoff stays a representable date.
+            retention_days=env_int(env, "SLAWATCH_RETENTION_DAYS", 0, maximum=365_000),
         )
 
 
