@@ -5,12 +5,13 @@ are keyed by metric name, and every invalid definition is refused with the key p
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from internal.config.sla_config import ConfigError, parse_config
+from internal.config.sla_config import ConfigError, load_config, parse_config, parse_served_config
 from internal.sla.clock_definition import DEFAULT_CLOCKS
 from internal.sla.metric import Cycles, default_metrics
 from internal.sla.metric_run import HistoryEvent, run_metrics
@@ -311,3 +312,17 @@ def test_edge_cases_both_accept() -> None:
     _valid({"response": {"start": ["created"], "stop": ["status:in_progress"]}}, {"response": 60})
     config = parse_config(doc({"x": {"start": ["reopened"], "stop": ["reopened"]}}, {"x": 9}))
     assert config.metric("x").cycles is Cycles.ONCE
+
+
+def test_a_serving_process_refuses_a_metrics_section_for_now(tmp_path: Path) -> None:
+    """Ingest and storage still compute part one's two clocks: a process loading the example
+    (at start or on reload) refuses it with a clear error instead of failing on its first
+    event; a file without the section loads as before."""
+    with pytest.raises(ConfigError, match=r"^metrics: parsed, but not served yet"):
+        parse_served_config(EXAMPLE.read_text())
+    path = tmp_path / "sla.yaml"
+    path.write_text(EXAMPLE.read_text())
+    with pytest.raises(ConfigError, match=r"^metrics: parsed, but not served yet"):
+        load_config(path)
+    path.write_text(config_text())
+    assert load_config(path).version == parse_config(config_text()).version
