@@ -14,7 +14,7 @@ set lookups rather than string work.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from internal.sla.ladder import Ladder
@@ -111,6 +111,14 @@ class MetricDefinition:
     resume: Triggers = NO_TRIGGERS  # once-metrics only: runs a stopped cycle again
     cycles: Cycles = Cycles.ONCE
     ladder: Ladder | None = None  # None: the config's ladder
+    # (stops_in, resumes) when the metric is a clock of part one's kind (see status_clock), so
+    # that it can be run by clocks.run_clock; None otherwise. Derived, not compared.
+    status_clock: tuple[frozenset[Status], bool] | None = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status_clock", status_clock(self))
 
     def problems(self) -> list[tuple[str, str]]:
         """What makes the definition unusable, as (key, message); empty when it is sound."""
@@ -123,6 +131,40 @@ class MetricDefinition:
         if self.cycles is Cycles.EACH_START and self.resume:
             found.append(("resume", "an each_start metric cannot resume: each start is a cycle"))
         return found
+
+
+def status_clock(d: MetricDefinition) -> tuple[frozenset[Status], bool] | None:
+    """(stops_in, resumes) if the metric has the shape of part one's clocks, whose runs
+    clocks.run_clock works out from the status changes alone (faster, and held equal to the
+    general rule by a property test); None if it needs the general rule.
+
+    That shape: once, started at creation, stopped only by entering statuses other than open,
+    never paused in open (run_clock starts a clock running whatever its pause set), and resumed
+    either on entering any status the stop does not name, or never."""
+    stop, resume = d.stop, d.resume
+    if (
+        d.cycles is not Cycles.ONCE
+        or not d.start.created  # a once-metric's only start is at creation
+        or stop.activities
+        or stop.reopened
+        or not stop.statuses
+        or Status.OPEN in stop.statuses
+        or Status.OPEN in d.pause
+        or resume.activities
+    ):
+        return None
+    # Whether `resume` fires for each way out of a stopping status: always, or never, is
+    # run_clock's `resumes`; anything in between needs the general rule.
+    fired = {
+        new in resume.statuses
+        or (resume.reopened and old in DONE_STATUSES and new not in DONE_STATUSES)
+        for old in stop.statuses
+        for new in Status
+        if new not in stop.statuses
+    }
+    if len(fired) > 1:
+        return None
+    return stop.statuses, fired == {True}
 
 
 def once_resume_default() -> Triggers:

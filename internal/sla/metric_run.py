@@ -21,6 +21,8 @@ The rule (DESIGN §8, made precise in the team's metric semantics note):
 Each cycle is a Clock (clocks.py) whose runs are recorded exactly as part one's run_clock records
 them, so that the two default definitions give part one's clocks to the bit, and the due,
 warning and next-check arithmetic (ladder.py, stored_clock.py) applies to each cycle unchanged.
+`run_on_timeline` is the rule itself; `run_metrics` hands a metric of part one's shape to
+run_clock instead (the same answer, faster).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from datetime import datetime
 from operator import attrgetter
 
 from internal.sla.calendar import Calendar
-from internal.sla.clocks import Clock, Interval, state_at
+from internal.sla.clocks import Change, Clock, Interval, run_clock, state_at
 from internal.sla.ladder import Ladder, warn_at
 from internal.sla.metric import Cycles, MetricDefinition
 from internal.sla.model import DONE_STATUSES, Activity, Mode, State, Status
@@ -200,6 +202,24 @@ def run_on_timeline(
     return tuple(Cycle(c.number, c.clock(name, target, calendar)) for c in cycles)
 
 
+def _status_changes(ordered: Sequence[HistoryEvent]) -> list[Change]:
+    # An event with no status changes no status: run_clock would find its mode unchanged.
+    return [Change(e.at, e.status) for e in ordered if e.status is not None]
+
+
+def _run_status_clock(
+    d: MetricDefinition,
+    shape: tuple[frozenset[Status], bool],
+    created_at: datetime,
+    changes: Sequence[Change],
+    target: float,
+    calendar: Calendar,
+) -> tuple[Cycle, ...]:
+    stops_in, resumes = shape
+    clock = run_clock(d.name, created_at, changes, target, calendar, stops_in, resumes, d.pause)
+    return (Cycle(1, clock),)
+
+
 def run_metric(
     definition: MetricDefinition,
     created_at: datetime,
@@ -208,7 +228,9 @@ def run_metric(
     calendar: Calendar,
 ) -> tuple[Cycle, ...]:
     """The cycles of one metric over a ticket's history (`events` in any order)."""
-    return run_on_timeline(definition, timeline(created_at, events), target, calendar)
+    return run_metrics((definition,), created_at, events, {definition.name: target}, calendar)[
+        definition.name
+    ]
 
 
 def run_metrics(
@@ -219,13 +241,30 @@ def run_metrics(
     calendar: Calendar,
 ) -> dict[str, tuple[Cycle, ...]]:
     """Every metric's cycles, by name, in the order of `definitions`. A metric without a target
-    in `targets` (the ticket's policy has none for it) gives the ticket no cycles and no entry."""
-    moments = timeline(created_at, events)
-    return {
-        d.name: run_on_timeline(d, moments, targets[d.name], calendar)
-        for d in definitions
-        if d.name in targets
-    }
+    in `targets` (the ticket's policy has none for it) gives the ticket no cycles and no entry.
+
+    A metric of part one's shape (MetricDefinition.status_clock) is run by clocks.run_clock on
+    the status changes, as part one's clocks are: the same cycle as the general rule gives (a
+    property test holds them equal) at about half the cost, which ingest pays for every event.
+    """
+    ordered = sorted(events, key=_AT)
+    moments: list[Moment] | None = None
+    changes: list[Change] | None = None
+    out: dict[str, tuple[Cycle, ...]] = {}
+    for d in definitions:
+        name = d.name
+        if name not in targets:
+            continue
+        shape = d.status_clock
+        if shape is not None:
+            if changes is None:
+                changes = _status_changes(ordered)
+            out[name] = _run_status_clock(d, shape, created_at, changes, targets[name], calendar)
+        else:
+            if moments is None:
+                moments = timeline(created_at, ordered)
+            out[name] = run_on_timeline(d, moments, targets[name], calendar)
+    return out
 
 
 def current_cycle(cycles: Sequence[Cycle]) -> Cycle | None:

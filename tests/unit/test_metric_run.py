@@ -18,6 +18,7 @@ from internal.sla.clock_definition import RESOLUTION, RESPONSE, ClockDefinition
 from internal.sla.clocks import Change, Interval, sort_changes
 from internal.sla.ladder import Ladder, Step
 from internal.sla.metric import (
+    TRIGGERS,
     Cycles,
     MetricDefinition,
     Triggers,
@@ -29,6 +30,8 @@ from internal.sla.metric_run import (
     current_cycle,
     run_metric,
     run_metrics,
+    run_on_timeline,
+    timeline,
 )
 from internal.sla.model import Activity, AlertKind, Mode, State, Status
 
@@ -396,15 +399,15 @@ def test_the_default_definitions_give_part_ones_clocks(
     pause: frozenset[Status],
     activity: Activity,
 ) -> None:
-    """response and resolution as metrics give exactly the clock part one's run_clock gives
-    (runs, mode and every derived instant), whatever the calendar and pause statuses, and
-    replies do not change them."""
+    """response and resolution as metrics, run by the general rule, give exactly the clock part
+    one's run_clock gives (runs, mode and every derived instant), whatever the calendar and
+    pause statuses, and replies do not change them."""
     events = [HistoryEvent(m(t), s, activity) for t, s in pairs]
     changes = sort_changes(Change(m(t), s) for t, s in pairs)
     response, resolution = default_metrics(pause)
     for part_one, definition in ((RESPONSE, response), (RESOLUTION, resolution)):
         expected = part_one.clock(T0, changes, 900, calendar, pause)
-        (cycle,) = run_metric(definition, T0, events, 900, calendar)
+        (cycle,) = run_on_timeline(definition, timeline(T0, events), 900, calendar)
         assert cycle.number == 1
         assert cycle.clock == expected
         assert cycle.clock.due_at == expected.due_at
@@ -433,7 +436,7 @@ def test_any_part_one_clock_definition_as_a_metric_gives_its_clock(
     events = [HistoryEvent(m(t), s) for t, s in pairs]
     changes = sort_changes(Change(m(t), s) for t, s in pairs)
     expected = definition.clock(T0, changes, 600, calendar, pause)
-    (cycle,) = run_metric(definition.as_metric(pause), T0, events, 600, calendar)
+    (cycle,) = run_on_timeline(definition.as_metric(pause), timeline(T0, events), 600, calendar)
     assert cycle.clock == expected
 
 
@@ -453,3 +456,54 @@ def test_the_default_metrics_are_the_semantics_note_definitions() -> None:
     )
     assert resolution.pause == {Status.ON_HOLD}
     assert response.cycles is resolution.cycles is Cycles.ONCE
+
+
+trigger_sets = st.lists(st.sampled_from(TRIGGERS), max_size=4).map(Triggers.parse)
+status_sets = st.frozensets(st.sampled_from(Status), max_size=3)
+# Definitions of any shape, and many of part one's (status triggers only, once).
+definitions = st.one_of(
+    st.builds(
+        MetricDefinition,
+        st.just("m"),
+        trigger_sets,
+        trigger_sets,
+        status_sets,
+        trigger_sets,
+        st.sampled_from(Cycles),
+    ),
+    st.builds(
+        MetricDefinition,
+        st.just("m"),
+        st.just(Triggers(created=True)),
+        status_sets.map(lambda s: Triggers(statuses=s)),
+        status_sets,
+        st.one_of(
+            st.just(Triggers()),
+            st.just(Triggers(reopened=True)),
+            status_sets.map(lambda s: Triggers(statuses=s)),
+        ),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(definitions, histories(), calendars)
+def test_the_fast_path_for_status_clocks_gives_the_general_rules_cycles(
+    definition: MetricDefinition, events: list[HistoryEvent], calendar: Calendar
+) -> None:
+    """run_metrics hands a metric of part one's shape to run_clock: for any definition, it gives
+    what the rule itself (run_on_timeline) gives."""
+    general = run_on_timeline(definition, timeline(T0, events), 900, calendar)
+    assert run_metric(definition, T0, events, 900, calendar) == general
+
+
+def test_the_fast_path_is_taken_for_part_ones_shapes_only() -> None:
+    """The defaults and resolution written as data take it; reply metrics, and a metric whose
+    resume fires on some ways out of its stopping statuses only, do not."""
+    response, resolution = default_metrics(frozenset({Status.ON_HOLD}))
+    assert response.status_clock == (response.stop.statuses, False)
+    assert resolution.status_clock == (resolution.stop.statuses, True)
+    assert RESOLUTION_METRIC.status_clock is not None
+    assert FIRST_REPLY.status_clock is None and NEXT_REPLY.status_clock is None
+    partial = metric("p", ["created"], ["status:resolved"], resume=["status:in_progress"])
+    assert partial.status_clock is None
