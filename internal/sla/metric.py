@@ -153,18 +153,25 @@ def status_clock(d: MetricDefinition) -> tuple[frozenset[Status], bool] | None:
         or resume.activities
     ):
         return None
-    # Whether `resume` fires for each way out of a stopping status: always, or never, is
-    # run_clock's `resumes`; anything in between needs the general rule.
-    fired = {
-        new in resume.statuses
-        or (resume.reopened and old in DONE_STATUSES and new not in DONE_STATUSES)
-        for old in stop.statuses
+
+    # run_clock's `resumes`: True if `resume` fires on every way out of a stopping status into
+    # another, False if it fires on no change of status at all (a stopped cycle's status may
+    # wander on, from a stopping status to others, before some later change would fire it).
+    def fires(old: Status, new: Status) -> bool:
+        return new in resume.statuses or (
+            resume.reopened and old in DONE_STATUSES and new not in DONE_STATUSES
+        )
+
+    if all(fires(old, new) for old in stop.statuses for new in Status if new not in stop.statuses):
+        return stop.statuses, True
+    if not any(
+        fires(old, new)
+        for old in Status
         for new in Status
-        if new not in stop.statuses
-    }
-    if len(fired) > 1:
-        return None
-    return stop.statuses, fired == {True}
+        if new != old and new not in stop.statuses
+    ):
+        return stop.statuses, False
+    return None
 
 
 def once_resume_default() -> Triggers:
