@@ -16,7 +16,7 @@ from internal.sla.business_calendar import BusinessCalendar
 from internal.sla.calendar import ALWAYS_OPEN, Calendar
 from internal.sla.clock_definition import RESOLUTION, RESPONSE, ClockDefinition
 from internal.sla.clocks import Change, Interval, sort_changes
-from internal.sla.ladder import Ladder, Step
+from internal.sla.ladder import Ladder, Step, next_check_at, warn_at
 from internal.sla.metric import (
     TRIGGERS,
     Cycles,
@@ -202,6 +202,18 @@ def test_periodic_update_restarts_on_every_agent_reply() -> None:
     assert spans(cycles) == [(1, [(10, 70)]), (2, [(70, None)])]
     assert cycles[1].state(LADDER, m(70 + 52)) is State.WARNING  # 85% of an hour: 51 minutes
     assert cycles[1].state(LADDER, m(70 + 60)) is State.BREACHED
+
+
+def test_the_ladder_arithmetic_applies_to_each_cycle() -> None:
+    """Each cycle is a clock of its own: the warning and next check of the second wait are
+    timed from that wait's start, whatever the first one did."""
+    history = [ev(0, activity=CUSTOMER), ev(100, activity=AGENT), ev(200, activity=CUSTOMER)]
+    first, second = run_metric(NEXT_REPLY, T0, history, 3600, ALWAYS_OPEN)
+    assert first.clock.due_at == m(60) and first.state(LADDER, m(300)) is State.BREACHED
+    assert warn_at(second.clock, LADDER) == m(200 + 51)
+    assert next_check_at(second.clock, LADDER, 0) == m(200 + 51)
+    assert next_check_at(second.clock, LADDER, 1) == m(200 + 60)
+    assert second.state(LADDER, m(250)) is State.OK
 
 
 def test_resolution_pauses_stops_and_resumes_with_elapsed_carried_over() -> None:
