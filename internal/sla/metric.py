@@ -154,23 +154,20 @@ def status_clock(d: MetricDefinition) -> tuple[frozenset[Status], bool] | None:
     ):
         return None
 
-    # run_clock's `resumes`: True if `resume` fires on every way out of a stopping status into
-    # another, False if it fires on no change of status at all (a stopped cycle's status may
-    # wander on, from a stopping status to others, before some later change would fire it).
+    # run_clock's `resumes`. True: `resume` fires on every way out of a stopping status into
+    # another status, and on none into a stopping one (which would resume and stop the cycle at
+    # once, moving its anchor). False: it fires on no change of status at all (a stopped cycle's
+    # status may wander on before some later change would fire it).
     def fires(old: Status, new: Status) -> bool:
         return new in resume.statuses or (
             resume.reopened and old in DONE_STATUSES and new not in DONE_STATUSES
         )
 
-    if all(fires(old, new) for old in stop.statuses for new in Status if new not in stop.statuses):
-        return stop.statuses, True
-    if not any(
-        fires(old, new)
-        for old in Status
-        for new in Status
-        if new != old and new not in stop.statuses
-    ):
-        return stop.statuses, False
+    stops = stop.statuses
+    if all(fires(old, new) != (new in stops) for old in stops for new in Status if new != old):
+        return stops, True
+    if not any(fires(old, new) for old in Status for new in Status if new != old):
+        return stops, False
     return None
 
 

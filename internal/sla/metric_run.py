@@ -14,8 +14,8 @@ The rule (DESIGN §8, made precise in the team's metric semantics note):
   (c) once only: a stopped cycle 1 not stopped by (a) of this same event runs again, elapsed
       carried over, if a `resume` trigger fires;
   (d) a cycle open after (b)/(c) while s' is a status that `stop` names stops at once: a clock
-      cannot run in a stopping status. (A cycle that (c) would resume into such a status is left
-      as it was: resumed and stopped at the same instant is not resumed.)
+      cannot run in a stopping status (one resumed into such a status gains a zero-length run:
+      its elapsed time is unchanged, its last stop is now).
 - An open cycle is paused while the status is one of the metric's `pause` statuses.
 
 Each cycle is a Clock (clocks.py) whose runs are recorded exactly as part one's run_clock records
@@ -192,8 +192,8 @@ def run_on_timeline(
         # (d) no running in a stopping status; paused in a pause status.
         if status in stop_statuses:
             if resumed:
-                current = None
-                continue
+                # Resumed and stopped at this instant: a zero-length run, the anchor moved here.
+                current.set_mode(running, at)
             current.set_mode(stopped, at)
             current = None
         else:

@@ -238,15 +238,16 @@ def test_a_metric_without_a_target_gives_no_cycles() -> None:
     assert spans(out["next_reply"]) == [(1, [(5, None)])]
 
 
-def test_a_resume_into_a_stopping_status_leaves_the_cycle_as_it_was() -> None:
-    """resume [customer_reply] while the ticket stays resolved: the cycle would stop at once,
-    so it keeps its earlier anchor and mode."""
+def test_a_resume_into_a_stopping_status_stops_at_once() -> None:
+    """resume [customer_reply] while the ticket stays resolved: the cycle runs again and stops
+    at the same instant (step d), so its elapsed time is unchanged and its last stop is then."""
     definition = metric("m", ["created"], ["status:resolved"], resume=["customer_reply"])
     cycles = run_metric(
         definition, T0, [ev(10, Status.RESOLVED), ev(20, activity=CUSTOMER)], 60, ALWAYS_OPEN
     )
-    assert spans(cycles) == [(1, [(0, 10)])]
-    assert cycles[0].clock.anchor_at == m(10)
+    assert spans(cycles) == [(1, [(0, 10), (20, 20)])]
+    assert cycles[0].clock.anchor_at == m(20)
+    assert cycles[0].clock.elapsed(m(30)) == 600
 
 
 def test_a_stop_and_a_resume_in_one_event_leave_the_cycle_stopped() -> None:
