@@ -59,14 +59,17 @@ class HistoryEvent:
 
 @dataclass(frozen=True, init=False)
 class Cycle:
-    """One SLA instance of a metric: its 1-based number among the metric's cycles, its clock."""
+    """One SLA instance of a metric: its 1-based number among the metric's cycles, the instant
+    it opened (its clock's first run may start later, when it opened paused), and its clock."""
 
     number: int
+    started_at: datetime
     clock: Clock
 
-    def __init__(self, number: int, clock: Clock) -> None:
+    def __init__(self, number: int, started_at: datetime, clock: Clock) -> None:
         attrs = self.__dict__  # as HistoryEvent
         attrs["number"] = number
+        attrs["started_at"] = started_at
         attrs["clock"] = clock
 
     @property
@@ -107,10 +110,11 @@ def timeline(created_at: datetime, events: Iterable[HistoryEvent]) -> list[Momen
 class _Cycle:
     """A cycle being worked out: its runs so far, its mode and since when."""
 
-    __slots__ = ("mode", "number", "runs", "since")
+    __slots__ = ("mode", "number", "opened", "runs", "since")
 
     def __init__(self, number: int, at: datetime) -> None:
         self.number = number
+        self.opened = at
         self.runs: list[Interval] = []
         self.mode: Mode | None = None  # None: opening, its first mode not set yet
         self.since = at
@@ -199,7 +203,7 @@ def run_on_timeline(
         else:
             current.set_mode(paused if status in pause else running, at)
     name = definition.name
-    return tuple(Cycle(c.number, c.clock(name, target, calendar)) for c in cycles)
+    return tuple(Cycle(c.number, c.opened, c.clock(name, target, calendar)) for c in cycles)
 
 
 def _status_changes(ordered: Sequence[HistoryEvent]) -> list[Change]:
@@ -217,7 +221,7 @@ def _run_status_clock(
 ) -> tuple[Cycle, ...]:
     stops_in, resumes = shape
     clock = run_clock(d.name, created_at, changes, target, calendar, stops_in, resumes, d.pause)
-    return (Cycle(1, clock),)
+    return (Cycle(1, created_at, clock),)
 
 
 def run_metric(
