@@ -157,6 +157,9 @@ class Settings:
     # Processes serving the gRPC port together (SO_REUSEPORT): Python runs one thread at a time
     # per process, so a machine with more cores than one gets more throughput from more processes.
     server_processes: int = 1
+    # Tickets resolved or closed (no clock running) whose latest event is older than this many
+    # days are erased by the worker; 0 keeps everything (the default).
+    retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +193,8 @@ class Settings:
                 env, "SLAWATCH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024
             ),
             server_processes=env_int(env, "SLAWATCH_SERVER_PROCESSES", 1, minimum=1, maximum=64),
+            # At most about 1,000 years: the cutoff stays a representable date.
+            retention_days=env_int(env, "SLAWATCH_RETENTION_DAYS", 0, maximum=365_000),
         )
 
 
@@ -315,6 +320,10 @@ class BridgeSettings:
     # A tenant's upstream stream (and ring) outlives its last client this long, so that a page
     # reload or a network blip reconnects to a warm ring instead of a new upstream call.
     feed_linger_seconds: float = 30.0
+    # The HTTP/JSON routes (/v1/...): the largest request body, the server's own message limit
+    # (the same variable), and how long one forwarded call may take.
+    max_message_bytes: int = 4 * 1024 * 1024
+    call_timeout_seconds: float = 30.0
     log_level: str = "INFO"
 
     @classmethod
@@ -346,6 +355,12 @@ class BridgeSettings:
             ),
             feed_linger_seconds=env_number(
                 env, "SLAWATCH_BRIDGE_FEED_LINGER_SECONDS", cls.feed_linger_seconds, 0
+            ),
+            max_message_bytes=env_int(
+                env, "SLAWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes, minimum=1024
+            ),
+            call_timeout_seconds=env_number(
+                env, "SLAWATCH_BRIDGE_CALL_TIMEOUT_SECONDS", cls.call_timeout_seconds, 0.1, 3600
             ),
             log_level=env_choice(env, "SLAWATCH_LOG_LEVEL", "INFO", LOG_LEVELS),
         )

@@ -89,6 +89,10 @@ class SlaConfig:
     def rules(self) -> Rules:
         return Rules(self.ladder, self.pause_statuses, self.version)
 
+    def for_tenant(self, tenant: str) -> SlaConfig:
+        """One file-wide config serves every tenant (a TenantPolicies of its own)."""
+        return self
+
 
 MAX_DURATION_SECONDS = 3650 * 86400
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
