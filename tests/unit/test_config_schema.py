@@ -434,26 +434,57 @@ def test_the_generator_makes_valid_and_invalid_files() -> None:
 
 # --- generated configs with a metrics section: definitions mostly valid, and policies whose
 # targets are mostly keyed by the metrics defined.
-triggers = mostly(
+def rarely(valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # For values a file has many of (triggers): a near miss in one of 30, so that whole files
+    # with several metrics are still often valid.
+    return st.integers(0, 30).flatmap(lambda i: bad if i == 15 else valid)
+
+
+triggers = rarely(
     st.sampled_from(TRIGGERS),
     st.sampled_from(["agent_replied", "status:waiting", "Created", "status:", 3, None]),
 )
-status_triggers = mostly(
+# Most stop lists name a trigger that can stop; ["created"] alone is the near miss.
+stop_triggers = rarely(
+    st.sampled_from([t for t in TRIGGERS if t != "created"]),
+    st.sampled_from(["agent_replied", "status:waiting", 3]),
+)
+status_triggers = rarely(
     st.sampled_from([t for t in TRIGGERS if t.startswith("status:")]),
     st.sampled_from(["agent_reply", "created", "status:ON_HOLD"]),
 )
-metric_definitions = st.fixed_dictionaries(
-    {
-        "start": mostly(st.lists(triggers, min_size=1, max_size=3), st.just([])),
-        "stop": st.lists(triggers, max_size=3),
-    },
-    optional={
+
+
+def _metric_definition(cycles: str) -> st.SearchStrategy[dict[str, Any]]:
+    # `resume` for once-metrics; on an each_start one it is a near miss of its own (below).
+    optional: dict[str, st.SearchStrategy[Any]] = {
         "pause": st.lists(status_triggers, max_size=2),
-        "resume": st.lists(triggers, max_size=2),
-        "cycles": mostly(st.sampled_from(["once", "each_start"]), st.sampled_from(["twice", None])),
         "escalation": mostly(st.lists(steps, min_size=1, max_size=3), st.just([])),
-    },
-).flatmap(lambda d: mostly(st.just(d), st.just({**d, "restart": ["created"]})))
+    }
+    if cycles == "once":
+        optional["resume"] = st.lists(triggers, max_size=2)
+    return st.fixed_dictionaries(
+        {
+            "start": mostly(st.lists(triggers, min_size=1, max_size=3), st.just([])),
+            "stop": mostly(
+                st.lists(stop_triggers, min_size=1, max_size=3), st.sampled_from([[], ["created"]])
+            ),
+            "cycles": mostly(st.just(cycles), st.sampled_from(["twice", None])),
+        },
+        optional=optional,
+    )
+
+
+metric_definitions = (
+    st.sampled_from(["once", "each_start"])
+    .flatmap(_metric_definition)
+    .flatmap(
+        lambda d: mostly(
+            st.just(d),
+            st.sampled_from([{**d, "restart": ["created"]}, {**d, "resume": ["reopened"]}]),
+        )
+    )
+)
 metric_names = mostly(
     st.sampled_from(["first_reply", "next_reply", "periodic_update", "resolution", "r2"]),
     st.sampled_from(["Next-Reply", "calendar", "x\n", "9lives"]),
@@ -476,7 +507,9 @@ def metric_policies(names: list[str]) -> st.SearchStrategy[Any]:
     )
 
 
-metric_documents = st.dictionaries(metric_names, metric_definitions, max_size=3).flatmap(
+metric_documents = mostly(
+    st.dictionaries(metric_names, metric_definitions, min_size=1, max_size=3), st.just({})
+).flatmap(
     lambda defs: st.fixed_dictionaries(
         {
             "metrics": st.just(defs),
