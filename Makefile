@@ -38,6 +38,13 @@ $(PROMTOOL):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus
 
+# curl for the README's curl session (tests/e2e/test_readme_curl.py), where the image lacks it.
+CURL := /usr/bin/curl
+
+$(CURL):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends curl
+
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
@@ -68,7 +75,7 @@ rules: $(PROMTOOL)
 	$(PROMTOOL) check rules deploy/prometheus/slawatch-rules.yml
 	cd deploy/prometheus && $(PROMTOOL) test rules slawatch-rules.test.yml
 
-pytest: $(STAMP) node_modules/.installed $(CHROMIUM)
+pytest: $(STAMP) node_modules/.installed $(CHROMIUM) $(CURL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck proto-check buf-lint rules pytest

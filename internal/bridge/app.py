@@ -1,4 +1,5 @@
-"""The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard, /healthz and /livez.
+"""The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard, /healthz, /livez, and the
+HTTP/JSON routes of the unary RPCs under /v1 (internal/bridge/http_api.py).
 
 The only asynchronous code of the project (DESIGN §2): aiohttp on one event loop, grpc.aio for
 the upstream calls. Nothing here blocks the loop: gRPC calls are awaited, files are read in a
@@ -38,6 +39,8 @@ from internal.bridge.client import (
     refuse,
     serve_client,
 )
+from internal.bridge.http_api import HTTP_API, HttpApi, add_routes
+from internal.bridge.openapi import document
 from internal.bridge.request_logs import RedactingAccessLogger, install_bad_request_log
 from internal.bridge.tenants import FeedRegistry, TooManyClients
 from internal.config.settings import BridgeSettings
@@ -305,6 +308,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     )
     app[CHANNEL] = channel
     app[STUB] = stub
+    app[HTTP_API] = HttpApi(channel, app[AUTH], settings)
     app[FEEDS] = registry
     registry.start()
     yield
@@ -330,7 +334,8 @@ async def _close_clients(app: web.Application) -> None:
 
 
 def make_app(settings: BridgeSettings, auth: BridgeAuth) -> web.Application:
-    app = web.Application()
+    # The largest body: the /v1 routes' JSON requests, within the server's own message limit.
+    app = web.Application(client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
     app[AUTH] = auth
     app[CLIENTS] = set[WsClient]()
@@ -342,6 +347,7 @@ def make_app(settings: BridgeSettings, auth: BridgeAuth) -> web.Application:
     app.router.add_get("/livez", livez)
     app.router.add_get("/api/dashboard", api_dashboard)
     app.router.add_static("/static/", STATIC, append_version=False)
+    add_routes(app, document())
     return app
 
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from internal.config.sla_config import SlaConfig
 
 Listener = Callable[[SlaConfig], None]
+
+
+class TenantPolicies(Protocol):
+    """Where code that works for a tenant finds that tenant's SLA config. Every tenant has the one
+    config of the process today (an SlaConfig or a ConfigHolder answers); per-tenant files will
+    answer differently without their callers changing."""
+
+    def for_tenant(self, tenant: str) -> SlaConfig: ...
 
 
 class ConfigHolder:
@@ -18,6 +27,11 @@ class ConfigHolder:
 
     @property
     def current(self) -> SlaConfig:
+        """The process's config, for what is not a tenant's: its version in logs and metrics, the
+        recompute of a new version. A request reads `for_tenant` instead."""
+        return self._config
+
+    def for_tenant(self, tenant: str) -> SlaConfig:
         # A single reference read: callers take one snapshot per request and use it throughout.
         return self._config
 

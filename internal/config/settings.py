@@ -198,6 +198,9 @@ class Settings:
     breaker_failures: int = 5
     breaker_cool_down_seconds: float = 30.0
     delivery_send_interval_seconds: float = 1.0
+    # Tickets resolved or closed (no clock running) whose latest event is older than this many
+    # days are erased by the worker; 0 keeps everything (the default).
+    retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -244,6 +247,8 @@ class Settings:
             delivery_send_interval_seconds=env_duration(
                 env, "SLAWATCH_DELIVERY_SEND_INTERVAL", 1.0, maximum=3600
             ),
+            # At most about 1,000 years: the cutoff stays a representable date.
+            retention_days=env_int(env, "SLAWATCH_RETENTION_DAYS", 0, maximum=365_000),
         )
 
 
@@ -369,6 +374,10 @@ class BridgeSettings:
     # A tenant's upstream stream (and ring) outlives its last client this long, so that a page
     # reload or a network blip reconnects to a warm ring instead of a new upstream call.
     feed_linger_seconds: float = 30.0
+    # The HTTP/JSON routes (/v1/...): the largest request body, the server's own message limit
+    # (the same variable), and how long one forwarded call may take.
+    max_message_bytes: int = 4 * 1024 * 1024
+    call_timeout_seconds: float = 30.0
     log_level: str = "INFO"
 
     @classmethod
@@ -400,6 +409,12 @@ class BridgeSettings:
             ),
             feed_linger_seconds=env_number(
                 env, "SLAWATCH_BRIDGE_FEED_LINGER_SECONDS", cls.feed_linger_seconds, 0
+            ),
+            max_message_bytes=env_int(
+                env, "SLAWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes, minimum=1024
+            ),
+            call_timeout_seconds=env_number(
+                env, "SLAWATCH_BRIDGE_CALL_TIMEOUT_SECONDS", cls.call_timeout_seconds, 0.1, 3600
             ),
             log_level=env_choice(env, "SLAWATCH_LOG_LEVEL", "INFO", LOG_LEVELS),
         )

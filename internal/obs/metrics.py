@@ -100,6 +100,14 @@ OUTBOX_SWEPT = Counter(
     "Pending notifications re-enqueued by the sweeper (their message was lost).",
 )
 
+# --- erasure (server: DeleteTicket; worker: retention) ---
+TICKETS_ERASED = Counter(
+    "slawatch_tickets_erased",
+    "Tickets erased with everything of theirs, by reason (delete: the DeleteTicket RPC,"
+    " retention: done longer ago than SLAWATCH_RETENTION_DAYS).",
+    ["reason"],
+)
+
 # --- scheduler ---
 SCHEDULER_TICKS = Counter(
     "slawatch_scheduler_ticks",

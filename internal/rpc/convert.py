@@ -12,6 +12,7 @@ from internal.config.sla_config import SlaConfig
 from internal.sla.model import ClockKind, Mode, State, Status
 from internal.sla.stored_clock import StoredClock
 from internal.usecase.ingest import Outcome
+from internal.usecase.queries import TicketFields
 from slawatch.v1 import ticket_service_pb2 as pb
 
 Row = Mapping[str, object]
@@ -42,6 +43,13 @@ CLOCK_TO_PB: dict[str, pb.ClockKind.ValueType] = {
     ClockKind.RESOLUTION: pb.CLOCK_KIND_RESOLUTION,
 }
 _TICKET_FIELD: dict[str, str] = {ClockKind.RESPONSE: "response", ClockKind.RESOLUTION: "resolution"}
+ACTIVITY_TO_PB = {
+    "agent_reply": pb.TICKET_ACTIVITY_AGENT_REPLY,
+    "customer_reply": pb.TICKET_ACTIVITY_CUSTOMER_REPLY,
+    "internal_note": pb.TICKET_ACTIVITY_INTERNAL_NOTE,
+}
+# Every metric has one cycle until the metric engine keeps more (clock rows carry no number yet).
+_CURRENT_CYCLE = 1
 ALERT_KIND_TO_PB = {"warning": pb.ALERT_KIND_WARNING, "breach": pb.ALERT_KIND_BREACH}
 NOTIFICATION_STATE_TO_PB = {
     "pending": pb.NOTIFICATION_STATE_PENDING,
@@ -78,7 +86,10 @@ def fill_clock(msg: pb.SlaClock, row: Row, config: SlaConfig, now: datetime) -> 
     elapsed = clock.elapsed(now)
     state = clock.state(now)
     mode = clock.mode
-    msg.kind = CLOCK_TO_PB.get(str(row["clock"]), pb.CLOCK_KIND_UNSPECIFIED)
+    metric = str(row["clock"])
+    msg.kind = CLOCK_TO_PB.get(metric, pb.CLOCK_KIND_UNSPECIFIED)
+    msg.metric = metric
+    msg.cycle = int(row.get("cycle") or _CURRENT_CYCLE)  # type: ignore[call-overload]
     msg.target.CopyFrom(duration(clock.target))
     msg.elapsed.CopyFrom(duration(elapsed))
     msg.remaining.CopyFrom(duration(clock.target - elapsed))
@@ -104,25 +115,44 @@ def ticket_to_pb(row: Row, clocks: Sequence[Row], config: SlaConfig, now: dateti
         policy_version=str(row["policy_version"]),
     )
     worst = State.MET
+    # Every clock in `clocks` (by metric name: the store's order); response and resolution also
+    # in their own fields, as in part one.
     for clock_row in clocks:
+        clock_msg = msg.clocks.add()
+        state = fill_clock(clock_msg, clock_row, config, now)
         name = _TICKET_FIELD.get(str(clock_row["clock"]))
-        if name is None:
-            state = StoredClock.from_row(clock_row, config.calendars).state(now)
-        else:
-            state = fill_clock(getattr(msg, name), clock_row, config, now)
+        if name is not None:
+            getattr(msg, name).CopyFrom(clock_msg)
         worst = max(worst, state)
     msg.sla_state = STATE_TO_PB[worst]
     return msg
 
 
 def history_to_pb(row: Row) -> pb.StatusChange:
+    """One stored event; a status it left unchanged (NULL) is UNSPECIFIED."""
+    status = row["status"]
     return pb.StatusChange(
-        status=STATUS_TO_PB[Status(str(row["status"]))],
+        status=pb.TICKET_STATUS_UNSPECIFIED
+        if status is None
+        else STATUS_TO_PB[Status(str(status))],
         priority=str(row["priority"]),
         customer_tier=str(row["customer_tier"]),
         updated_at=ts(row["updated_at"]),
         received_at=ts(row["received_at"]),
+        activity=ACTIVITY_TO_PB.get(str(row.get("activity")), pb.TICKET_ACTIVITY_UNSPECIFIED),
+        group=str(row.get("group_name") or ""),
+        assignee=str(row.get("assignee") or ""),
+        tags=row.get("tags") or (),  # type: ignore[arg-type]
+        attributes=row.get("attributes") or {},  # type: ignore[arg-type]
     )
+
+
+def fill_ticket_fields(msg: pb.Ticket, fields: TicketFields) -> None:
+    """The ticket's current group, assignee, tags and attributes (queries.ticket_fields)."""
+    msg.group = fields.group
+    msg.assignee = fields.assignee
+    msg.tags[:] = fields.tags
+    msg.attributes.update(fields.attributes)
 
 
 def alert_to_pb(row: Row, notifications: Sequence[Row] = ()) -> pb.Alert:
@@ -136,6 +166,8 @@ def alert_to_pb(row: Row, notifications: Sequence[Row] = ()) -> pb.Alert:
         priority=str(row["priority"]),
         customer_tier=str(row["customer_tier"]),
         policy_version=str(row["policy_version"]),
+        metric=str(row["clock"]),
+        cycle=int(row.get("cycle") or _CURRENT_CYCLE),  # type: ignore[call-overload]
     )
     if row.get("due_at") is not None:
         msg.due_at.CopyFrom(ts(row["due_at"]))

@@ -25,16 +25,17 @@ from internal.rpc.validation import (
     Violation,
     check_filter,
     check_text,
-    validate_batch,
+    validate_ingest,
 )
 from internal.store.db import UNREACHABLE_ERRORS
 from internal.store.query_repo import DashboardFilter
-from internal.usecase import ingest, queries
+from internal.usecase import erase, ingest, queries
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+_VIEWS = frozenset({pb.TICKET_VIEW_UNSPECIFIED, pb.TICKET_VIEW_BASIC, pb.TICKET_VIEW_FULL})
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -84,8 +85,8 @@ class TicketService(pb_grpc.TicketServiceServicer):
         self, request: pb.IngestTicketsRequest, context: grpc.ServicerContext
     ) -> pb.IngestTicketsResponse:
         tenant = current_principal.get().tenant  # from the token, never the request
-        config = self._config.current
-        events, violations = validate_batch(request, config, self._now(), self._max_batch)
+        config = self._config.for_tenant(tenant)
+        events, details, violations = validate_ingest(request, config, self._now(), self._max_batch)
         if violations:
             abort_bad_request(context, violations)
 
@@ -102,6 +103,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 targets_for,
                 config.rules,
                 correlation_id=current_correlation_id.get(),
+                details=details,
             )
         for outcome, n in Counter(outcomes).items():
             metrics.EVENTS_INGESTED.labels(outcome.value).inc(n)
@@ -118,14 +120,19 @@ class TicketService(pb_grpc.TicketServiceServicer):
         tenant = current_principal.get().tenant  # from the token, never the request
         violations: list[Violation] = []
         check_text(request.ticket_id, "ticket_id", violations)
+        if request.view not in _VIEWS:
+            violations.append(Violation("view", "unknown TicketView value"))
         if violations:
             abort_bad_request(context, violations)
         detail = queries.get_ticket(self._pool, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
-        config, now = self._config.current, self._now()
+        config, now = self._config.for_tenant(tenant), self._now()
+        # Every metric has one cycle so far: the full view's clocks are the basic view's.
+        ticket = convert.ticket_to_pb(detail.ticket, detail.clocks, config, now)
+        convert.fill_ticket_fields(ticket, queries.ticket_fields(detail.history))
         return pb.GetTicketResponse(
-            ticket=convert.ticket_to_pb(detail.ticket, detail.clocks, config, now),
+            ticket=ticket,
             history=[convert.history_to_pb(h) for h in detail.history],
             alerts=[
                 convert.alert_to_pb(a, detail.notifications.get(int(a["alert_id"]), ()))
@@ -180,7 +187,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             abort_bad_request(context, violations)
 
         size = request.page_size or DEFAULT_PAGE_SIZE
-        config, now = self._config.current, self._now()
+        config, now = self._config.for_tenant(tenant), self._now()
         found_page = queries.dashboard(self._pool, tenant, f, now, after, size + 1)
         rows, counts = found_page.rows, found_page.counts
         page = rows[:size]
@@ -200,6 +207,33 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 fingerprint,
             )
         return response
+
+    @database_errors_unavailable
+    def DeleteTicket(
+        self, request: pb.DeleteTicketRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteTicketResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
+        violations: list[Violation] = []
+        check_text(request.ticket_id, "ticket_id", violations)
+        if violations:
+            abort_bad_request(context, violations)
+        with self._pool.connection() as conn:
+            erased = erase.delete_ticket(conn, tenant, request.ticket_id)
+        if erased is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
+        metrics.TICKETS_ERASED.labels("delete").inc()
+        log.info(
+            "ticket erased: %d events, %d alerts, %d notifications",
+            erased.events,
+            erased.alerts,
+            erased.notifications,
+            extra={"ticket_id": request.ticket_id},
+        )
+        return pb.DeleteTicketResponse(
+            events_deleted=erased.events,
+            alerts_deleted=erased.alerts,
+            notifications_deleted=erased.notifications,
+        )
 
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
+from internal.store.event_details import Activity, EventDetails
 from slawatch.v1 import ticket_service_pb2 as pb
 
 MAX_TICKET_ID = 128
@@ -28,6 +31,23 @@ STATUS_FROM_PB = {
     pb.TICKET_STATUS_RESOLVED: Status.RESOLVED,
     pb.TICKET_STATUS_CLOSED: Status.CLOSED,
 }
+
+ACTIVITY_FROM_PB: dict[int, Activity | None] = {
+    pb.TICKET_ACTIVITY_UNSPECIFIED: None,
+    pb.TICKET_ACTIVITY_AGENT_REPLY: Activity.AGENT_REPLY,
+    pb.TICKET_ACTIVITY_CUSTOMER_REPLY: Activity.CUSTOMER_REPLY,
+    pb.TICKET_ACTIVITY_INTERNAL_NOTE: Activity.INTERNAL_NOTE,
+}
+# Limits of the optional fields of an event (README, "Ingest validation").
+MAX_GROUP = 128  # group and assignee
+MAX_TAGS = 32
+MAX_TAG = 64
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 256
+# The status of an event that leaves it unchanged (an event with an activity and no status):
+# the ingest takes it from the ticket's event before it in event time.
+UNCHANGED = cast(Status, None)
 
 
 @dataclass(frozen=True)
@@ -86,18 +106,97 @@ def check_filter(values: Sequence[str], field: str, out: list[Violation]) -> Non
         check_text(value, f"{field}[{i}]", out)
 
 
-def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Event | None:
-    """The event if it passes every check of `_check`, else None. Nearly every event does, and
-    this way of asking builds no field paths, messages or lists; `_check` then says what is wrong.
-    `latest` is the latest time accepted (now plus MAX_FUTURE)."""
+def _optional_text(value: str, max_len: int) -> bool:
+    """An optional string field passes: empty (not given), or bounded and printable."""
+    return not value or (len(value) <= max_len and value.isprintable())
+
+
+def _details(e: pb.TicketEvent, activity: Activity | None) -> EventDetails | None:
+    """The optional fields of an event that carries some, or None if one of them is refused
+    (`_check_details` then says which)."""
+    group, assignee, tags, attributes = e.group, e.assignee, list(e.tags), dict(e.attributes)
+    if not (
+        _optional_text(group, MAX_GROUP)
+        and _optional_text(assignee, MAX_GROUP)
+        and len(tags) <= MAX_TAGS
+        and all(tag and len(tag) <= MAX_TAG and tag.isprintable() for tag in tags)
+        and len(attributes) <= MAX_ATTRIBUTES
+        and all(
+            key
+            and len(key) <= MAX_ATTRIBUTE_KEY
+            and key.isprintable()
+            and _optional_text(value, MAX_ATTRIBUTE_VALUE)
+            for key, value in attributes.items()
+        )
+    ):
+        return None
+    return EventDetails(activity, group or None, assignee or None, tags or None, attributes or None)
+
+
+def _check_details(e: pb.TicketEvent, path: str, out: list[Violation]) -> None:
+    """Every violation of the optional fields of one event, each named by its path."""
+    if e.activity not in ACTIVITY_FROM_PB:
+        out.append(Violation(f"{path}.activity", "unknown TicketActivity value"))
+    for name in ("group", "assignee"):
+        value = getattr(e, name)
+        if value:
+            check_text(value, f"{path}.{name}", out, MAX_GROUP)
+    if len(e.tags) > MAX_TAGS:
+        out.append(Violation(f"{path}.tags", f"at most {MAX_TAGS} tags"))
+    else:
+        for i, tag in enumerate(e.tags):
+            check_text(tag, f"{path}.tags[{i}]", out, MAX_TAG)
+    if len(e.attributes) > MAX_ATTRIBUTES:
+        out.append(Violation(f"{path}.attributes", f"at most {MAX_ATTRIBUTES} attributes"))
+        return
+    for key, value in sorted(e.attributes.items()):
+        # A refused key is not echoed into the path: the entry is named by the map.
+        if not key:
+            out.append(Violation(f"{path}.attributes", "a key is empty"))
+        elif len(key) > MAX_ATTRIBUTE_KEY:
+            out.append(
+                Violation(
+                    f"{path}.attributes", f"a key is longer than {MAX_ATTRIBUTE_KEY} characters"
+                )
+            )
+        elif not key.isprintable():
+            out.append(Violation(f"{path}.attributes", "a key contains control characters"))
+        elif value:
+            # The key is printable and short: quoted as JSON, it names the entry unambiguously.
+            check_text(value, f"{path}.attributes[{json.dumps(key)}]", out, MAX_ATTRIBUTE_VALUE)
+
+
+Accepted = tuple[Event, EventDetails | None]
+
+
+def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Accepted | None:
+    """The event (and its optional fields, if it carries any) if it passes every check of
+    `_check`, else None. Nearly every event does, and this way of asking builds no field paths,
+    messages or lists; `_check` then says what is wrong. `latest` is the latest time accepted
+    (now plus MAX_FUTURE)."""
     # Each read of a protobuf string field builds a new str: read each once.
     ticket_id = e.ticket_id
     priority = e.priority
     tier = e.customer_tier
     status = STATUS_FROM_PB.get(e.status)
+    details = None
+    # A field update without group, assignee, tags or attributes (the common event) carries no
+    # details: five cheap reads, and nothing built.
+    if e.activity or e.group or e.assignee or e.tags or e.attributes:
+        if e.activity not in ACTIVITY_FROM_PB:
+            return None
+        activity = ACTIVITY_FROM_PB[e.activity]
+        details = _details(e, activity)
+        if details is None:
+            return None
+        if status is None and activity is not None and e.status == pb.TICKET_STATUS_UNSPECIFIED:
+            status = UNCHANGED
+        elif status is None:
+            return None
+    elif status is None:
+        return None
     if (
-        status is None
-        or not ticket_id
+        not ticket_id
         or len(ticket_id) > MAX_TICKET_ID
         or not ticket_id.isprintable()
         or config.targets(priority, tier) is None  # None too when the priority is unknown
@@ -116,12 +215,12 @@ def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Event | N
     created, updated = to_datetime(created_ts), to_datetime(updated_ts)
     if updated < created or updated > latest or created > latest:
         return None
-    return Event(ticket_id, priority, tier, status, created, updated)
+    return Event(ticket_id, priority, tier, status, created, updated), details
 
 
 def _check(
     e: pb.TicketEvent, path: str, config: SlaConfig, now: datetime
-) -> tuple[Event | None, list[Violation]]:
+) -> tuple[Accepted | None, list[Violation]]:
     """Every violation of one event, each named by its path under `path`; the event if none."""
     found: list[Violation] = []
     check_text(e.ticket_id, f"{path}.ticket_id", found)
@@ -141,8 +240,12 @@ def _check(
             )
         )
     status = STATUS_FROM_PB.get(e.status)
-    if status is None:
+    # With an activity, an unspecified status means unchanged; an unknown activity is named
+    # as such, not as a missing status.
+    with_activity = e.activity != pb.TICKET_ACTIVITY_UNSPECIFIED
+    if status is None and not (with_activity and e.status == pb.TICKET_STATUS_UNSPECIFIED):
         found.append(Violation(f"{path}.status", "required: one of the TicketStatus values"))
+    _check_details(e, path, found)
     created = _timestamp(e, "created_at", path, found)
     updated = _timestamp(e, "updated_at", path, found)
     if created and updated:
@@ -154,26 +257,51 @@ def _check(
         found.append(Violation(f"{path}.created_at", "more than 5 minutes in the future"))
     if found:
         return None, found
-    assert status is not None and created is not None and updated is not None
-    return Event(e.ticket_id, e.priority, e.customer_tier, status, created, updated), found
+    assert created is not None and updated is not None
+    details = None
+    if e.activity or e.group or e.assignee or e.tags or e.attributes:
+        details = _details(e, ACTIVITY_FROM_PB[e.activity])
+        assert details is not None, "_check_details passed what _details refuses"
+    event = Event(
+        e.ticket_id,
+        e.priority,
+        e.customer_tier,
+        UNCHANGED if status is None else status,
+        created,
+        updated,
+    )
+    return (event, details), found
+
+
+def validate_ingest(
+    request: pb.IngestTicketsRequest, config: SlaConfig, now: datetime, max_events: int
+) -> tuple[list[Event], dict[int, EventDetails], list[Violation]]:
+    """The events, the optional fields of those that carry any (by index into the events), or
+    every violation found; a batch with any violation is stored not at all. An event that leaves
+    its status unchanged has the status None (UNCHANGED)."""
+    if not request.events:
+        return [], {}, [Violation("events", "at least one event is required")]
+    if len(request.events) > max_events:
+        return [], {}, [Violation("events", f"at most {max_events} events per batch")]
+    events: list[Event] = []
+    details: dict[int, EventDetails] = {}
+    violations: list[Violation] = []
+    latest = now + MAX_FUTURE
+    for i, e in enumerate(request.events):
+        accepted = _accept(e, config, latest)
+        if accepted is None:
+            accepted, found = _check(e, f"events[{i}]", config, now)
+            violations.extend(found)
+        if accepted is not None:
+            if accepted[1] is not None:
+                details[len(events)] = accepted[1]
+            events.append(accepted[0])
+    return events, details, violations
 
 
 def validate_batch(
     request: pb.IngestTicketsRequest, config: SlaConfig, now: datetime, max_events: int
 ) -> tuple[list[Event], list[Violation]]:
-    """The events, or every violation found; a batch with any violation is stored not at all."""
-    if not request.events:
-        return [], [Violation("events", "at least one event is required")]
-    if len(request.events) > max_events:
-        return [], [Violation("events", f"at most {max_events} events per batch")]
-    events: list[Event] = []
-    violations: list[Violation] = []
-    latest = now + MAX_FUTURE
-    for i, e in enumerate(request.events):
-        event = _accept(e, config, latest)
-        if event is None:
-            event, found = _check(e, f"events[{i}]", config, now)
-            violations.extend(found)
-        if event is not None:
-            events.append(event)
+    """The events of `validate_ingest` without their optional fields."""
+    events, _, violations = validate_ingest(request, config, now, max_events)
     return events, violations

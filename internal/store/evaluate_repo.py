@@ -99,6 +99,7 @@ class NewAlert:
     # stopped instead.
     clock_mode: str
     clock_mode_since: datetime
+    policy_version: str  # of the tenant's policy that decided it
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,7 @@ def due_clocks(conn: Conn, now: datetime, limit: int) -> list[DueClock]:
         return rows.execute(_DUE, {"now": now, "limit": limit}).fetchall()
 
 
-def insert_alerts(
-    conn: Conn, alerts: Sequence[NewAlert], policy_version: str, now: datetime
-) -> list[WrittenAlert]:
+def insert_alerts(conn: Conn, alerts: Sequence[NewAlert], now: datetime) -> list[WrittenAlert]:
     """Write `alerts` under the alert write lock (held to commit); those already written for
     their ticket, clock and level are left out of the answer."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
@@ -164,7 +163,7 @@ def insert_alerts(
                 "due": [a.due_at for a in alerts],
                 "priorities": [a.priority for a in alerts],
                 "tiers": [a.customer_tier for a in alerts],
-                "versions": [policy_version] * len(alerts),
+                "versions": [a.policy_version for a in alerts],
                 "modes": [a.clock_mode for a in alerts],
                 "mode_since": [a.clock_mode_since for a in alerts],
             },

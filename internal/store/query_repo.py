@@ -27,7 +27,7 @@ class TicketDetail:
 
 _TICKET_READS = (
     "SELECT * FROM tickets WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s",
-    "SELECT * FROM sla_clocks WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s",
+    "SELECT * FROM sla_clocks WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s ORDER BY clock",
     "SELECT * FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s"
     " ORDER BY updated_at",
     "SELECT * FROM alerts WHERE tenant_id = %(tenant)s AND ticket_id = %(id)s ORDER BY alert_id",

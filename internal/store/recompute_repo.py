@@ -14,32 +14,38 @@ import psycopg
 # handed back, when it was abandoned half-way, or when the config returns to it after another
 # version was claimed (a rollback: the open tickets carry the other version's deadlines now).
 _CLAIM = """
-INSERT INTO policy_versions AS v (version) VALUES (%(version)s)
-ON CONFLICT (version) DO UPDATE SET claimed_at = now(), recomputed_at = NULL, tickets = NULL
+INSERT INTO policy_versions AS v (tenant_id, version) VALUES (%(scope)s, %(version)s)
+ON CONFLICT (tenant_id, version) DO UPDATE
+    SET claimed_at = now(), recomputed_at = NULL, tickets = NULL
     WHERE v.claimed_at IS NULL
        OR (v.recomputed_at IS NULL
            AND v.claimed_at < now() - %(abandoned)s * interval '1 second')
        OR (v.recomputed_at IS NOT NULL
-           AND EXISTS (SELECT 1 FROM policy_versions o WHERE o.claimed_at > v.claimed_at))
+           AND EXISTS (SELECT 1 FROM policy_versions o
+                       WHERE o.tenant_id = v.tenant_id AND o.claimed_at > v.claimed_at))
 RETURNING version
 """
 
 _RELEASE = """
-UPDATE policy_versions SET claimed_at = NULL WHERE version = %s AND recomputed_at IS NULL
+UPDATE policy_versions SET claimed_at = NULL
+WHERE tenant_id = %s AND version = %s AND recomputed_at IS NULL
 """
 
 _CLAIMED_AT = """
-SELECT coalesce((SELECT claimed_at FROM policy_versions WHERE version = %s), now())
+SELECT coalesce(
+    (SELECT claimed_at FROM policy_versions WHERE tenant_id = %s AND version = %s), now())
 """
 
 # Another version claimed after ours: the config moved on, and going on would only overwrite
 # deadlines the newer version's walk may already have written.
 _SUPERSEDED = """
-SELECT EXISTS (SELECT 1 FROM policy_versions WHERE version <> %s AND claimed_at > %s)
+SELECT EXISTS (
+    SELECT 1 FROM policy_versions WHERE tenant_id = %s AND version <> %s AND claimed_at > %s)
 """
 
 _DONE = """
-UPDATE policy_versions SET recomputed_at = now(), tickets = %s WHERE version = %s
+UPDATE policy_versions SET recomputed_at = now(), tickets = %s
+WHERE tenant_id = %s AND version = %s
 """
 
 _NEXT_ACTIVE = """
@@ -68,31 +74,37 @@ ORDER BY 1, 2
 Conn = psycopg.Connection[Any]
 Key = tuple[str, str]  # (tenant_id, ticket_id)
 
+# The scope of the file-wide config, which serves every tenant: no tenant is named ''.
+DEFAULT_SCOPE = ""
 
-def claim(conn: Conn, version: str, abandoned_after_seconds: float) -> bool:
-    """True if this call claimed `version` (see _CLAIM for when a claimed one is taken again)."""
-    row = conn.execute(_CLAIM, {"version": version, "abandoned": abandoned_after_seconds})
+
+def claim(conn: Conn, scope: str, version: str, abandoned_after_seconds: float) -> bool:
+    """True if this call claimed `version` of `scope` (see _CLAIM for when a claimed one is
+    taken again)."""
+    row = conn.execute(
+        _CLAIM, {"scope": scope, "version": version, "abandoned": abandoned_after_seconds}
+    )
     return row.fetchone() is not None
 
 
-def release(conn: Conn, version: str) -> None:
-    conn.execute(_RELEASE, (version,))
+def release(conn: Conn, scope: str, version: str) -> None:
+    conn.execute(_RELEASE, (scope, version))
 
 
-def claimed_at(conn: Conn, version: str) -> datetime:
-    """When `version` was claimed (now, if it is not)."""
-    row = conn.execute(_CLAIMED_AT, (version,)).fetchone()
+def claimed_at(conn: Conn, scope: str, version: str) -> datetime:
+    """When `version` of `scope` was claimed (now, if it is not)."""
+    row = conn.execute(_CLAIMED_AT, (scope, version)).fetchone()
     assert row is not None
     return row[0]
 
 
-def superseded(conn: Conn, version: str, since: datetime) -> bool:
-    """Whether another version was claimed after `since`."""
-    return conn.execute(_SUPERSEDED, (version, since)).fetchone() == (True,)
+def superseded(conn: Conn, scope: str, version: str, since: datetime) -> bool:
+    """Whether another version of `scope` was claimed after `since`."""
+    return conn.execute(_SUPERSEDED, (scope, version, since)).fetchone() == (True,)
 
 
-def mark_done(conn: Conn, version: str, tickets: int) -> None:
-    conn.execute(_DONE, (tickets, version))
+def mark_done(conn: Conn, scope: str, version: str, tickets: int) -> None:
+    conn.execute(_DONE, (tickets, scope, version))
 
 
 def next_active(conn: Conn, version: str, tenant: str | None, after: Key, limit: int) -> list[Key]:

@@ -20,6 +20,7 @@ import psycopg
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event, TicketSla
 from internal.store import deadline_repo, state_buckets
+from internal.store.event_details import NO_DETAILS_ROW, EventDetails
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 _TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS in_events (
     ticket_id text, updated_at timestamptz, status text, priority text, customer_tier text,
-    created_at timestamptz) ON COMMIT DELETE ROWS;
+    created_at timestamptz, activity text, group_name text, assignee text, tags text[],
+    attributes jsonb) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS in_tickets (
     ticket_id text, priority text, customer_tier text, status text, created_at timestamptz,
     updated_at timestamptz, policy_version text, breach_at timestamptz, warn_at timestamptz,
@@ -50,6 +52,11 @@ CREATE TEMP TABLE IF NOT EXISTS in_clocks (
     fired_level int, next_check_at timestamptz) ON COMMIT DELETE ROWS;
 """
 _EVENT_TYPES = ["text", "timestamptz", "text", "text", "text", "timestamptz"]
+# The optional columns (EventDetails.row), copied only in a batch where some event carries one:
+# a batch of plain field updates costs what it cost before they existed.
+_DETAIL_COLUMNS = "activity, group_name, assignee, tags, attributes"
+_DETAIL_TYPES = ["text", "text", "text", "text[]", "jsonb"]
+_EVENT_COLUMNS = "ticket_id, updated_at, status, priority, customer_tier, created_at"
 _TICKET_TYPES = [
     "text",
     "text",
@@ -115,25 +122,40 @@ SELECT ticket_id, clock, fired_level FROM sla_clocks
 WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
 """
 
-# Events of tickets that already exist: some may be stored already (duplicates).
-_INSERT_EVENTS = """
-INSERT INTO ticket_events
-    (tenant_id, ticket_id, updated_at, status, priority, customer_tier, created_at)
-SELECT %(tenant)s, ticket_id, updated_at, status, priority, customer_tier, created_at
+# Events of tickets that already exist: some may be stored already (duplicates, which change
+# nothing: the first copy's fields, activity and details stay).
+_INSERT_EVENTS = f"""
+INSERT INTO ticket_events (tenant_id, {_EVENT_COLUMNS}, {_DETAIL_COLUMNS})
+SELECT %(tenant)s, {_EVENT_COLUMNS}, {_DETAIL_COLUMNS}
 FROM in_events
 ON CONFLICT DO NOTHING
 RETURNING ticket_id, updated_at
 """
+_COPY_IN_EVENTS = f"COPY in_events ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_IN_EVENTS_DETAILED = (
+    f"COPY in_events ({_EVENT_COLUMNS}, {_DETAIL_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+)
 # Events of new tickets: nothing of theirs is stored, and the batch holds each event once.
-_COPY_NEW_EVENTS = (
-    "COPY ticket_events (ticket_id, updated_at, status, priority, customer_tier, created_at,"
-    " tenant_id) FROM STDIN (FORMAT BINARY)"
+_COPY_NEW_EVENTS = f"COPY ticket_events ({_EVENT_COLUMNS}, tenant_id) FROM STDIN (FORMAT BINARY)"
+_COPY_NEW_EVENTS_DETAILED = (
+    f"COPY ticket_events ({_EVENT_COLUMNS}, {_DETAIL_COLUMNS}, tenant_id)"
+    " FROM STDIN (FORMAT BINARY)"
 )
 
 # Stored history of tickets that existed before the batch (new tickets' history is the batch).
+# An event that left the status unchanged (NULL) has the status of the ticket's latest event
+# before it that names one, or open (every ticket is open at created_at); the sub-select runs
+# only for those events, as one primary-key range read.
 _HISTORY = f"""
-SELECT ticket_id, priority, customer_tier, status, created_at, updated_at
-FROM ticket_events WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
+SELECT e.ticket_id, e.priority, e.customer_tier,
+       coalesce(e.status, (
+           SELECT p.status FROM ticket_events p
+           WHERE p.tenant_id = e.tenant_id AND p.ticket_id = e.ticket_id
+             AND p.updated_at < e.updated_at AND p.status IS NOT NULL
+           ORDER BY p.updated_at DESC LIMIT 1
+       ), 'open'),
+       e.created_at, e.updated_at
+FROM ticket_events e WHERE e.tenant_id = %(tenant)s AND e.ticket_id = ANY({_IDS})
 """
 
 # A recomputation without a call behind it (correlation_id NULL) keeps the ticket's last one.
@@ -324,22 +346,35 @@ def write_ticket_slas(
 
 
 def insert_events(
-    cur: Cursor, tenant: str, events: Sequence[Event], prior: Mapping[str, Prior]
+    cur: Cursor,
+    tenant: str,
+    events: Sequence[Event],
+    prior: Mapping[str, Prior],
+    details: Mapping[tuple[str, datetime], EventDetails] | None = None,
 ) -> set[tuple[str, datetime]]:
     """Append `events` (unique by ticket and time) to the history; the (ticket_id, updated_at)
     of those that were not stored yet. `prior` holds the stored tickets among them (read_prior);
-    the history of the others is empty, and the batch holds each of their events once."""
+    the history of the others is empty, and the batch holds each of their events once.
+    `details` holds the optional fields of the events that carry any, by (ticket_id,
+    updated_at); an event whose status is None left it unchanged (stored as NULL)."""
     fresh = [e for e in events if e.ticket_id not in prior]
     known_events = [e for e in events if e.ticket_id in prior]
     inserted: set[tuple[str, datetime]] = {(e.ticket_id, e.updated_at) for e in fresh}
-    if fresh:
-        _copy(
-            cur,
-            _COPY_NEW_EVENTS,
-            [*_EVENT_TYPES, "text"],
-            ((*_event_row(e), tenant) for e in fresh),
+    if details:
+        new_sql, in_sql, types = (
+            _COPY_NEW_EVENTS_DETAILED,
+            _COPY_IN_EVENTS_DETAILED,
+            [*_EVENT_TYPES, *_DETAIL_TYPES],
         )
+
+        def row(e: Event) -> tuple[Any, ...]:
+            d = details.get((e.ticket_id, e.updated_at))
+            return (*_event_row(e), *(NO_DETAILS_ROW if d is None else d.row()))
+    else:
+        new_sql, in_sql, types, row = _COPY_NEW_EVENTS, _COPY_IN_EVENTS, _EVENT_TYPES, _event_row
+    if fresh:
+        _copy(cur, new_sql, [*types, "text"], ((*row(e), tenant) for e in fresh))
     if known_events:
-        _copy(cur, "in_events", _EVENT_TYPES, (_event_row(e) for e in known_events))
+        _copy(cur, in_sql, types, (row(e) for e in known_events))
         inserted.update((tid, at) for tid, at in cur.execute(_INSERT_EVENTS, {"tenant": tenant}))
     return inserted

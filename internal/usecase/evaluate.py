@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from internal.config.holder import TenantPolicies
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import Mode
 from internal.sla.stored_clock import StoredClock
@@ -60,9 +61,11 @@ def _stored(due: DueClock, config: SlaConfig) -> StoredClock:
 
 
 def evaluate_batch(
-    conn: psycopg.Connection[Any], config: SlaConfig, now: datetime, limit: int = 1000
+    conn: psycopg.Connection[Any], policies: TenantPolicies, now: datetime, limit: int = 1000
 ) -> BatchResult:
-    ladder = config.ladder
+    """Due clocks of every tenant, each evaluated against its tenant's policy (looked up once per
+    tenant in the batch), written in one transaction."""
+    configs: dict[str, SlaConfig] = {}
     with conn.transaction():
         due = evaluate_repo.due_clocks(conn, now, limit)
         if not due:
@@ -72,12 +75,16 @@ def evaluate_batch(
         # (tenant, ticket, clock, level) -> the channels of the step that fired
         channels: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
         correlation_by_ticket: dict[tuple[str, str], str | None] = {}
-        unknown_calendars: Counter[str] = Counter()
+        # (policy version, calendar name) -> due clocks counted on a calendar it lacks
+        unknown_calendars: Counter[tuple[str, str]] = Counter()
         for d in due:
+            config = configs.get(d.tenant_id)
+            if config is None:
+                config = configs[d.tenant_id] = policies.for_tenant(d.tenant_id)
             clock = _stored(d, config)
             if clock.calendar is None:
-                unknown_calendars[clock.calendar_name] += 1
-            outcome = clock.evaluate(ladder, now)
+                unknown_calendars[(config.version, clock.calendar_name)] += 1
+            outcome = clock.evaluate(config.ladder, now)
             step = outcome.step
             if step is not None:
                 alerts.append(
@@ -92,6 +99,7 @@ def evaluate_batch(
                         d.customer_tier,
                         d.mode,
                         d.anchor_at,
+                        config.version,
                     )
                 )
                 channels[(d.tenant_id, d.ticket_id, d.clock, step.level)] = step.notify
@@ -101,21 +109,21 @@ def evaluate_batch(
                     d.tenant_id, d.ticket_id, d.clock, outcome.fired_level, outcome.next_check_at
                 )
             )
-        for name, count in sorted(unknown_calendars.items()):
+        for (version, name), count in sorted(unknown_calendars.items()):
             log.warning(
                 "%d due clock(s) count on calendar %r, which policy %s does not define: their"
                 " steps are timed from their stored due time (late, never early), steps past"
                 " the target do not fire; define the calendar again to count them exactly",
                 count,
                 name,
-                config.version,
+                version,
             )
 
         raised: list[RaisedAlert] = []
         notification_ids: list[int] = []
         correlations: dict[int, str | None] = {}
         if alerts:
-            written = evaluate_repo.insert_alerts(conn, alerts, config.version, now)
+            written = evaluate_repo.insert_alerts(conn, alerts, now)
             raised = [
                 RaisedAlert(
                     alert_id=w.alert_id,

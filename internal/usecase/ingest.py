@@ -3,21 +3,27 @@
 All in one transaction, a batch is stored whole or not at all: lock the tickets, append the new
 events, recompute the clocks of the tickets that changed from their full history (internal/sla),
 write them. The statements are internal/store/ticket_repo's.
+
+An event with an activity may leave the status unchanged (its status is None): it takes the
+status of the ticket's event before it in event time (open when there is none), whenever that
+event arrived, so a late event before it changes it too.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import psycopg
 
+from internal.sla.model import Status
 from internal.sla.policy import Rules, Targets
 from internal.sla.ticket_sla import Event, compute_ticket_sla, latest_event
 from internal.store import ticket_repo
+from internal.store.event_details import EventDetails
 from internal.store.ticket_repo import Prior
 
 
@@ -38,27 +44,40 @@ def ingest(
     targets_for: TargetsFor,
     rules: Rules,
     correlation_id: str | None = None,
+    details: Mapping[int, EventDetails] | None = None,
 ) -> list[Outcome]:
     """Store a validated batch in one transaction; one outcome per event, in request order.
-    The tickets it changes remember `correlation_id`, for the alerts they may raise later."""
+    The tickets it changes remember `correlation_id`, for the alerts they may raise later.
+    `details` holds the activity and optional fields of the events that carry any, by index
+    into `events`."""
     # Within a batch the first copy of a (ticket_id, updated_at) wins; later copies are duplicates.
     first_index: dict[tuple[str, datetime], int] = {}
     for i, e in enumerate(events):
         first_index.setdefault((e.ticket_id, e.updated_at), i)
     unique = [events[i] for i in sorted(first_index.values())]
+    unique_details = (
+        {key: details[i] for key, i in first_index.items() if i in details} if details else None
+    )
 
     ticket_repo.prepare_session(conn)
     with conn.transaction(), conn.cursor(binary=True) as cur:
         ids = {e.ticket_id for e in unique}  # the statements order them for locking
         ticket_repo.lock_tickets(cur, tenant, ids)
         prior = ticket_repo.read_prior(cur, tenant, ids)
-        inserted = ticket_repo.insert_events(cur, tenant, unique, prior)
+        inserted = ticket_repo.insert_events(cur, tenant, unique, prior, unique_details)
         changed = sorted({tid for tid, _ in inserted})
         known = [tid for tid in changed if tid in prior]
         history = ticket_repo.read_history(cur, tenant, known) if known else defaultdict(list)
+        unchanged: set[str] = set()
         for e in unique:
             if e.ticket_id not in prior:
                 history[e.ticket_id].append(e)
+                if e.status is None:
+                    unchanged.add(e.ticket_id)
+        # Stored tickets' history comes back with every status resolved (read_history); a new
+        # ticket's is the batch, resolved here by the same rule.
+        for tid in unchanged:
+            history[tid] = _with_statuses(history[tid])
         slas = []
         for tid in changed:
             fired = prior[tid].fired if tid in prior else {}
@@ -71,6 +90,19 @@ def ingest(
         ticket_repo.write_ticket_slas(cur, tenant, slas, prior, correlation_id)
 
     return _outcomes(events, first_index, inserted, prior)
+
+
+def _with_statuses(events: list[Event]) -> list[Event]:
+    """`events` in event-time order, each that left the status unchanged (None) given the status
+    of the one before it (open for the first: a ticket is open at created_at)."""
+    out = []
+    status = Status.OPEN
+    for e in sorted(events, key=lambda e: e.updated_at):
+        if e.status is None:
+            e = Event(e.ticket_id, e.priority, e.customer_tier, status, e.created_at, e.updated_at)
+        status = e.status
+        out.append(e)
+    return out
 
 
 def _outcomes(

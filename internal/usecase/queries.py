@@ -6,8 +6,10 @@ when the pooled connection goes back). The statements are internal/store/query_r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg_pool
 
@@ -23,6 +25,34 @@ def get_ticket(
     """The ticket with its clocks, history, alerts and their notifications; None if unknown."""
     with pool.connection() as conn, read_only(conn):
         return query_repo.get_ticket(conn, tenant, ticket_id)
+
+
+@dataclass
+class TicketFields:
+    """A ticket's current group, assignee, tags and attributes ("" or empty: never given)."""
+
+    group: str = ""
+    assignee: str = ""
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def ticket_fields(history: Iterable[Mapping[str, Any]]) -> TicketFields:
+    """Each field from the latest event by event time that carries it (stored, not NULL: a
+    non-empty value), whatever the order the events arrived in. Tags and attributes are taken
+    whole from that event, not merged with earlier ones. `history` in event-time order (the
+    store's order for GetTicket)."""
+    out = TicketFields()
+    for row in history:
+        if row.get("group_name"):
+            out.group = str(row["group_name"])
+        if row.get("assignee"):
+            out.assignee = str(row["assignee"])
+        if row.get("tags"):
+            out.tags = list(row["tags"])
+        if row.get("attributes"):
+            out.attributes = dict(row["attributes"])
+    return out
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import psycopg_pool
 from internal.config.sla_config import SlaConfig
 from internal.sla.ticket_sla import TicketSla, compute_ticket_sla, latest_event
 from internal.store import recompute_repo, ticket_repo
-from internal.store.recompute_repo import Key
+from internal.store.recompute_repo import DEFAULT_SCOPE, Key
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,17 @@ ABANDONED_AFTER_SECONDS = 600
 Conn = psycopg.Connection[Any]
 
 
-def claim_version(conn: Conn, version: str) -> bool:
-    """True for exactly one caller per version (and per return to it), across every process."""
+def claim_version(conn: Conn, version: str, scope: str = DEFAULT_SCOPE) -> bool:
+    """True for exactly one caller per version of a config (and per return to it), across every
+    process. `scope` names the config: the file-wide one of every tenant, the default."""
     with conn.transaction():
-        return recompute_repo.claim(conn, version, ABANDONED_AFTER_SECONDS)
+        return recompute_repo.claim(conn, scope, version, ABANDONED_AFTER_SECONDS)
 
 
-def release_version(conn: Conn, version: str) -> None:
+def release_version(conn: Conn, version: str, scope: str = DEFAULT_SCOPE) -> None:
     """Hand an unfinished claim back, so that the next process to see the version takes it."""
     with conn.transaction():
-        recompute_repo.release(conn, version)
+        recompute_repo.release(conn, scope, version)
 
 
 def _recompute_batch(conn: Conn, config: SlaConfig, tenant: str, ids: list[str]) -> tuple[int, int]:
@@ -89,9 +90,11 @@ def recompute_open_tickets(
     batch_size: int = BATCH_SIZE,
     *,
     stop: Callable[[], bool] | None = None,
+    scope: str = DEFAULT_SCOPE,
 ) -> int:
     """Recompute the open tickets (see the module docstring) not yet on `config`'s version, of
-    one tenant or of all; returns how many were rewritten.
+    one tenant or of all; returns how many were rewritten. `scope` is the config's, as in
+    claim_version.
 
     A whole run (every tenant) records the version as recomputed at the end. A run that stops
     early, because `stop()` turned true or another version was claimed meanwhile, hands the
@@ -99,16 +102,18 @@ def recompute_open_tickets(
     """
     version = config.version
     with pool.connection() as conn:
-        since = recompute_repo.claimed_at(conn, version)
+        since = recompute_repo.claimed_at(conn, scope, version)
         pending = recompute_repo.pending_closed(conn, version, tenant)
     recomputed = skipped = 0
     cursor: Key = ("", "")
     walking = True
     while True:
         with pool.connection() as conn:
-            if (stop is not None and stop()) or recompute_repo.superseded(conn, version, since):
+            if (stop is not None and stop()) or recompute_repo.superseded(
+                conn, scope, version, since
+            ):
                 conn.commit()
-                release_version(conn, version)
+                release_version(conn, version, scope)
                 log.info(
                     "policy %s: recompute stopped after %d tickets; the claim is handed back",
                     version,
@@ -133,7 +138,7 @@ def recompute_open_tickets(
                 skipped += left
     if tenant is None:
         with pool.connection() as conn:
-            recompute_repo.mark_done(conn, version, recomputed)
+            recompute_repo.mark_done(conn, scope, version, recomputed)
     if skipped:
         log.warning(
             "%d open tickets have a priority/tier that policy %s does not define; their"

@@ -41,6 +41,7 @@ from internal.worker import delivery
 from internal.worker.breaker import ChannelState
 from internal.worker.evaluation import run_evaluation
 from internal.worker.middleware import CorrelationMiddleware, ShutdownFlag, shutting_down
+from internal.worker.retention import run_retention
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Actors:
     deliver: dramatiq.Actor[Any, Any]
     sweep: dramatiq.Actor[Any, Any]
     fold_dashboard_buckets: dramatiq.Actor[Any, Any]
+    retain: dramatiq.Actor[Any, Any]
 
 
 _declared: Actors | None = None
@@ -100,6 +102,7 @@ def declare(settings: Settings) -> Actors:
                 )(deliver),
                 sweep=evaluate_on(time_limit=60_000)(sweep),
                 fold_dashboard_buckets=evaluate_on(time_limit=60_000)(fold_dashboard_buckets),
+                retain=evaluate_on(time_limit=120_000)(retain),
             )
         return _declared
 
@@ -176,7 +179,7 @@ def utc_now() -> datetime:
 def evaluate(tick: int) -> None:
     """Turn due clocks into alerts and notification rows, then hand the rows to delivery."""
     rt = runtime()
-    result = run_evaluation(rt.pool, rt.config.current, utc_now, stop=shutting_down)
+    result = run_evaluation(rt.pool, rt.config, utc_now, stop=shutting_down)
     # Enqueued after commit; if Redis fails here the sweeper picks the rows up later.
     for notification_id in result.notifications:
         _send_delivery(notification_id, result.correlations.get(notification_id))
@@ -260,3 +263,11 @@ def fold_dashboard_buckets() -> None:
         folded = state_buckets.fold_past_hours(conn, utc_now())
     if folded:
         log.info("folded %d dashboard count buckets of past hours", folded)
+
+
+@_dropped_on_database_error("the next retention tick erases them")
+def retain(days: int) -> None:
+    """Erase the tickets done more than `days` days ago, in batches. The scheduler sends its own
+    SLAWATCH_RETENTION_DAYS, so the retention is configured in one place."""
+    rt = runtime()
+    run_retention(rt.pool, utc_now(), days, stop=shutting_down)

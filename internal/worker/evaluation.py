@@ -11,7 +11,7 @@ from datetime import datetime
 
 import psycopg_pool
 
-from internal.config.sla_config import SlaConfig
+from internal.config.holder import TenantPolicies
 from internal.obs import metrics
 from internal.usecase.evaluate import BatchResult, evaluate_batch
 
@@ -55,7 +55,7 @@ def _record(batch: BatchResult) -> None:
 
 def run_evaluation(
     pool: psycopg_pool.ConnectionPool,
-    config: SlaConfig,
+    policies: TenantPolicies,
     now: Callable[[], datetime],
     *,
     batch_size: int = BATCH_SIZE,
@@ -68,7 +68,7 @@ def run_evaluation(
     started = time.perf_counter()
     for _ in range(max_batches):
         with pool.connection() as conn:
-            batch = evaluate_batch(conn, config, now(), batch_size)
+            batch = evaluate_batch(conn, policies, now(), batch_size)
         _record(batch)
         result.clocks += batch.clocks
         result.alerts += batch.alerts

@@ -164,10 +164,28 @@ class SlawatchClient:
                 time.sleep(delay)
                 attempt += 1
 
-    def get_ticket(self, ticket_id: str, *, timeout: float | None = None) -> pb.GetTicketResponse:
-        """One ticket with its clocks, history and alerts; NOT_FOUND if unknown."""
+    def get_ticket(
+        self,
+        ticket_id: str,
+        *,
+        view: pb.TicketView.ValueType = pb.TICKET_VIEW_UNSPECIFIED,
+        timeout: float | None = None,
+    ) -> pb.GetTicketResponse:
+        """One ticket with its clocks, history and alerts; NOT_FOUND if unknown. `view`
+        TICKET_VIEW_FULL asks for every cycle of every metric in `ticket.clocks`."""
         return self.stub.GetTicket(
-            pb.GetTicketRequest(ticket_id=ticket_id),
+            pb.GetTicketRequest(ticket_id=ticket_id, view=view),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        )
+
+    def delete_ticket(
+        self, ticket_id: str, *, timeout: float | None = None
+    ) -> pb.DeleteTicketResponse:
+        """Erase one ticket with its history, clocks, alerts and notifications (role `admin`);
+        NOT_FOUND if unknown. Not retried here: after a lost answer, a retry says NOT_FOUND."""
+        return self.stub.DeleteTicket(
+            pb.DeleteTicketRequest(ticket_id=ticket_id),
             timeout=self._timeout if timeout is None else timeout,
             metadata=self._metadata,
         )

@@ -19,6 +19,7 @@ import pytest
 from internal.config.sla_config import parse_config
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
+from internal.store import recompute_repo
 from internal.usecase.recompute import (
     ABANDONED_AFTER_SECONDS,
     claim_version,
@@ -344,3 +345,22 @@ def test_a_newer_version_stops_the_walk_of_an_older_one(
 
     assert recompute_open_tickets(pool, older) == 0
     assert stored(database_url, "RACE-1")[3] == old.version
+
+
+def test_a_version_is_claimed_once_per_config_scope(pool: psycopg_pool.ConnectionPool) -> None:
+    """policy_versions is keyed by (tenant, version): the same file content claimed for two
+    tenants' configs is two claims, each won once, and a newer version of one tenant's config
+    supersedes that tenant's walk only."""
+    with pool.connection() as conn:
+        assert claim_version(conn, "v-same", scope="acme")
+        assert claim_version(conn, "v-same", scope="globex")
+        assert not claim_version(conn, "v-same", scope="acme")
+        assert claim_version(conn, "v-same")  # the file-wide config's scope
+    with pool.connection() as conn:
+        acme_since = recompute_repo.claimed_at(conn, "acme", "v-same")
+        globex_since = recompute_repo.claimed_at(conn, "globex", "v-same")
+    with pool.connection() as conn:
+        assert claim_version(conn, "v-newer", scope="acme")
+    with pool.connection() as conn:
+        assert recompute_repo.superseded(conn, "acme", "v-same", acme_since)
+        assert not recompute_repo.superseded(conn, "globex", "v-same", globex_since)

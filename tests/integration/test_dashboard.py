@@ -102,20 +102,23 @@ def test_paging_covers_every_ticket_once_under_concurrent_ingest(
 
 def test_state_filter_and_counts(stub: pb_grpc.TicketServiceStub) -> None:
     """Counts per state cover the whole filter; the state filter picks exactly those tickets."""
+    # Read now, not at import: the states below hold for minutes, and a long session would
+    # have the warning ticket breach before this test runs.
+    now = datetime.now(UTC).replace(microsecond=0)
     stub.IngestTickets(
         pb.IngestTicketsRequest(
             events=[
-                event("ok", created=NOW),  # 15m response target: fresh
-                event("warn", created=NOW - timedelta(minutes=13)),  # 86%
-                event("late", created=NOW - timedelta(minutes=20)),  # breached
-                event("met", created=NOW - timedelta(minutes=5)),
+                event("ok", created=now),  # 15m response target: fresh
+                event("warn", created=now - timedelta(minutes=13)),  # 86%
+                event("late", created=now - timedelta(minutes=20)),  # breached
+                event("met", created=now - timedelta(minutes=5)),
                 event(
                     "met",
                     pb.TICKET_STATUS_RESOLVED,
-                    created=NOW - timedelta(minutes=5),
-                    updated=NOW - timedelta(minutes=4),
+                    created=now - timedelta(minutes=5),
+                    updated=now - timedelta(minutes=4),
                 ),
-                event("low-late", created=NOW - timedelta(hours=2), priority="low"),
+                event("low-late", created=now - timedelta(hours=2), priority="low"),
             ]
         )
     )

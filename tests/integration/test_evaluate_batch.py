@@ -131,3 +131,48 @@ def test_alerts_are_notified_on_commit_and_the_support_can_lose_the_notify(
         assert got == [str(heard[-1])]
         write_alerts(database_url, 2, notify=False)
         assert list(listener.notifies(timeout=1)) == []
+
+
+class PolicyByTenant:
+    """Two tenants with configs of their own, as per-tenant files will give them."""
+
+    def __init__(self, configs: dict[str, Any]) -> None:
+        self._configs = configs
+
+    def for_tenant(self, tenant: str) -> Any:
+        return self._configs[tenant]
+
+
+def test_each_tenant_is_evaluated_against_its_own_policy(
+    pool: psycopg_pool.ConnectionPool, database_url: str
+) -> None:
+    """One batch holding two tenants' due clocks evaluates each against the config its tenant
+    looks up: the tenant whose ladder warns at 50% gets that warning, recorded with its policy's
+    version, while the same elapsed time is below the first step of the other tenant's ladder."""
+    standard = parse_config(config_text())
+    early = parse_config(
+        config_text(
+            escalation=[
+                {"at_percent": 50, "level": 1, "kind": "warning", "notify": ["team"]},
+                {"at_percent": 100, "level": 2, "kind": "breach", "notify": ["lead"]},
+            ]
+        )
+    )
+    assert early.version != standard.version
+    opened = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    for tenant, config in (("acme", standard), ("globex", early)):
+        store_events(
+            pool, tenant, config, [Event("T-1", "high", "gold", Status.OPEN, opened, opened)]
+        )
+    # 60% of high/gold's 15-minute response target.
+    at = opened + timedelta(minutes=9)
+    policies = PolicyByTenant({"acme": standard, "globex": early})
+    with psycopg.connect(database_url) as conn:
+        # globex's response clock is due at 50% (stored at ingest under its own ladder).
+        written = evaluate_batch(conn, policies, at)
+        rows = conn.execute(
+            "SELECT tenant_id, clock, kind, escalation_level, policy_version FROM alerts"
+            " ORDER BY tenant_id, clock"
+        ).fetchall()
+    assert len(written.alerts) == 1
+    assert rows == [("globex", "response", "warning", 1, early.version)]

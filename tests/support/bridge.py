@@ -136,3 +136,43 @@ def silent_ws_client(port: int, query: str = "", rcvbuf: int = 4096) -> socket.s
         answer += byte
     assert answer.startswith(b"HTTP/1.1 101"), answer
     return sock
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: Any  # the parsed JSON (the text when the answer is not JSON)
+
+
+def http_json(
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: object = None,
+    *,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+    timeout: float = 30,
+) -> HttpAnswer:
+    """One HTTP/JSON call to the bridge's /v1 routes: `body` is sent as JSON (or `raw` as is),
+    with `Authorization: Bearer <token>` when a token is given; the answer's JSON is parsed."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    if data is not None:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return HttpAnswer(r.status, dict(r.headers), _json_or_text(r.read()))
+    except urllib.error.HTTPError as err:
+        return HttpAnswer(err.code, dict(err.headers), _json_or_text(err.read()))
+
+
+def _json_or_text(raw: bytes) -> Any:
+    """The parsed JSON; the text itself when it is not JSON (aiohttp's own 404/405 pages), so
+    that the test's assertion, not a decoding error, says what came back."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")

@@ -45,6 +45,62 @@ TICKET_STATUS_RESOLVED: TicketStatus.ValueType  # 4
 TICKET_STATUS_CLOSED: TicketStatus.ValueType  # 5
 Global___TicketStatus: _TypeAlias = TicketStatus  # noqa: Y015
 
+class _TicketActivity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TicketActivityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TicketActivity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TICKET_ACTIVITY_UNSPECIFIED: _TicketActivity.ValueType  # 0
+    """A field update: nothing was written to or by the requester."""
+    TICKET_ACTIVITY_AGENT_REPLY: _TicketActivity.ValueType  # 1
+    """A public reply by an agent."""
+    TICKET_ACTIVITY_CUSTOMER_REPLY: _TicketActivity.ValueType  # 2
+    """The requester wrote."""
+    TICKET_ACTIVITY_INTERNAL_NOTE: _TicketActivity.ValueType  # 3
+    """A note only agents see: no SLA effect unless a metric names it."""
+
+class TicketActivity(_TicketActivity, metaclass=_TicketActivityEnumTypeWrapper):
+    """TicketActivity is what happened at an event besides its field values."""
+
+TICKET_ACTIVITY_UNSPECIFIED: TicketActivity.ValueType  # 0
+"""A field update: nothing was written to or by the requester."""
+TICKET_ACTIVITY_AGENT_REPLY: TicketActivity.ValueType  # 1
+"""A public reply by an agent."""
+TICKET_ACTIVITY_CUSTOMER_REPLY: TicketActivity.ValueType  # 2
+"""The requester wrote."""
+TICKET_ACTIVITY_INTERNAL_NOTE: TicketActivity.ValueType  # 3
+"""A note only agents see: no SLA effect unless a metric names it."""
+Global___TicketActivity: _TypeAlias = TicketActivity  # noqa: Y015
+
+class _TicketView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TicketViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TicketView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TICKET_VIEW_UNSPECIFIED: _TicketView.ValueType  # 0
+    """The same as TICKET_VIEW_BASIC."""
+    TICKET_VIEW_BASIC: _TicketView.ValueType  # 1
+    """The ticket with the current cycle of every metric, its history and alerts."""
+    TICKET_VIEW_FULL: _TicketView.ValueType  # 2
+    """As BASIC, with every cycle of every metric in Ticket.clocks. While every metric has one
+    cycle (response and resolution), this is the same answer as BASIC.
+    """
+
+class TicketView(_TicketView, metaclass=_TicketViewEnumTypeWrapper):
+    """TicketView says how much of a ticket GetTicket returns."""
+
+TICKET_VIEW_UNSPECIFIED: TicketView.ValueType  # 0
+"""The same as TICKET_VIEW_BASIC."""
+TICKET_VIEW_BASIC: TicketView.ValueType  # 1
+"""The ticket with the current cycle of every metric, its history and alerts."""
+TICKET_VIEW_FULL: TicketView.ValueType  # 2
+"""As BASIC, with every cycle of every metric in Ticket.clocks. While every metric has one
+cycle (response and resolution), this is the same answer as BASIC.
+"""
+Global___TicketView: _TypeAlias = TicketView  # noqa: Y015
+
 class _SlaState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -171,12 +227,37 @@ class TicketEvent(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TICKET_ID_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     CUSTOMER_TIER_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     """1 to 128 characters, unique per tenant."""
     priority: _builtins.str
@@ -184,12 +265,43 @@ class TicketEvent(_message.Message):
     customer_tier: _builtins.str
     """Must name a customer tier under that priority."""
     status: Global___TicketStatus.ValueType
+    """Required, except on an event with an activity: there UNSPECIFIED means
+    the status is unchanged (the status of the event before it in event
+    time, or OPEN if there is none).
+    """
+    activity: Global___TicketActivity.ValueType
+    """What happened at this event; UNSPECIFIED (the default) is a field update.
+    A value outside the enum is refused.
+    """
+    group: _builtins.str
+    """The ticket's group (team or queue): at most 128 printable characters.
+    Empty means not given: the group stays what earlier events said.
+    """
+    assignee: _builtins.str
+    """The ticket's assignee: at most 128 printable characters. Empty means not
+    given: the assignee stays what earlier events said.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """Event time: decides when the status began. Not more than 5 minutes in
-        the future and not before created_at.
+        the future and not before created_at. (ticket_id, updated_at) is the
+        idempotency key: one event may carry both a status and an activity.
+        """
+
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ticket's tags: at most 32, each 1 to 64 printable characters. The
+        list is the ticket's whole tag set as of this event; empty means not
+        given (the tags stay what earlier events said).
+        """
+
+    @_builtins.property
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Other fields of the ticket: at most 32 entries, keys 1 to 64 printable
+        characters, values at most 256 printable characters. The map is the
+        ticket's whole attribute set as of this event; empty means not given.
         """
 
     def __init__(
@@ -201,10 +313,15 @@ class TicketEvent(_message.Message):
         status: Global___TicketStatus.ValueType = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        activity: Global___TicketActivity.ValueType = ...,
+        group: _builtins.str = ...,
+        assignee: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "customer_tier", b"customer_tier", "priority", b"priority", "status", b"status", "ticket_id", b"ticket_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "assignee", b"assignee", "attributes", b"attributes", "created_at", b"created_at", "customer_tier", b"customer_tier", "group", b"group", "priority", b"priority", "status", b"status", "tags", b"tags", "ticket_id", b"ticket_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -289,6 +406,8 @@ class SlaClock(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     STOPPED_FIELD_NUMBER: _builtins.int
     CALENDAR_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    CYCLE_FIELD_NUMBER: _builtins.int
     kind: Global___ClockKind.ValueType
     state: Global___SlaState.ValueType
     paused: _builtins.bool
@@ -297,6 +416,14 @@ class SlaClock(_message.Message):
     """True once the clock has stopped (first response given, ticket resolved)."""
     calendar: _builtins.str
     """The calendar the clock counts on ("24x7" or a configured calendar)."""
+    metric: _builtins.str
+    """The metric this clock measures: "response" or "resolution" (the config
+    may define others). kind stays filled for those two.
+    """
+    cycle: _builtins.int
+    """Which cycle of the metric this is, from 1. Every metric has one cycle
+    for now.
+    """
     @_builtins.property
     def target(self) -> _duration_pb2.Duration:
         """The target from the ticket's current priority and tier."""
@@ -327,10 +454,12 @@ class SlaClock(_message.Message):
         paused: _builtins.bool = ...,
         stopped: _builtins.bool = ...,
         calendar: _builtins.str = ...,
+        metric: _builtins.str = ...,
+        cycle: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "elapsed", b"elapsed", "remaining", b"remaining", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "due_at", b"due_at", "elapsed", b"elapsed", "kind", b"kind", "paused", b"paused", "remaining", b"remaining", "state", b"state", "stopped", b"stopped", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "cycle", b"cycle", "due_at", b"due_at", "elapsed", b"elapsed", "kind", b"kind", "metric", b"metric", "paused", b"paused", "remaining", b"remaining", "state", b"state", "stopped", b"stopped", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -339,6 +468,26 @@ Global___SlaClock: _TypeAlias = SlaClock  # noqa: Y015
 @_typing.final
 class Ticket(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     TICKET_ID_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
@@ -351,6 +500,11 @@ class Ticket(_message.Message):
     SLA_STATE_FIELD_NUMBER: _builtins.int
     ESCALATION_LEVEL_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    CLOCKS_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     priority: _builtins.str
     customer_tier: _builtins.str
@@ -361,6 +515,12 @@ class Ticket(_message.Message):
     """The highest escalation level fired for this ticket (0: none)."""
     policy_version: _builtins.str
     """Hash of the SLA config the clocks were computed with."""
+    group: _builtins.str
+    """The ticket's current group, assignee, tags and attributes: each from the
+    latest event by event time that carries it (a non-empty value), so an
+    event that leaves one empty leaves it unchanged. Filled by GetTicket only.
+    """
+    assignee: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -369,6 +529,17 @@ class Ticket(_message.Message):
     def response(self) -> Global___SlaClock: ...
     @_builtins.property
     def resolution(self) -> Global___SlaClock: ...
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def clocks(self) -> _containers.RepeatedCompositeFieldContainer[Global___SlaClock]:
+        """The current cycle of every metric, by metric name (with
+        TICKET_VIEW_FULL: every cycle). response and resolution are also in the
+        fields of their own above.
+        """
+
     def __init__(
         self,
         *,
@@ -383,10 +554,15 @@ class Ticket(_message.Message):
         sla_state: Global___SlaState.ValueType = ...,
         escalation_level: _builtins.int = ...,
         policy_version: _builtins.str = ...,
+        group: _builtins.str = ...,
+        assignee: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        clocks: _abc.Iterable[Global___SlaClock] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "resolution", b"resolution", "response", b"response", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "customer_tier", b"customer_tier", "escalation_level", b"escalation_level", "policy_version", b"policy_version", "priority", b"priority", "resolution", b"resolution", "response", b"response", "sla_state", b"sla_state", "status", b"status", "ticket_id", b"ticket_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "attributes", b"attributes", "clocks", b"clocks", "created_at", b"created_at", "customer_tier", b"customer_tier", "escalation_level", b"escalation_level", "group", b"group", "policy_version", b"policy_version", "priority", b"priority", "resolution", b"resolution", "response", b"response", "sla_state", b"sla_state", "status", b"status", "tags", b"tags", "ticket_id", b"ticket_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -398,20 +574,56 @@ class StatusChange(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     STATUS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     CUSTOMER_TIER_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     status: Global___TicketStatus.ValueType
     priority: _builtins.str
     customer_tier: _builtins.str
+    activity: Global___TicketActivity.ValueType
+    """The event's activity, group, assignee, tags and attributes as it carried
+    them (empty: not given). status is UNSPECIFIED on an event that left it
+    unchanged.
+    """
+    group: _builtins.str
+    assignee: _builtins.str
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp:
         """When slawatch received the event."""
 
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -420,10 +632,15 @@ class StatusChange(_message.Message):
         customer_tier: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         received_at: _timestamp_pb2.Timestamp | None = ...,
+        activity: Global___TicketActivity.ValueType = ...,
+        group: _builtins.str = ...,
+        assignee: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_tier", b"customer_tier", "priority", b"priority", "received_at", b"received_at", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "assignee", b"assignee", "attributes", b"attributes", "customer_tier", b"customer_tier", "group", b"group", "priority", b"priority", "received_at", b"received_at", "status", b"status", "tags", b"tags", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -478,6 +695,8 @@ class Alert(_message.Message):
     CUSTOMER_TIER_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
     NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    CYCLE_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.int
     """Increases with every alert written; usable as a resume point."""
     ticket_id: _builtins.str
@@ -487,6 +706,12 @@ class Alert(_message.Message):
     priority: _builtins.str
     customer_tier: _builtins.str
     policy_version: _builtins.str
+    metric: _builtins.str
+    """The metric whose clock fired ("response", "resolution", ...); clock stays
+    filled for those two.
+    """
+    cycle: _builtins.int
+    """The cycle of that metric, from 1."""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -509,10 +734,12 @@ class Alert(_message.Message):
         customer_tier: _builtins.str = ...,
         policy_version: _builtins.str = ...,
         notifications: _abc.Iterable[Global___Notification] | None = ...,
+        metric: _builtins.str = ...,
+        cycle: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "due_at", b"due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "clock", b"clock", "created_at", b"created_at", "customer_tier", b"customer_tier", "due_at", b"due_at", "escalation_level", b"escalation_level", "kind", b"kind", "notifications", b"notifications", "policy_version", b"policy_version", "priority", b"priority", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "clock", b"clock", "created_at", b"created_at", "customer_tier", b"customer_tier", "cycle", b"cycle", "due_at", b"due_at", "escalation_level", b"escalation_level", "kind", b"kind", "metric", b"metric", "notifications", b"notifications", "policy_version", b"policy_version", "priority", b"priority", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -523,15 +750,21 @@ class GetTicketRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TICKET_ID_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
+    view: Global___TicketView.ValueType
+    """How much to return; UNSPECIFIED is BASIC. A value outside the enum is
+    refused.
+    """
     def __init__(
         self,
         *,
         ticket_id: _builtins.str = ...,
+        view: Global___TicketView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ticket_id", b"ticket_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -722,3 +955,49 @@ class WatchAlertsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchAlertsResponse: _TypeAlias = WatchAlertsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteTicketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTicketRequest: _TypeAlias = DeleteTicketRequest  # noqa: Y015
+
+@_typing.final
+class DeleteTicketResponse(_message.Message):
+    """DeleteTicketResponse counts the rows erased with the ticket."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_DELETED_FIELD_NUMBER: _builtins.int
+    ALERTS_DELETED_FIELD_NUMBER: _builtins.int
+    NOTIFICATIONS_DELETED_FIELD_NUMBER: _builtins.int
+    events_deleted: _builtins.int
+    alerts_deleted: _builtins.int
+    notifications_deleted: _builtins.int
+    def __init__(
+        self,
+        *,
+        events_deleted: _builtins.int = ...,
+        alerts_deleted: _builtins.int = ...,
+        notifications_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts_deleted", b"alerts_deleted", "events_deleted", b"events_deleted", "notifications_deleted", b"notifications_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTicketResponse: _TypeAlias = DeleteTicketResponse  # noqa: Y015
