@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["ingest", "evaluation", "realtime"]
+BENCHMARKS = ["ingest", "evaluation", "realtime", "delivery"]
 
 
 def main() -> int:

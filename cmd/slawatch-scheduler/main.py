@@ -27,7 +27,7 @@ from internal.store.db import ping
 from internal.usecase.policy_reload import start_config_reload
 from internal.worker import actors
 from internal.worker.deadlines import PgDeadlines
-from internal.worker.scheduler import Scheduler, fold_due
+from internal.worker.scheduler import Scheduler, fold_due, retention_due
 
 log = logging.getLogger("slawatch.scheduler")
 
@@ -37,6 +37,8 @@ def enqueue(workers: actors.Actors, tick: int, interval: float) -> None:
     workers.sweep.send()
     if fold_due(tick, interval):
         workers.fold_dashboard_buckets.send()
+    if workers.settings.retention_days and retention_due(tick, interval):
+        workers.retain.send(workers.settings.retention_days)
 
 
 def main() -> int:

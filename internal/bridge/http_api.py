@@ -43,7 +43,7 @@ UNAUTHORIZED_MESSAGE = "missing or unknown bearer token (header 'Authorization: 
 
 @dataclass(frozen=True)
 class Route:
-    method: str  # GET or POST
+    method: str  # GET, POST or DELETE
     path: str  # aiohttp's (and OpenAPI's) template: {name} is a field of the request
     rpc: str  # the TicketService method
     body: bool  # True: the request is the JSON body; False: path parameters and the query
@@ -91,6 +91,13 @@ ROUTES: tuple[Route, ...] = (
         "GetDashboard",
         body=False,
         summary="Tickets most urgent first, with counts per SLA state (GetDashboard)",
+    ),
+    Route(
+        "DELETE",
+        "/v1/tickets/{ticket_id}",
+        "DeleteTicket",
+        body=False,
+        summary="Erase a ticket with its history, clocks, alerts and notifications (DeleteTicket)",
     ),
 )
 OPENAPI_PATH = "/v1/openapi.json"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,39 @@ def env_int(
     if value != int(value):
         raise SettingsError(f"{name}: expected an integer, got {_raw(env, name)!r}")
     return int(value)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_duration(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    minimum: float = 0.0,
+    maximum: float = 3650 * 86400,
+) -> float:
+    """A duration in seconds, written as the SLA config writes them: seconds ("90", "0.5") or
+    a number with s, m, h or d ("15m", "24h"); within [minimum, maximum]; `default` when unset."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    match = _DURATION.match(raw)
+    if match is None:
+        raise SettingsError(f"{name}: expected a duration such as 90, '15m' or '24h', got {raw!r}")
+    value = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not minimum <= value <= maximum:
+        low, high = _duration_text(minimum), _duration_text(maximum)
+        raise SettingsError(f"{name}: must be between {low} and {high}, got {raw!r}")
+    return value
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -157,6 +191,16 @@ class Settings:
     # Processes serving the gRPC port together (SO_REUSEPORT): Python runs one thread at a time
     # per process, so a machine with more cores than one gets more throughput from more processes.
     server_processes: int = 1
+    # Delivery through outages (README "Slack delivery"): retries until the deadline after the
+    # alert, with backoff up to the cap; the per-channel breaker and send pacing.
+    delivery_deadline_seconds: float = 86400.0
+    delivery_backoff_max_seconds: float = 300.0
+    breaker_failures: int = 5
+    breaker_cool_down_seconds: float = 30.0
+    delivery_send_interval_seconds: float = 1.0
+    # Tickets resolved or closed (no clock running) whose latest event is older than this many
+    # days are erased by the worker; 0 keeps everything (the default).
+    retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +234,21 @@ class Settings:
                 env, "SLAWATCH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024
             ),
             server_processes=env_int(env, "SLAWATCH_SERVER_PROCESSES", 1, minimum=1, maximum=64),
+            delivery_deadline_seconds=env_duration(
+                env, "SLAWATCH_DELIVERY_DEADLINE", 86400.0, minimum=1
+            ),
+            delivery_backoff_max_seconds=env_duration(
+                env, "SLAWATCH_DELIVERY_BACKOFF_MAX", 300.0, minimum=0.1
+            ),
+            breaker_failures=env_int(env, "SLAWATCH_BREAKER_FAILURES", 5, minimum=1),
+            breaker_cool_down_seconds=env_duration(
+                env, "SLAWATCH_BREAKER_COOL_DOWN", 30.0, minimum=0.1
+            ),
+            delivery_send_interval_seconds=env_duration(
+                env, "SLAWATCH_DELIVERY_SEND_INTERVAL", 1.0, maximum=3600
+            ),
+            # At most about 1,000 years: the cutoff stays a representable date.
+            retention_days=env_int(env, "SLAWATCH_RETENTION_DAYS", 0, maximum=365_000),
         )
 
 

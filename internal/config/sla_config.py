@@ -1,6 +1,7 @@
 """The SLA config file: parsed and validated in full before anything uses it.
 
-Every error names the key it is about (`policies.high.gold.response: ...`), so that an operator
+Every error names the key it is about (`policies.high.gold.response: ...`,
+`metrics.next_reply.stop[1]: ...`), so that an operator
 who saved a broken file can fix it from one log line. The file may be hostile (an alias bomb, a
 symlink to a foreign file): it is read and parsed within the bounds of yaml_load, and a message
 shows a value only as `show_value` bounds it and a key only as `show_key` does, so that no
@@ -28,6 +29,15 @@ from internal.config.yaml_load import (
 from internal.sla.business_calendar import BusinessCalendar, CalendarError
 from internal.sla.calendar import ALWAYS_OPEN, TWENTY_FOUR_SEVEN, Calendar
 from internal.sla.ladder import Ladder, Step
+from internal.sla.metric import (
+    STATUS_PREFIX,
+    TRIGGERS,
+    Cycles,
+    MetricDefinition,
+    Triggers,
+    default_metrics,
+    once_resume_default,
+)
 from internal.sla.model import AlertKind, Status
 from internal.sla.policy import Rules, Targets
 
@@ -55,9 +65,25 @@ class SlaConfig:
     channels: Mapping[str, Channel]
     policies: Mapping[str, Mapping[str, Targets]]
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    # The metrics every ticket is measured by, in the file's order: without a `metrics:`
+    # section, part one's response and resolution (default_metrics).
+    metrics: tuple[MetricDefinition, ...] = ()
+    defines_metrics: bool = False  # whether the file has a `metrics:` section
 
     def targets(self, priority: str, tier: str) -> Targets | None:
         return self.policies.get(priority, {}).get(tier)
+
+    def metric(self, name: str) -> MetricDefinition:
+        """The metric named `name`; KeyError if the config has none."""
+        for d in self.metrics:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def ladder_for(self, name: str) -> Ladder:
+        """The ladder of the metric named `name`: its own if it has one, else the config's."""
+        own = self.metric(name).ladder
+        return self.ladder if own is None else own
 
     @property
     def rules(self) -> Rules:
@@ -125,10 +151,10 @@ def _unknown_keys(value: Mapping[str, Any], allowed: set[str], key: str) -> None
         )
 
 
-def _parse_ladder(raw: object) -> Ladder:
+def _parse_ladder(raw: object, where: str = "escalation") -> Ladder:
     steps: list[Step] = []
-    for i, item in enumerate(_list(raw, "escalation")):
-        key = f"escalation[{i}]"
+    for i, item in enumerate(_list(raw, where)):
+        key = f"{where}[{i}]"
         entry = _mapping(item, key)
         _unknown_keys(entry, {"at_percent", "level", "kind", "notify"}, key)
         for required in ("at_percent", "level", "kind"):
@@ -155,11 +181,96 @@ def _parse_ladder(raw: object) -> Ladder:
             raise ConfigError(f"{key}.notify: expected a list of channel names")
         steps.append(Step(float(pct), level, AlertKind(kind), tuple(notify)))
     if not steps:
-        raise ConfigError("escalation: at least one step is required")
+        raise ConfigError(f"{where}: at least one step is required")
     for i in range(1, len(steps)):
         if steps[i].at_percent <= steps[i - 1].at_percent or steps[i].level <= steps[i - 1].level:
-            raise ConfigError(f"escalation[{i}]: steps must ascend in both at_percent and level")
+            raise ConfigError(f"{where}[{i}]: steps must ascend in both at_percent and level")
     return Ladder(tuple(steps))
+
+
+def _check_notify(ladder: Ladder, where: str, channels: Mapping[str, Channel]) -> None:
+    for i, step in enumerate(ladder.steps):
+        for name in step.notify:
+            if name not in channels:
+                raise ConfigError(f"{where}[{i}].notify: unknown channel {show_value(name)}")
+
+
+# A metric's name is a key of policies' targets, a column value and part of alert text: a plain
+# identifier, and not `calendar`, which targets use for the calendar's name.
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_METRIC_KEYS = {"start", "stop", "pause", "resume", "cycles", "escalation"}
+_CYCLES = tuple(c.value for c in Cycles)
+
+
+def _parse_triggers(raw: object, key: str, statuses_only: bool = False) -> Triggers:
+    names: list[str] = []
+    for i, name in enumerate(_list(raw, key)):
+        item = f"{key}[{i}]"
+        if not isinstance(name, str):
+            raise ConfigError(f"{item}: expected a trigger name, got {show_value(name)}")
+        if name not in TRIGGERS:
+            if name.startswith(STATUS_PREFIX):
+                raise ConfigError(
+                    f"{item}: unknown status {show_value(name[len(STATUS_PREFIX) :])}"
+                    f" (statuses: {', '.join(s.value for s in Status)})"
+                )
+            raise ConfigError(f"{item}: unknown trigger {show_value(name)}")
+        if statuses_only and not name.startswith(STATUS_PREFIX):
+            raise ConfigError(
+                f"{item}: pause takes status:<name> triggers only, got {show_value(name)}"
+            )
+        names.append(name)
+    return Triggers.parse(names)
+
+
+def _parse_metric(name: str, raw: object, channels: Mapping[str, Channel]) -> MetricDefinition:
+    key = f"metrics.{show_key(name)}"
+    if not _METRIC_NAME.fullmatch(name) or name == "calendar":
+        raise ConfigError(
+            f"{key}: a metric name is lower-case letters, digits and '_', starting with a letter,"
+            " at most 64 characters, and not 'calendar'"
+        )
+    entry = _mapping(raw, key)
+    _unknown_keys(entry, _METRIC_KEYS, key)
+    for required in ("start", "stop"):
+        if required not in entry:
+            raise ConfigError(f"{key}.{required}: missing")
+    cycles = entry.get("cycles", Cycles.ONCE.value)
+    if not isinstance(cycles, str) or cycles not in _CYCLES:
+        raise ConfigError(
+            f"{key}.cycles: expected 'once' or 'each_start', got {show_value(cycles)}"
+        )
+    start = _parse_triggers(entry["start"], f"{key}.start")
+    stop = _parse_triggers(entry["stop"], f"{key}.stop")
+    pause = _parse_triggers(entry.get("pause", []), f"{key}.pause", statuses_only=True)
+    if "resume" in entry:
+        resume = _parse_triggers(entry["resume"], f"{key}.resume")
+        if cycles == Cycles.EACH_START.value:
+            # Named at all, even empty: each_start metrics have no resume to configure.
+            raise ConfigError(
+                f"{key}.resume: an each_start metric cannot resume (each start is a new cycle)"
+            )
+    else:
+        resume = once_resume_default() if cycles == Cycles.ONCE.value else Triggers()
+    ladder = None
+    if "escalation" in entry:
+        ladder = _parse_ladder(entry["escalation"], f"{key}.escalation")
+        _check_notify(ladder, f"{key}.escalation", channels)
+    definition = MetricDefinition(name, start, stop, pause.statuses, resume, Cycles(cycles), ladder)
+    problems = definition.problems()
+    if problems:
+        where, problem = problems[0]
+        raise ConfigError(f"{key}.{where}: {problem}")
+    return definition
+
+
+def _parse_metrics(raw: object, channels: Mapping[str, Channel]) -> tuple[MetricDefinition, ...]:
+    metrics = tuple(
+        _parse_metric(name, item, channels) for name, item in _mapping(raw, "metrics").items()
+    )
+    if not metrics:
+        raise ConfigError("metrics: at least one metric is required (or leave the section out)")
+    return metrics
 
 
 def _parse_calendars(raw: object) -> dict[str, Calendar]:
@@ -201,27 +312,36 @@ def _parse_calendars(raw: object) -> dict[str, Calendar]:
 
 
 def _parse_policies(
-    raw: object, calendars: Mapping[str, Calendar]
+    raw: object, calendars: Mapping[str, Calendar], metrics: tuple[str, ...] | None = None
 ) -> dict[str, dict[str, Targets]]:
+    """`metrics`: the names a `metrics:` section defines, each target optional (a ticket has no
+    clock of a metric its policy has no target for); None: part one's two, both required."""
     policies: dict[str, dict[str, Targets]] = {}
     for priority, tiers in _mapping(raw, "policies").items():
         policies[priority] = {}
         for tier, item in _mapping(tiers, f"policies.{show_key(priority)}").items():
             key = f"policies.{show_key(priority)}.{show_key(tier)}"
             entry = _mapping(item, key)
-            _unknown_keys(entry, {"response", "resolution", "calendar"}, key)
-            for required in ("response", "resolution"):
-                if required not in entry:
-                    raise ConfigError(f"{key}.{required}: missing")
+            if metrics is None:
+                _unknown_keys(entry, {"response", "resolution", "calendar"}, key)
+                for required in ("response", "resolution"):
+                    if required not in entry:
+                        raise ConfigError(f"{key}.{required}: missing")
+                names: tuple[str, ...] = ("response", "resolution")
+            else:
+                for target in entry:
+                    if target != "calendar" and target not in metrics:
+                        raise ConfigError(
+                            f"{key}.{show_key(target)}: a target for a metric that is not"
+                            " defined under metrics"
+                        )
+                names = tuple(n for n in metrics if n in entry)
             cal_name = entry.get("calendar", TWENTY_FOUR_SEVEN)
             # isinstance first: a list or mapping here cannot even be looked up (unhashable).
             if not isinstance(cal_name, str) or cal_name not in calendars:
                 raise ConfigError(f"{key}.calendar: unknown calendar {show_value(cal_name)}")
             policies[priority][tier] = Targets(
-                {
-                    "response": parse_duration(entry["response"], f"{key}.response"),
-                    "resolution": parse_duration(entry["resolution"], f"{key}.resolution"),
-                },
+                {n: parse_duration(entry[n], f"{key}.{n}") for n in names},
                 calendars[cal_name],
             )
         if not policies[priority]:
@@ -260,7 +380,9 @@ def parse_config(text: str | bytes) -> SlaConfig:
     except YamlLoadError as err:
         raise ConfigError(str(err)) from None
     doc = _mapping(raw if raw is not None else {}, "(top level)")
-    _unknown_keys(doc, {"escalation", "pause_statuses", "calendars", "channels", "policies"}, "")
+    _unknown_keys(
+        doc, {"escalation", "pause_statuses", "calendars", "channels", "policies", "metrics"}, ""
+    )
     pauses: set[Status] = set()
     for i, name in enumerate(_list(doc.get("pause_statuses", ["on_hold"]), "pause_statuses")):
         if not isinstance(name, str):
@@ -281,18 +403,37 @@ def parse_config(text: str | bytes) -> SlaConfig:
     else:
         notify = (_DEFAULT_CHANNEL,) if _DEFAULT_CHANNEL in channels else ()
         ladder = Ladder(tuple(Step(p, lv, k, notify) for p, lv, k in _DEFAULT_STEPS))
-    for i, step in enumerate(ladder.steps):
-        for name in step.notify:
-            if name not in channels:
-                raise ConfigError(f"escalation[{i}].notify: unknown channel {show_value(name)}")
+    _check_notify(ladder, "escalation", channels)
+    defines_metrics = "metrics" in doc
+    if defines_metrics:
+        metrics = _parse_metrics(doc["metrics"], channels)
+        names: tuple[str, ...] | None = tuple(d.name for d in metrics)
+    else:
+        metrics, names = default_metrics(pauses), None
     return SlaConfig(
         version=hashlib.sha256(raw_bytes).hexdigest()[:16],
         ladder=ladder,
         pause_statuses=frozenset(pauses),
         channels=channels,
-        policies=_parse_policies(doc.get("policies"), calendars),
+        policies=_parse_policies(doc.get("policies"), calendars, names),
         calendars=calendars,
+        metrics=metrics,
+        defines_metrics=defines_metrics,
     )
+
+
+def parse_served_config(text: str | bytes) -> SlaConfig:
+    """parse_config, for a process that serves the file: ingest, storage and evaluation still
+    compute part one's two clocks only, so a file with a `metrics:` section (valid for
+    parse_config and the metric engine) is refused here rather than accepted and then failing
+    on the first event. Remove this check once the clocks of every metric are stored."""
+    config = parse_config(text)
+    if config.defines_metrics:
+        raise ConfigError(
+            "metrics: parsed, but not served yet: this version stores and alerts on part one's"
+            " response and resolution clocks only; remove the section to run this file"
+        )
+    return config
 
 
 def read_config_file(path: Path) -> bytes:
@@ -311,4 +452,4 @@ def load_config(path: Path) -> SlaConfig:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
     except ConfigError as err:
         raise ConfigError(f"refused {path}: {err}") from None
-    return parse_config(data)
+    return parse_served_config(data)

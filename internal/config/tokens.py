@@ -34,6 +34,7 @@ class Role(StrEnum):
     INGEST = "ingest"
     READ = "read"
     WATCH = "watch"
+    ADMIN = "admin"  # erasure: DeleteTicket
 
 
 class AuthConfigError(ValueError):

@@ -42,7 +42,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from internal.config.holder import ConfigHolder
-from internal.config.sla_config import ConfigError, parse_config, read_config_file
+from internal.config.sla_config import ConfigError, parse_served_config, read_config_file
 from internal.obs.metrics import CONFIG_RELOADS
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class ConfigWatcher:
             return
         self._last_digest = digest
         try:
-            config = parse_config(data)
+            config = parse_served_config(data)
         except ConfigError as err:
             self._refuse(err)
             return

@@ -39,9 +39,13 @@ class AlertMessage:
     # When an earlier attempt at this message started whose outcome is unknown (it timed out,
     # or its worker died mid-send): this copy may be a repeat, and says so.
     interrupted_at: datetime | None = None
+    # When the alert was written, and why its delivery may be late: a message sent more than a
+    # minute after it says by how much (and why, when the reason is known).
+    alerted_at: datetime | None = None
+    late_reason: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("due_at", "mode_since", "interrupted_at"):
+        for name in ("due_at", "mode_since", "interrupted_at", "alerted_at"):
             value = getattr(self, name)
             if value is not None and (value.tzinfo is None or value.utcoffset() is None):
                 raise ValueError(f"AlertMessage.{name} must be time-zone aware")

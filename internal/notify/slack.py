@@ -26,6 +26,8 @@ _SDK_LOG.addHandler(logging.NullHandler())
 
 INVALID_URL = "invalid webhook URL"
 _MAX_ERROR_CHARS = 200
+# A message posted later than this after its alert says how late it is.
+LATE_AFTER_SECONDS = 60.0
 
 
 def _escape(text: str) -> str:
@@ -121,6 +123,10 @@ def build_payload(
         ("Priority / tier", f"{_escape(msg.priority)} / {_escape(msg.customer_tier)}"),
         ("Escalation level", str(msg.escalation_level)),
     ]
+    late = lateness(msg, now)
+    if late is not None:
+        fallback += f"; {late}"
+        key_text += f" · {late}"
     context = f"alert {msg.alert_id} · clock {msg.clock}"
     if msg.correlation_id:
         context += f" · request {_escape(msg.correlation_id)}"
@@ -146,6 +152,18 @@ def build_payload(
             },
         ],
     }
+
+
+def lateness(msg: AlertMessage, now: datetime) -> str | None:
+    """ "delivered 14m late: Slack was unreachable" for a message posted more than
+    LATE_AFTER_SECONDS after its alert was written; None for one on time."""
+    if msg.alerted_at is None:
+        return None
+    late = (now - msg.alerted_at).total_seconds()
+    if late <= LATE_AFTER_SECONDS:
+        return None
+    text = f"delivered {_humanize(late)} late"
+    return f"{text}: {_escape(msg.late_reason)}" if msg.late_reason else text
 
 
 def _retry_after(headers: Mapping[str, Any], now: datetime) -> float | None:
@@ -232,8 +250,12 @@ def send(webhook_url: str, payload: dict[str, Any], timeout: float) -> DeliveryR
 
 
 def is_retryable(result: DeliveryResult) -> bool:
-    """429, 408, 5xx, timeouts and connection errors may pass on a later try; other 4xx
-    (no_service, invalid_token, invalid_payload) and a malformed URL will not."""
+    """429, 408, 5xx (Slack's own rollup_error is a 500), timeouts and connection errors may
+    pass on a later try. Every other 4xx will not: Slack's incoming webhooks answer 400
+    invalid_payload / user_not_found / no_service_id, 403 action_prohibited / invalid_token,
+    404 channel_not_found / no_service / no_team / team_disabled, 410 channel_is_archived
+    (api.slack.com changelog 2016-05-17, "Improving error conditions for Incoming Webhooks"),
+    and the same request gets the same answer. Nor will a malformed URL."""
     if result.ok:
         return False
     if result.status is None:

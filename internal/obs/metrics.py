@@ -65,23 +65,47 @@ ALERTS = Counter(
 # --- notifications (worker) ---
 NOTIFICATIONS = Counter(
     "slawatch_notifications",
-    "Notification delivery attempts, by result (sent, retry, failed, skipped).",
+    "Notification delivery attempts, by result (sent, retry, failed, skipped, waiting: held by"
+    " the channel's breaker or send pacing, not an attempt).",
     ["result"],
 )
 NOTIFICATION_ATTEMPTS = Histogram(
     "slawatch_notification_attempts",
     "Attempts a notification took, observed once when it ends sent or failed.",
     ["result"],
-    buckets=(1, 2, 3, 4, 5, 6, 7, 8),
+    # Up to the hundreds: retries go on until the delivery deadline, not for 8 attempts.
+    buckets=(1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256),
 )
 SLACK_SEND_DURATION = Histogram(
     "slawatch_slack_send_duration_seconds",
     "Time of one Slack webhook request, whatever its answer.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+# State from PostgreSQL (delivery_channels), set by whichever worker process wrote or read it
+# last: "mostrecent" across processes. Labelled by channel names from the config only.
+BREAKER_STATE = Gauge(
+    "slawatch_delivery_breaker_state",
+    "Each channel's circuit breaker: 0 closed, 1 half-open (a probe may go), 2 open.",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+BREAKER_FAILURES = Gauge(
+    "slawatch_delivery_breaker_consecutive_failures",
+    "Transient failures in a row of each channel (5xx, timeouts, connection errors).",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
 OUTBOX_SWEPT = Counter(
     "slawatch_outbox_swept",
     "Pending notifications re-enqueued by the sweeper (their message was lost).",
+)
+
+# --- erasure (server: DeleteTicket; worker: retention) ---
+TICKETS_ERASED = Counter(
+    "slawatch_tickets_erased",
+    "Tickets erased with everything of theirs, by reason (delete: the DeleteTicket RPC,"
+    " retention: done longer ago than SLAWATCH_RETENTION_DAYS).",
+    ["reason"],
 )
 
 # --- scheduler ---

@@ -26,6 +26,7 @@ METHOD_ROLES = {
     "GetTicket": Role.READ,
     "GetDashboard": Role.READ,
     "WatchAlerts": Role.WATCH,
+    "DeleteTicket": Role.ADMIN,
 }
 
 # The caller of the RPC being served on this thread; set by the interceptor.

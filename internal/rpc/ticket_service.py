@@ -27,7 +27,7 @@ from internal.rpc.validation import (
     check_text,
     validate_ingest,
 )
-from internal.usecase import ingest, queries
+from internal.usecase import erase, ingest, queries
 from internal.usecase.errors import UNREACHABLE_ERRORS
 from internal.usecase.queries import DashboardFilter
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -207,6 +207,33 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 fingerprint,
             )
         return response
+
+    @database_errors_unavailable
+    def DeleteTicket(
+        self, request: pb.DeleteTicketRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteTicketResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
+        violations: list[Violation] = []
+        check_text(request.ticket_id, "ticket_id", violations)
+        if violations:
+            abort_bad_request(context, violations)
+        with self._pool.connection() as conn:
+            erased = erase.delete_ticket(conn, tenant, request.ticket_id)
+        if erased is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
+        metrics.TICKETS_ERASED.labels("delete").inc()
+        log.info(
+            "ticket erased: %d events, %d alerts, %d notifications",
+            erased.events,
+            erased.alerts,
+            erased.notifications,
+            extra={"ticket_id": request.ticket_id},
+        )
+        return pb.DeleteTicketResponse(
+            events_deleted=erased.events,
+            alerts_deleted=erased.alerts,
+            notifications_deleted=erased.notifications,
+        )
 
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext

@@ -2,7 +2,8 @@
 
 A ticket's clocks are the definitions in force, each with its own target. Part one's two clocks
 are the two default definitions below; every clock starts at the ticket's creation and is worked
-out from the status history alone.
+out from the status history alone. Each is a special case of a metric (metric.py): `as_metric`
+says which, and the metric engine (metric_run.py) gives exactly the clock `clock` gives.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 
 from internal.sla.calendar import Calendar
 from internal.sla.clocks import Change, Clock, run_clock
+from internal.sla.metric import MetricDefinition, Triggers
 from internal.sla.model import DONE_STATUSES, ClockKind, Mode, Status
 
 _NO_PAUSE: frozenset[Status] = frozenset()
@@ -32,6 +34,19 @@ class ClockDefinition:
         if self.pauses and status in pause_statuses:
             return Mode.PAUSED
         return Mode.RUNNING
+
+    def as_metric(self, pause_statuses: frozenset[Status]) -> MetricDefinition:
+        """The same clock as a metric: started at creation, stopped on entering a status of
+        `stops_in`, and if it resumes, run again on entering any other status."""
+        return MetricDefinition(
+            self.metric,
+            start=Triggers(created=True),
+            stop=Triggers(statuses=self.stops_in),
+            pause=pause_statuses if self.pauses else _NO_PAUSE,
+            resume=Triggers(statuses=frozenset(Status) - self.stops_in)
+            if self.resumes
+            else Triggers(),
+        )
 
     def clock(
         self,

@@ -1,4 +1,4 @@
-"""The vocabulary of the SLA rules: statuses, clocks, states, alert kinds."""
+"""The vocabulary of the SLA rules: statuses, activities, clocks, states, alert kinds."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ class Status(StrEnum):
 
 
 DONE_STATUSES = frozenset({Status.RESOLVED, Status.CLOSED})
+
+
+class Activity(StrEnum):
+    """What an event did besides (or instead of) changing fields; a metric may start or stop on
+    it (DESIGN §8). Each value is also the name of the trigger it fires."""
+
+    NONE = "none"  # a field update only
+    AGENT_REPLY = "agent_reply"  # a public reply by an agent
+    CUSTOMER_REPLY = "customer_reply"  # the requester wrote
+    INTERNAL_NOTE = "internal_note"  # no SLA effect unless a metric names it
 
 
 class ClockKind(StrEnum):

@@ -80,6 +80,17 @@ def record_changes(cur: psycopg.Cursor[Any], tenant: str, moves: Mapping[BucketK
     cur.execute(_RECORD, {"tenant": tenant})
 
 
+def record_changes_of_tenants(
+    cur: psycopg.Cursor[Any], moves: Mapping[str, Mapping[BucketKey, int]]
+) -> None:
+    """`record_changes` for several tenants in one transaction (retention batches span tenants):
+    tenants in order, so bucket rows are locked in one order by every writer, and the staging
+    table emptied after each (it is otherwise emptied only at commit)."""
+    for tenant in sorted(moves):
+        record_changes(cur, tenant, moves[tenant])
+        cur.execute("DELETE FROM in_bucket_moves")
+
+
 def hour_index(at: datetime) -> int:
     """Whole UTC hours from the Unix epoch to the hour holding `at` (any time zone): the hour
     migration 0005's backfill computes with date_bin('1 hour', at, '2000-01-01 00:00:00+00')."""

@@ -34,12 +34,14 @@ from internal.obs import metrics
 from internal.obs.correlation import correlation
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import PoolStats, track_policy
-from internal.store import outbox_repo, state_buckets
+from internal.store import channel_repo, outbox_repo, state_buckets
 from internal.store.db import make_pool
 from internal.usecase.policy_reload import ConfigReload, start_config_reload
 from internal.worker import delivery
+from internal.worker.breaker import ChannelState
 from internal.worker.evaluation import run_evaluation
 from internal.worker.middleware import CorrelationMiddleware, ShutdownFlag, shutting_down
+from internal.worker.retention import run_retention
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Actors:
     deliver: dramatiq.Actor[Any, Any]
     sweep: dramatiq.Actor[Any, Any]
     fold_dashboard_buckets: dramatiq.Actor[Any, Any]
+    retain: dramatiq.Actor[Any, Any]
 
 
 _declared: Actors | None = None
@@ -99,6 +102,7 @@ def declare(settings: Settings) -> Actors:
                 )(deliver),
                 sweep=evaluate_on(time_limit=60_000)(sweep),
                 fold_dashboard_buckets=evaluate_on(time_limit=60_000)(fold_dashboard_buckets),
+                retain=evaluate_on(time_limit=120_000)(retain),
             )
         return _declared
 
@@ -188,7 +192,9 @@ def _send_delivery(notification_id: int, correlation_id: str | None) -> None:
 
 
 @_dropped_on_database_error("the row stays pending and the sweeper hands it back")
-def deliver(notification_id: int) -> None:
+def deliver(notification_id: int, holds_slot: bool = False) -> None:
+    """Send the oldest due notification of `notification_id`'s channel. `holds_slot`: the
+    message comes back for the send slot its channel handed it."""
     rt = runtime()
     settings = declared().settings
     timeout = float(settings.slack_timeout_seconds)
@@ -205,10 +211,14 @@ def deliver(notification_id: int) -> None:
         ),
         # Outlasts any send, so a live worker's claim is never taken over.
         lease=timedelta(seconds=timeout * 3),
+        policy=delivery.DeliveryPolicy.from_settings(settings),
+        holds_slot=holds_slot,
+        clock=utc_now,
     )
-    if outcome.result is delivery.Result.RETRY and outcome.retry_in is not None:
+    again = (delivery.Result.RETRY, delivery.Result.WAITING)
+    if outcome.result in again and outcome.retry_in is not None:
         declared().deliver.send_with_options(
-            args=(notification_id,), delay=int(outcome.retry_in * 1000)
+            args=(notification_id, outcome.holds_slot), delay=int(outcome.retry_in * 1000)
         )
 
 
@@ -233,6 +243,10 @@ def sweep() -> None:
     with rt.pool.connection() as conn:
         grace = timedelta(seconds=actors.settings.sweep_grace_seconds)
         lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT)
+        channels = channel_repo.all_rows(conn)
+    # The breaker gauges follow the table even while no delivery runs in this process.
+    for channel, row in channels.items():
+        delivery.show_breaker(rt.config.current, channel, ChannelState.from_row(row))
     for notification_id, correlation_id in lost:
         _send_delivery(notification_id, correlation_id)
     if lost:
@@ -249,3 +263,11 @@ def fold_dashboard_buckets() -> None:
         folded = state_buckets.fold_past_hours(conn, utc_now())
     if folded:
         log.info("folded %d dashboard count buckets of past hours", folded)
+
+
+@_dropped_on_database_error("the next retention tick erases them")
+def retain(days: int) -> None:
+    """Erase the tickets done more than `days` days ago, in batches. The scheduler sends its own
+    SLAWATCH_RETENTION_DAYS, so the retention is configured in one place."""
+    rt = runtime()
+    run_retention(rt.pool, utc_now(), days, stop=shutting_down)

@@ -46,6 +46,17 @@ def fold_due(tick: int, interval: float) -> bool:
     return tick % max(1, round(FOLD_EVERY_SECONDS / interval)) == 0
 
 
+# Retention (SLAWATCH_RETENTION_DAYS) runs about this often: it erases tickets done for days, so
+# a few minutes more make no difference, and each run works through what is due in batches.
+RETENTION_EVERY_SECONDS = 600.0
+
+
+def retention_due(tick: int, interval: float) -> bool:
+    """Whether tick number `tick` also enqueues a retention run: one tick in every
+    RETENTION_EVERY_SECONDS, and every tick when ticks are that long or longer."""
+    return tick % max(1, round(RETENTION_EVERY_SECONDS / interval)) == 0
+
+
 class Deadlines(Protocol):
     """Where the due instants come from (internal.worker.deadlines.PgDeadlines)."""
 

@@ -179,6 +179,17 @@ class SlawatchClient:
             metadata=self._metadata,
         )
 
+    def delete_ticket(
+        self, ticket_id: str, *, timeout: float | None = None
+    ) -> pb.DeleteTicketResponse:
+        """Erase one ticket with its history, clocks, alerts and notifications (role `admin`);
+        NOT_FOUND if unknown. Not retried here: after a lost answer, a retry says NOT_FOUND."""
+        return self.stub.DeleteTicket(
+            pb.DeleteTicketRequest(ticket_id=ticket_id),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        )
+
     def get_dashboard(
         self,
         *,

@@ -49,6 +49,7 @@ BRIDGE_ENV = {
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 ALL = secret("acme-all")
 READER = secret("acme-reader")
+ADMIN = secret("acme-admin")
 
 
 @contextlib.contextmanager
@@ -209,6 +210,30 @@ def test_ingest_get_and_dashboard_round_trip(bridge: Bridge, spec: dict[str, Any
     token = paged.body["next_page_token"]
     page2 = http_json("GET", f"{bridge.url}/v1/dashboard?pageSize=1&page_token={token}", READER)
     assert page2.status == 200 and page2.body["tickets"][0] != paged.body["tickets"][0]
+
+
+def test_delete_ticket_over_http_needs_admin_and_erases_the_ticket(
+    bridge: Bridge, spec: dict[str, Any]
+) -> None:
+    """DELETE /v1/tickets/{id} is DeleteTicket: refused 403 without the admin role, then the
+    ticket is erased (its counts in the body), GetTicket finds nothing and a second DELETE is
+    404."""
+    ticket_id = new_id("DEL")
+    assert ingest(bridge, [ticket_event(ticket_id)]).status == 200
+    url = f"{bridge.url}/v1/tickets/{ticket_id}"
+    assert_error(http_json("DELETE", url, ALL), 403, "PERMISSION_DENIED")
+    assert get_ticket(bridge, ticket_id).status == 200
+
+    erased = http_json("DELETE", url, ADMIN)
+    assert erased.status == 200, erased
+    assert erased.body == {
+        "events_deleted": "1",
+        "alerts_deleted": "0",
+        "notifications_deleted": "0",
+    }
+    valid(spec, "slawatch.v1.DeleteTicketResponse", erased.body)
+    assert_error(get_ticket(bridge, ticket_id), 404, "NOT_FOUND")
+    assert_error(http_json("DELETE", url, ADMIN), 404, "NOT_FOUND")
 
 
 def test_bad_field_is_400_with_the_field_violations_and_stores_nothing(

@@ -215,7 +215,7 @@ def test_server_refuses_to_start_without_tokens(database_url: str, config_path: 
     [
         ('[{"name": "x", "sha256": "abc", "tenant": "t", "roles": ["read"]}]', "[0].sha256"),
         (
-            '[{"name": "x", "sha256": "' + "a" * 64 + '", "tenant": "t", "roles": ["admin"]}]',
+            '[{"name": "x", "sha256": "' + "a" * 64 + '", "tenant": "t", "roles": ["root"]}]',
             "[0].roles: unknown role",
         ),
         ("{not json", "not valid JSON"),

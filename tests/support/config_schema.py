@@ -1,7 +1,7 @@
 """deploy/schema/sla_config.schema.json against the loader: for any file, both accept it or both
 refuse it, except where the loader checks what a JSON Schema cannot say (the schema's own
-description lists these: references to calendars and channels, the ladder's order, time zones,
-empty or overlapping hours, the 3650d bound of duration strings)."""
+description lists these: references to calendars, channels and metrics, the ladder's order, time
+zones, empty or overlapping hours, the 3650d bound of duration strings)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ SCHEMA = ROOT / "deploy" / "schema" / "sla_config.schema.json"
 BEYOND_SCHEMA = {
     "a policy names a calendar that is not defined": re.compile(r"\.calendar: unknown calendar"),
     "a step notifies a channel that is not defined": re.compile(r"\.notify: unknown channel"),
+    # A schema cannot compare a policy's keys with the names under `metrics`.
+    "a policy has a target for a metric that is not defined": re.compile(
+        r"a target for a metric that is not defined under metrics"
+    ),
     "the ladder does not ascend": re.compile(r"steps must ascend"),
     "no such time zone": re.compile(r"timezone: unknown time zone"),
     "an empty, inverted or overlapping range": re.compile(r'" (is empty|is inverted|overlaps ")'),

@@ -26,6 +26,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float  # time.monotonic() on arrival: for measuring the gaps between attempts
+    status: int = 200  # the status it was answered with
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class FakeSlack:
         self._lock = threading.Condition()
         self._recorded: list[Recorded] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._outages: dict[str, tuple[float, Reply]] = {}  # path -> (until, the answer)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,12 +59,17 @@ class FakeSlack:
                     body = {"_raw": raw.decode(errors="replace")}
                 # Recorded on arrival, in arrival order, whatever the scripted answer.
                 with fake._lock:
+                    arrived = time.monotonic()
+                    script = fake._scripts[self.path]
+                    outage = fake._outages.get(self.path)
+                    if outage is not None and arrived < outage[0]:
+                        reply = outage[1]
+                    else:
+                        reply = script.popleft() if script else Reply()
                     fake._recorded.append(
-                        Recorded(self.path, dict(self.headers.items()), body, time.monotonic())
+                        Recorded(self.path, dict(self.headers.items()), body, arrived, reply.status)
                     )
                     fake._lock.notify_all()
-                    script = fake._scripts[self.path]
-                    reply = script.popleft() if script else Reply()
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
@@ -117,6 +124,15 @@ class FakeSlack:
         queued = [r if isinstance(r, Reply) else Reply(*r) for r in replies]
         with self._lock:
             self._scripts[path].extend(queued)
+
+    def outage(
+        self, path: str, seconds: float, reply: Scripted = Reply(500, "rollup_error")
+    ) -> None:
+        """Answer every request on `path` with `reply` for the next `seconds` (a Slack outage),
+        before any script; an outage of 0 seconds ends the current one."""
+        answer = reply if isinstance(reply, Reply) else Reply(*reply)
+        with self._lock:
+            self._outages[path] = (time.monotonic() + seconds, answer)
 
     def requests(self, path: str | None = None) -> list[Recorded]:
         with self._lock:

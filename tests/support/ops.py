@@ -92,6 +92,9 @@ def engine_env(
         SLAWATCH_EVAL_INTERVAL_SECONDS="1",
         SLAWATCH_SLACK_TIMEOUT_SECONDS="1",
         SLAWATCH_SWEEP_GRACE_SECONDS="2",
+        # Slack's one message per second per webhook, compressed like the ticks: a test's burst
+        # of hundreds of alerts to one channel still drains in seconds.
+        SLAWATCH_DELIVERY_SEND_INTERVAL="0.01",
         SLAWATCH_LOG_LEVEL="INFO",
         SLAWATCH_WORKER_METRICS_PORT="0",
         SLAWATCH_SCHEDULER_METRICS_PORT="0",

@@ -12,6 +12,7 @@ TOKENS: dict[str, tuple[str, list[str]]] = {
     "acme-all": ("acme", ["ingest", "read", "watch"]),
     "acme-reader": ("acme", ["read"]),
     "acme-watcher": ("acme", ["watch"]),
+    "acme-admin": ("acme", ["admin"]),
     "globex-all": ("globex", ["ingest", "read", "watch"]),
 }
 

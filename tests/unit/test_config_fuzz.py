@@ -50,7 +50,7 @@ trees = st.recursive(
     ),
     max_leaves=25,
 )
-SECTIONS = ["escalation", "pause_statuses", "calendars", "channels", "policies"]
+SECTIONS = ["escalation", "pause_statuses", "calendars", "channels", "policies", "metrics"]
 
 
 def check(text: str | bytes) -> None:
@@ -64,10 +64,10 @@ def check(text: str | bytes) -> None:
         # Whatever was accepted is usable: finite, positive targets and an ascending ladder.
         for tiers in config.policies.values():
             for targets in tiers.values():
-                assert (
-                    0 < targets.seconds["response"] < math.inf
-                    and 0 < targets.seconds["resolution"] < math.inf
-                )
+                if not config.defines_metrics:
+                    assert set(targets.seconds) == {"response", "resolution"}
+                assert {d.name for d in config.metrics} >= set(targets.seconds)
+                assert all(0 < s < math.inf for s in targets.seconds.values())
         steps = config.ladder.steps
         assert all(0 < s.at_percent < math.inf for s in steps)
         assert all(a.at_percent < b.at_percent for a, b in itertools.pairwise(steps))
@@ -93,6 +93,23 @@ def test_one_section_of_a_valid_file_replaced_by_anything(section: str, value: o
     check(yaml.safe_dump(doc))
 
 
+METRICS = {
+    "first_reply": {"start": ["created"], "stop": ["agent_reply"], "pause": ["status:on_hold"]},
+    "next_reply": {"start": ["customer_reply"], "stop": ["agent_reply"], "cycles": "each_start"},
+}
+METRIC_FIELDS = ["start", "stop", "pause", "resume", "cycles", "escalation"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(METRICS)), st.sampled_from(METRIC_FIELDS), trees)
+def test_one_field_of_a_metric_replaced_by_anything(name: str, key: str, value: object) -> None:
+    metrics = {n: dict(d) for n, d in METRICS.items()}
+    metrics[name][key] = value
+    policies = {"high": {"gold": {"first_reply": "1h", "next_reply": value}}}
+    check(yaml.safe_dump({**BASE, "metrics": metrics, "policies": policies}))
+    check(yaml.safe_dump({**BASE, "metrics": metrics, "policies": {"high": {"gold": {}}}}))
+
+
 # Pieces of YAML syntax, so that random sequences of them reach deep into the parser: anchors,
 # aliases (defined or not), merge keys, tags (unsafe ones included), flow and block collections,
 # quoting, escapes, directives, odd scalars and characters YAML refuses.
@@ -101,7 +118,8 @@ FRAGMENTS = [
     "? ", "!!binary ", "!!python/object/apply:os.system ", "!!set ", "!!timestamp ", "!custom ",
     "'", '"', "\\", "\\q", "2026-02-30", "2026-12-25", "1e999", "0x1f", "0o17", "~", "null",
     "%YAML 1.1\n", "---\n", "...\n", "\t", "\x00", "\ufeff", "é", "policies", "pause_statuses",
-    "calendars", "high", "gold", "response", "15m", "x" * 200,
+    "calendars", "high", "gold", "response", "15m", "metrics", "start", "stop", "created",
+    "status:on_hold", "agent_reply", "each_start", "x" * 200,
 ]  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from internal.config.sla_config import ConfigError, parse_config
+from internal.sla.metric import TRIGGERS
 from support.config_schema import (
     BEYOND_SCHEMA,
     assert_agreement,
@@ -48,6 +49,21 @@ def step(**fields: object) -> list[dict[str, Any]]:
     return [{"at_percent": 100, "level": 1, "kind": "breach", **fields}]
 
 
+REPLY = {"start": ["customer_reply"], "stop": ["agent_reply"], "cycles": "each_start"}
+
+
+def metrics(targets: dict[str, object] | None = None, **definitions: object) -> dict[str, Any]:
+    """BASE with a metrics section of `definitions` (default: one `reply` metric) and one policy
+    with `targets` (default: a target for each metric)."""
+    definitions = definitions or {"reply": REPLY}
+    targets = {name: "1h" for name in definitions} if targets is None else targets
+    return with_(metrics=definitions, policies={"high": {"gold": targets}})
+
+
+def reply(**fields: object) -> dict[str, Any]:
+    return metrics(reply={**REPLY, **fields})
+
+
 def test_the_shipped_config_is_valid_for_schema_and_loader() -> None:
     text = (ROOT / "sla_config.yaml").read_text()
     parse_config(text)
@@ -75,6 +91,22 @@ VALID = {
     "the built-in calendar by name": with_(policies=tier(calendar="24x7")),
     "no channels, no notify": {"escalation": step(), "policies": tier()},
     "the top percent and level": with_(escalation=step(at_percent=10000, level=1000)),
+    "a metrics section": metrics(),
+    "every metric field": metrics(
+        first={
+            "start": ["created", "reopened"],
+            "stop": ["agent_reply", "status:resolved"],
+            "pause": ["status:on_hold", "status:in_progress"],
+            "resume": ["customer_reply"],
+            "cycles": "once",
+            "escalation": step(notify=["team"]),
+        }
+    ),
+    "a metric with cycles left out": metrics(m={"start": ["created"], "stop": ["reopened"]}),
+    "a tier with only a calendar": metrics(targets={"calendar": "emea_office"}),
+    "a tier without some metric": metrics(
+        targets={"a": "1h"}, a={"start": ["created"], "stop": ["agent_reply"]}, b=REPLY
+    ),
     "a channel of type slack": with_(
         channels={
             **BASE["channels"],
@@ -152,6 +184,28 @@ INVALID = {
     "holiday not a date": with_(calendars=calendar(holidays=["Christmas"])),
     "holiday with a time": with_(calendars=calendar(holidays=["2026-12-25T00:00:00"])),
     "unknown calendar key": with_(calendars=calendar(open=True)),
+    "metrics empty": with_(metrics={}, policies={"high": {"gold": {}}}),
+    "metrics a list": with_(metrics=[REPLY]),
+    "metric unknown trigger": reply(stop=["agent_replied"]),
+    "metric unknown status": reply(stop=["status:waiting"]),
+    "metric trigger not a string": reply(start=[3]),
+    "metric pause not a status": reply(pause=["agent_reply"]),
+    "metric that can never stop": reply(stop=[]),
+    "metric stopped only by created": reply(stop=["created", "created"]),
+    "metric never started": reply(start=[]),
+    "metric without start": metrics(reply={"stop": ["agent_reply"]}),
+    "metric resume on each_start": reply(resume=["reopened"]),
+    "metric empty resume on each_start": reply(resume=[]),
+    "metric cycles unknown": reply(cycles="always"),
+    "metric unknown key": reply(restart=["created"]),
+    "metric empty ladder": reply(escalation=[]),
+    "metric ladder step kind": reply(escalation=step(kind="panic")),
+    "metric name not an identifier": metrics(targets={}, **{"Reply-Time": REPLY}),
+    "metric name with a newline": metrics(targets={}, **{"reply\n": REPLY}),
+    "metric named calendar": metrics(targets={}, calendar=REPLY),
+    "metric target not a duration": metrics(targets={"reply": "soon"}),
+    "metric calendar not a name": metrics(targets={"reply": "1h", "calendar": 5}),
+    "part one's targets missing without metrics": with_(policies={"high": {"gold": {}}}),
 }
 
 
@@ -182,6 +236,9 @@ ONLY_THE_LOADER = {
     ),
     "a duration string over 3650d": with_(policies=tier(response="3651d")),
     "a level written as a float": with_(escalation=step(level=2.0)),
+    "a policy has a target for a metric that is not defined": metrics(
+        targets={"reply": "1h", "first_reply": "1h"}
+    ),
 }
 
 
@@ -373,3 +430,121 @@ def test_the_generator_makes_valid_and_invalid_files() -> None:
     find(documents, lambda d: verdict(d) == "accepted" and len(d["policies"]) > 1, settings=quick)
     find(documents, lambda d: verdict(d) == "refused by both", settings=quick)
     find(documents, lambda d: verdict(d) == "refused by the loader only", settings=quick)
+
+
+# --- generated configs with a metrics section: definitions mostly valid, and policies whose
+# targets are mostly keyed by the metrics defined.
+def rarely(valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # For values a file has many of (triggers): a near miss in one of 30, so that whole files
+    # with several metrics are still often valid.
+    return st.integers(0, 30).flatmap(lambda i: bad if i == 15 else valid)
+
+
+triggers = rarely(
+    st.sampled_from(TRIGGERS),
+    st.sampled_from(["agent_replied", "status:waiting", "Created", "status:", 3, None]),
+)
+# Most stop lists name a trigger that can stop; ["created"] alone is the near miss.
+stop_triggers = rarely(
+    st.sampled_from([t for t in TRIGGERS if t != "created"]),
+    st.sampled_from(["agent_replied", "status:waiting", 3]),
+)
+status_triggers = rarely(
+    st.sampled_from([t for t in TRIGGERS if t.startswith("status:")]),
+    st.sampled_from(["agent_reply", "created", "status:ON_HOLD"]),
+)
+
+
+def _metric_definition(cycles: str) -> st.SearchStrategy[dict[str, Any]]:
+    # `resume` for once-metrics; on an each_start one it is a near miss of its own (below).
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "pause": st.lists(status_triggers, max_size=2),
+        "escalation": mostly(st.lists(steps, min_size=1, max_size=3), st.just([])),
+    }
+    if cycles == "once":
+        optional["resume"] = st.lists(triggers, max_size=2)
+    return st.fixed_dictionaries(
+        {
+            "start": mostly(st.lists(triggers, min_size=1, max_size=3), st.just([])),
+            "stop": mostly(
+                st.lists(stop_triggers, min_size=1, max_size=3), st.sampled_from([[], ["created"]])
+            ),
+            "cycles": mostly(st.just(cycles), st.sampled_from(["twice", None])),
+        },
+        optional=optional,
+    )
+
+
+metric_definitions = (
+    st.sampled_from(["once", "each_start"])
+    .flatmap(_metric_definition)
+    .flatmap(
+        lambda d: mostly(
+            st.just(d),
+            st.sampled_from([{**d, "restart": ["created"]}, {**d, "resume": ["reopened"]}]),
+        )
+    )
+)
+metric_names = mostly(
+    st.sampled_from(["first_reply", "next_reply", "periodic_update", "resolution", "r2"]),
+    st.sampled_from(["Next-Reply", "calendar", "x\n", "9lives"]),
+)
+
+
+def metric_policies(names: list[str]) -> st.SearchStrategy[Any]:
+    tier_targets = st.fixed_dictionaries(
+        {},
+        optional={
+            **{name: durations for name in names},
+            "calendar": mostly(st.sampled_from(["24x7", "office"]), st.sampled_from(["mars", 3])),
+        },
+    ).flatmap(lambda t: mostly(st.just(t), st.just({**t, "ghost": "1h"})))
+    return st.dictionaries(
+        st.sampled_from(["high", "low"]),
+        st.dictionaries(st.sampled_from(["gold", "silver"]), tier_targets, min_size=1, max_size=2),
+        min_size=1,
+        max_size=2,
+    )
+
+
+metric_documents = mostly(
+    st.dictionaries(metric_names, metric_definitions, min_size=1, max_size=3), st.just({})
+).flatmap(
+    lambda defs: st.fixed_dictionaries(
+        {
+            "metrics": st.just(defs),
+            "policies": metric_policies(list(defs)),
+            "calendars": st.just({"office": {"timezone": "UTC", "hours": {"mon": "09:00-17:00"}}}),
+            "channels": st.dictionaries(
+                channel_names, st.just({"slack_webhook_env": "SLACK_WEBHOOK_URL"}), max_size=3
+            ),
+        }
+    )
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(metric_documents)
+def test_generated_metric_configs_get_the_same_verdict_from_schema_and_loader(
+    doc: dict[str, Any],
+) -> None:
+    assert_agreement(yaml.safe_dump(doc))
+
+
+def test_the_metric_generator_makes_valid_and_invalid_files() -> None:
+    """As above, for files with a metrics section: accepted ones with several metrics, ones both
+    refuse, and ones only the loader refuses (a target for a metric not defined)."""
+    quick = settings(
+        phases=[Phase.generate],
+        max_examples=1000,
+        database=None,
+        derandomize=True,
+        deadline=None,
+    )
+    find(
+        metric_documents,
+        lambda d: verdict(d) == "accepted" and len(d["metrics"]) > 1,
+        settings=quick,
+    )
+    find(metric_documents, lambda d: verdict(d) == "refused by both", settings=quick)
+    find(metric_documents, lambda d: verdict(d) == "refused by the loader only", settings=quick)

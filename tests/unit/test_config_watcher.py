@@ -20,6 +20,7 @@ from internal.config.holder import ConfigHolder
 from internal.config.sla_config import load_config, parse_config
 from internal.config.watcher import ConfigWatcher
 from support.configs import config_text
+from support.env import ROOT
 
 GOLD_2H = {
     "high": {"gold": {"response": "15m", "resolution": "2h"}},
@@ -323,3 +324,19 @@ def test_a_fifo_in_place_of_the_file_is_refused_without_blocking_the_watcher(
     staged.write_text(config_text(policies=GOLD_2H))
     os.replace(staged, path)
     eventually(lambda: resolution_of(holder) == 7200, APPLY_WITHIN, "next save applied")
+
+
+def test_a_save_with_a_metrics_section_is_refused_while_it_is_not_served(
+    watched: tuple[Path, ConfigHolder], caplog: pytest.LogCaptureFixture
+) -> None:
+    """examples/zendesk-like.yaml is a valid file, but the running processes still store part
+    one's two clocks only: the reload refuses it in one error line naming `metrics`, and the last
+    good config keeps running."""
+    path, holder = watched
+    before = holder.current.version
+    caplog.set_level(logging.INFO, logger="internal.config.watcher")
+    path.write_text((ROOT / "examples" / "zendesk-like.yaml").read_text())
+    eventually(lambda: any(r.levelno == logging.ERROR for r in caplog.records), APPLY_WITHIN)
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "metrics: parsed, but not served yet" in error
+    assert holder.current.version == before

@@ -54,7 +54,7 @@ def compare(history: History, tier: str) -> None:
     assert targets is not None
     metrics = [
         metric_model.response_metric(),
-        metric_model.resolution_metric([]),
+        metric_model.resolution_metric(sorted(s.value for s in CONFIG.pause_statuses)),
     ]
     expected = metric_model.clocks(
         history.created_at,

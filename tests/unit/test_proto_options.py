@@ -23,3 +23,9 @@ def test_reads_are_marked_free_of_side_effects() -> None:
 def test_ingest_is_marked_idempotent() -> None:
     """IngestTickets is idempotent on (ticket_id, updated_at): a retried batch changes nothing."""
     assert level_of("IngestTickets") == Level.Value("IDEMPOTENT")
+
+
+def test_delete_ticket_is_marked_idempotent() -> None:
+    """DeleteTicket repeated leaves the store as the first call left it (the repeat answers
+    NOT_FOUND): safe to retry after a lost answer."""
+    assert level_of("DeleteTicket") == Level.Value("IDEMPOTENT")

@@ -955,3 +955,49 @@ class WatchAlertsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchAlertsResponse: _TypeAlias = WatchAlertsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteTicketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTicketRequest: _TypeAlias = DeleteTicketRequest  # noqa: Y015
+
+@_typing.final
+class DeleteTicketResponse(_message.Message):
+    """DeleteTicketResponse counts the rows erased with the ticket."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_DELETED_FIELD_NUMBER: _builtins.int
+    ALERTS_DELETED_FIELD_NUMBER: _builtins.int
+    NOTIFICATIONS_DELETED_FIELD_NUMBER: _builtins.int
+    events_deleted: _builtins.int
+    alerts_deleted: _builtins.int
+    notifications_deleted: _builtins.int
+    def __init__(
+        self,
+        *,
+        events_deleted: _builtins.int = ...,
+        alerts_deleted: _builtins.int = ...,
+        notifications_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts_deleted", b"alerts_deleted", "events_deleted", b"events_deleted", "notifications_deleted", b"notifications_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTicketResponse: _TypeAlias = DeleteTicketResponse  # noqa: Y015

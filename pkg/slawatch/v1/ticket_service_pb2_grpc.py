@@ -55,6 +55,11 @@ class TicketServiceStub:
                 request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.WatchAlertsRequest.SerializeToString,
                 response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.WatchAlertsResponse.FromString,
                 _registered_method=True)
+        self.DeleteTicket = channel.unary_unary(
+                '/slawatch.v1.TicketService/DeleteTicket',
+                request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketRequest.SerializeToString,
+                response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketResponse.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -92,6 +97,16 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteTicket(self, request, context):
+        """DeleteTicket erases one ticket with its history, clocks, alerts and
+        notifications, in one transaction (role admin). A pending notification of
+        it is not sent, and WatchAlerts replays no longer include its alerts.
+        NOT_FOUND when there is no such ticket (also on a repeated call).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +129,11 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.WatchAlerts,
                     request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.WatchAlertsRequest.FromString,
                     response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'DeleteTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTicket,
+                    request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketRequest.FromString,
+                    response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +245,33 @@ class TicketService:
             '/slawatch.v1.TicketService/WatchAlerts',
             slawatch_dot_v1_dot_ticket__service__pb2.WatchAlertsRequest.SerializeToString,
             slawatch_dot_v1_dot_ticket__service__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/slawatch.v1.TicketService/DeleteTicket',
+            slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketRequest.SerializeToString,
+            slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,

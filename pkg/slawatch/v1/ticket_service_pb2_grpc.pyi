@@ -46,6 +46,12 @@ class TicketServiceStub:
     """WatchAlerts streams alerts as they are written, optionally replaying
     stored alerts after a given id first.
     """
+    DeleteTicket: _grpc.UnaryUnaryMultiCallable[_ticket_service_pb2.DeleteTicketRequest, _ticket_service_pb2.DeleteTicketResponse]
+    """DeleteTicket erases one ticket with its history, clocks, alerts and
+    notifications, in one transaction (role admin). A pending notification of
+    it is not sent, and WatchAlerts replays no longer include its alerts.
+    NOT_FOUND when there is no such ticket (also on a repeated call).
+    """
 
 @_typing.type_check_only
 class TicketServiceAsyncStub(TicketServiceStub):
@@ -64,6 +70,12 @@ class TicketServiceAsyncStub(TicketServiceStub):
     WatchAlerts: _aio.UnaryStreamMultiCallable[_ticket_service_pb2.WatchAlertsRequest, _ticket_service_pb2.WatchAlertsResponse]  # type: ignore[assignment]
     """WatchAlerts streams alerts as they are written, optionally replaying
     stored alerts after a given id first.
+    """
+    DeleteTicket: _aio.UnaryUnaryMultiCallable[_ticket_service_pb2.DeleteTicketRequest, _ticket_service_pb2.DeleteTicketResponse]  # type: ignore[assignment]
+    """DeleteTicket erases one ticket with its history, clocks, alerts and
+    notifications, in one transaction (role admin). A pending notification of
+    it is not sent, and WatchAlerts replays no longer include its alerts.
+    NOT_FOUND when there is no such ticket (also on a repeated call).
     """
 
 class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -104,6 +116,18 @@ class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_ticket_service_pb2.WatchAlertsResponse], _abc.AsyncIterator[_ticket_service_pb2.WatchAlertsResponse]]:
         """WatchAlerts streams alerts as they are written, optionally replaying
         stored alerts after a given id first.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteTicket(
+        self,
+        request: _ticket_service_pb2.DeleteTicketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_service_pb2.DeleteTicketResponse, _abc.Awaitable[_ticket_service_pb2.DeleteTicketResponse]]:
+        """DeleteTicket erases one ticket with its history, clocks, alerts and
+        notifications, in one transaction (role admin). A pending notification of
+        it is not sent, and WatchAlerts replays no longer include its alerts.
+        NOT_FOUND when there is no such ticket (also on a repeated call).
         """
 
 def add_TicketServiceServicer_to_server(servicer: TicketServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
