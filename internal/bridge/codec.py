@@ -42,6 +42,10 @@ def alert(msg: pb.Alert) -> Json:
         "priority": msg.priority,
         "customer_tier": msg.customer_tier,
         "policy_version": msg.policy_version,
+        "repeat": msg.repeat,
+        "acknowledged_at": _time(msg.acknowledged_at) if msg.HasField("acknowledged_at") else None,
+        "acknowledged_by": msg.acknowledged_by or None,
+        "ack_note": msg.ack_note or None,
     }
 
 

@@ -41,6 +41,7 @@ RECONNECT_MAX_SECONDS = 5.0
 # Alerts a replay reads from the server under one replay slot, then sends with the slot released.
 REPLAY_PAGE = 256
 REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+UPDATES = {pb.ALERT_CHANGE_REPEATED: "repeated", pb.ALERT_CHANGE_ACKNOWLEDGED: "acknowledged"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,10 @@ class AlertFeed:
                     self.last_error = None
                     self._set_state("up")
                 async for response in call:
-                    self._publish(response.alert)
+                    if response.change in UPDATES:
+                        self._publish_update(response)
+                    else:
+                        self._publish(response.alert)
                 log.warning("upstream WatchAlerts of tenant %r ended; reconnecting", self.tenant)
             except grpc.aio.AioRpcError as err:
                 error = f"{err.code().name}: {err.details()}"
@@ -253,6 +257,13 @@ class AlertFeed:
             self.ring_floor = self.ring[0].alert_id
         self.ring.append(item)
         self.broadcast(item)
+
+    def _publish_update(self, response: pb.WatchAlertsResponse) -> None:
+        # A repeat or acknowledgement of an alert already sent: to the clients connected now,
+        # outside the ring (a client resuming later reads the alert's state from GetTicket).
+        change = UPDATES[response.change]
+        frame = {"type": "alert_update", "change": change, "alert": codec.alert(response.alert)}
+        self.broadcast(FeedItem(None, codec.frame(frame)))
 
     def broadcast(self, item: FeedItem) -> None:
         for sub in list(self.subscribers):

@@ -99,6 +99,13 @@ ROUTES: tuple[Route, ...] = (
         body=False,
         summary="Erase a ticket with its history, clocks, alerts and notifications (DeleteTicket)",
     ),
+    Route(
+        "POST",
+        "/v1/alerts/{alert_id}:acknowledge",
+        "AcknowledgeAlert",
+        body=True,
+        summary="Mark an alert handled: its repeats stop (AcknowledgeAlert)",
+    ),
 )
 OPENAPI_PATH = "/v1/openapi.json"
 
@@ -176,7 +183,9 @@ class HttpApi:
             if not route.body:
                 return protojson.parse_query(request.query, dict(request.match_info), message)
             raw = await self._read_body(request)
-            parsed = await asyncio.to_thread(protojson.parse_body, raw, message)
+            parsed = await asyncio.to_thread(
+                protojson.parse_body, raw, message, dict(request.match_info)
+            )
         except protojson.BadJson as err:
             raise _Refused(
                 http_errors.error_response(grpc.StatusCode.INVALID_ARGUMENT, str(err))

@@ -57,8 +57,8 @@ def _parse_dict(data: dict[str, Any], message: M) -> M:
     return message
 
 
-def parse_body(raw: bytes, message: M) -> M:
-    """`message` filled from a JSON body."""
+def parse_body(raw: bytes, message: M, path_params: Mapping[str, str] | None = None) -> M:
+    """`message` filled from a JSON body and the path's parameters (a field in both is refused)."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
@@ -70,6 +70,13 @@ def parse_body(raw: bytes, message: M) -> M:
         raise BadJson("the body is not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadJson(f"the body must be a JSON object ({message.DESCRIPTOR.name}), not an array")
+    if path_params:
+        descriptor = cast(Descriptor, message.DESCRIPTOR)
+        for key in data:
+            field = query_field(descriptor, key)
+            if field is not None and field.name in path_params:
+                raise BadJson(f"body field {key!r}: the field {field.name!r} is given in the path")
+        data = {**data, **path_params}
     return _parse_dict(data, message)
 
 

@@ -156,7 +156,9 @@ def _parse_ladder(raw: object, where: str = "escalation") -> Ladder:
     for i, item in enumerate(_list(raw, where)):
         key = f"{where}[{i}]"
         entry = _mapping(item, key)
-        _unknown_keys(entry, {"at_percent", "level", "kind", "notify"}, key)
+        _unknown_keys(
+            entry, {"at_percent", "level", "kind", "notify", "repeat_every", "repeat_max"}, key
+        )
         for required in ("at_percent", "level", "kind"):
             if required not in entry:
                 raise ConfigError(f"{key}.{required}: missing")
@@ -179,13 +181,34 @@ def _parse_ladder(raw: object, where: str = "escalation") -> Ladder:
         notify = _list(entry.get("notify", []), f"{key}.notify")
         if not all(isinstance(n, str) for n in notify):
             raise ConfigError(f"{key}.notify: expected a list of channel names")
-        steps.append(Step(float(pct), level, AlertKind(kind), tuple(notify)))
+        every, most = _parse_repeat(entry, key)
+        steps.append(Step(float(pct), level, AlertKind(kind), tuple(notify), every, most))
     if not steps:
         raise ConfigError(f"{where}: at least one step is required")
     for i in range(1, len(steps)):
         if steps[i].at_percent <= steps[i - 1].at_percent or steps[i].level <= steps[i - 1].level:
             raise ConfigError(f"{where}[{i}]: steps must ascend in both at_percent and level")
     return Ladder(tuple(steps))
+
+
+MAX_REPEATS = 100
+
+
+def _parse_repeat(entry: Mapping[str, Any], key: str) -> tuple[float | None, int | None]:
+    """A step's (repeat_every, repeat_max): both or neither."""
+    if "repeat_every" not in entry and "repeat_max" not in entry:
+        return None, None
+    for required in ("repeat_every", "repeat_max"):
+        if required not in entry:
+            other = "repeat_max" if required == "repeat_every" else "repeat_every"
+            raise ConfigError(f"{key}.{required}: missing (a step with {other} needs both)")
+    every = parse_duration(entry["repeat_every"], f"{key}.repeat_every")
+    most = entry["repeat_max"]
+    if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= MAX_REPEATS:
+        raise ConfigError(
+            f"{key}.repeat_max: expected an integer from 1 to {MAX_REPEATS}, got {show_value(most)}"
+        )
+    return every, most
 
 
 def _check_notify(ladder: Ladder, where: str, channels: Mapping[str, Channel]) -> None:

@@ -35,6 +35,7 @@ class Role(StrEnum):
     READ = "read"
     WATCH = "watch"
     ADMIN = "admin"  # erasure: DeleteTicket
+    ACK = "ack"  # AcknowledgeAlert
 
 
 class AuthConfigError(ValueError):

@@ -43,6 +43,9 @@ class AlertMessage:
     # minute after it says by how much (and why, when the reason is known).
     alerted_at: datetime | None = None
     late_reason: str | None = None
+    # 0: the alert's first notification; n: its nth repeat, of at most repeat_max.
+    repeat: int = 0
+    repeat_max: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("due_at", "mode_since", "interrupted_at", "alerted_at"):

@@ -91,6 +91,9 @@ def build_payload(
         emoji, title = ":rotating_light:", f"SLA breached: {clock}"
     else:
         emoji, title = ":warning:", f"SLA at risk: {clock}"
+    if msg.repeat > 0:
+        of = f" of {msg.repeat_max}" if msg.repeat_max else ""
+        title += f" (repeat {msg.repeat}{of}, not acknowledged)"
     facts: list[str] = []  # the fallback's parts, in the order the fields show them
     fields = [("Ticket", _ticket_ref(msg.ticket_id, ticket_url_template))]
     if msg.due_at is not None:

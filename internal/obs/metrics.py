@@ -61,6 +61,14 @@ ALERTS = Counter(
     "Alerts written, by kind (warning, breach) and escalation level.",
     ["kind", "level"],
 )
+ALERT_REPEATS = Counter(
+    "slawatch_alert_repeats",
+    "Unacknowledged alerts notified again (ladder steps with repeat_every).",
+)
+ALERTS_ACKNOWLEDGED = Counter(
+    "slawatch_alerts_acknowledged",
+    "Alerts acknowledged through AcknowledgeAlert.",
+)
 
 # --- notifications (worker) ---
 NOTIFICATIONS = Counter(

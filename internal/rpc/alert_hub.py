@@ -4,7 +4,8 @@ A dedicated thread LISTENs on the alerts channel. On each notification, and ever
 `poll_interval` seconds as a safety net for a NOTIFY that never arrived, it reads the alerts with
 id > the last it has seen and offers them, in id order, to each subscription's bounded queue.
 After its connection drops it reconnects with backoff and reads from the same id, so nothing
-committed meanwhile is skipped.
+committed meanwhile is skipped. Changes of alerts written earlier (a repeat, an acknowledgement)
+are read the same way from alert_updates, after the new alerts of each round.
 
 Each alert is converted to its protobuf message once, here, and shared by every stream.
 
@@ -28,7 +29,7 @@ import psycopg
 
 from internal.rpc import convert
 from internal.rpc.errors import status_with_reason
-from internal.usecase import alerts
+from internal.usecase import alert_changes, alerts
 from internal.usecase.alerts import AlertFilter, AlertRow
 from slawatch.errors import RESUME_KEY, SERVER_SHUTTING_DOWN, STREAM_TOO_SLOW
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -47,12 +48,20 @@ SHUTDOWN_CUT_SECONDS = 1.0
 
 Ender = Callable[[grpc.StatusCode, str], None]
 
+CHANGE_TO_PB = {
+    alert_changes.REPEAT: pb.ALERT_CHANGE_REPEATED,
+    alert_changes.ACKNOWLEDGED: pb.ALERT_CHANGE_ACKNOWLEDGED,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class LiveAlert:
     alert_id: int
     row: AlertRow  # the stored columns, for filtering
     response: pb.WatchAlertsResponse
+    # A repeat or acknowledgement of an alert (possibly one the stream sent long ago): sent
+    # whatever the stream's position, which it does not move.
+    update: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +213,7 @@ class AlertHub:
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self.position: int | None = None  # the last alert id read from the table
+        self.update_position: int | None = None  # the last alert_updates id read
         self.overflows = 0
         self.reconnects = 0
         self._thread = threading.Thread(target=self._run, name="alert-listener", daemon=True)
@@ -279,6 +289,7 @@ class AlertHub:
             try:
                 with alerts.listening(self._url) as conn:
                     if self.position is None:
+                        self.update_position = alerts.latest_update_id(conn)
                         self.position = alerts.latest_alert_id(conn)
                     self.connected.set()
                     log.info("alert listener connected (after alert %d)", self.position)
@@ -324,13 +335,39 @@ class AlertHub:
                 LiveAlert(
                     row.alert_id,
                     row,
-                    pb.WatchAlertsResponse(alert=convert.alert_to_pb(row)),
+                    pb.WatchAlertsResponse(
+                        alert=convert.alert_to_pb(row), change=pb.ALERT_CHANGE_RAISED
+                    ),
                 )
                 for row in rows
             ]
             self._publish(batch)
             self.position = batch[-1].alert_id
             if len(rows) < self._page:
+                break
+        self._catch_up_updates(conn)
+
+    def _catch_up_updates(self, conn: psycopg.Connection[Any]) -> None:
+        assert self.update_position is not None
+        while not self._stopping.is_set():
+            updates = alerts.updates_after(conn, self.update_position, self._page)
+            if not updates:
+                return
+            self._publish(
+                [
+                    LiveAlert(
+                        u.alert.alert_id,
+                        u.alert,
+                        pb.WatchAlertsResponse(
+                            alert=convert.alert_to_pb(u.alert), change=CHANGE_TO_PB[u.kind]
+                        ),
+                        update=True,
+                    )
+                    for u in updates
+                ]
+            )
+            self.update_position = updates[-1].update_id
+            if len(updates) < self._page:
                 return
 
     def _publish(self, batch: Sequence[LiveAlert]) -> None:

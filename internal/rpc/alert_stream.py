@@ -100,7 +100,9 @@ def watch(
                 for row in alerts.replay(pool, wanted, last, options.replay_page):
                     if sub.end is not None:
                         context.abort_with_status(sub.end.status(sub.last_sent))
-                    yield pb.WatchAlertsResponse(alert=convert.alert_to_pb(row))
+                    yield pb.WatchAlertsResponse(
+                        alert=convert.alert_to_pb(row), change=pb.ALERT_CHANGE_RAISED
+                    )
                     last = sub.last_sent = row.alert_id
                 if sub.go_live():
                     break
@@ -116,7 +118,9 @@ def watch(
             for item in items:
                 if sub.end is not None:
                     context.abort_with_status(sub.end.status(sub.last_sent))
-                if item.alert_id > last:
+                if item.update:
+                    yield item.response
+                elif item.alert_id > last:
                     yield item.response
                     last = sub.last_sent = item.alert_id
     finally:

@@ -27,6 +27,7 @@ METHOD_ROLES = {
     "GetDashboard": Role.READ,
     "WatchAlerts": Role.WATCH,
     "DeleteTicket": Role.ADMIN,
+    "AcknowledgeAlert": Role.ACK,
 }
 
 # The caller of the RPC being served on this thread; set by the interceptor.

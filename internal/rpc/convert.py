@@ -184,15 +184,21 @@ def alert_to_pb(row: AlertRow, notifications: Sequence[NotificationRow] = ()) ->
         policy_version=row.policy_version,
         metric=row.clock,
         cycle=_CURRENT_CYCLE,
+        repeat=row.repeat,
+        acknowledged_by=row.acknowledged_by or "",
+        ack_note=row.ack_note or "",
     )
     if row.due_at is not None:
         msg.due_at.CopyFrom(ts(row.due_at))
+    if row.acknowledged_at is not None:
+        msg.acknowledged_at.CopyFrom(ts(row.acknowledged_at))
     for n in notifications:
         note = msg.notifications.add(
             channel=n.channel,
             state=NOTIFICATION_STATE_TO_PB[n.state],
             attempts=n.attempts,
             last_error=n.last_error or "",
+            repeat=n.repeat,
         )
         if n.sent_at is not None:
             note.sent_at.CopyFrom(ts(n.sent_at))

@@ -25,9 +25,10 @@ from internal.rpc.validation import (
     Violation,
     check_filter,
     check_text,
+    validate_acknowledge,
     validate_ingest,
 )
-from internal.usecase import erase, ingest, queries
+from internal.usecase import alert_changes, erase, ingest, queries
 from internal.usecase.errors import UNREACHABLE_ERRORS
 from internal.usecase.queries import DashboardFilter
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -234,6 +235,33 @@ class TicketService(pb_grpc.TicketServiceServicer):
             alerts_deleted=erased.alerts,
             notifications_deleted=erased.notifications,
         )
+
+    def AcknowledgeAlert(
+        self, request: pb.AcknowledgeAlertRequest, context: grpc.ServicerContext
+    ) -> pb.AcknowledgeAlertResponse:
+        principal = current_principal.get()  # the tenant and the name come from the token
+        violations = validate_acknowledge(request)
+        if violations:
+            abort_bad_request(context, violations)
+        with self._pool.connection() as conn:
+            row = alert_changes.acknowledge(
+                conn,
+                principal.tenant,
+                request.alert_id,
+                principal.name,
+                request.note or None,
+                self._now(),
+            )
+        if row is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"alert {request.alert_id} not found")
+        metrics.ALERTS_ACKNOWLEDGED.inc()
+        log.info(
+            "alert %d acknowledged by %s",
+            row.alert_id,
+            row.acknowledged_by,
+            extra={"alert_id": row.alert_id, "ticket_id": row.ticket_id},
+        )
+        return pb.AcknowledgeAlertResponse(alert=convert.alert_to_pb(row))
 
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext

@@ -96,6 +96,18 @@ def check_text(value: str, field: str, out: list[Violation], max_len: int = MAX_
 
 
 MAX_FILTER_VALUES = 100
+MAX_ACK_NOTE = 500
+
+
+def validate_acknowledge(request: pb.AcknowledgeAlertRequest) -> list[Violation]:
+    out: list[Violation] = []
+    if request.alert_id <= 0:
+        out.append(Violation("alert_id", "required: the alert_id of a stored alert (> 0)"))
+    if len(request.note) > MAX_ACK_NOTE:
+        out.append(Violation("note", f"longer than {MAX_ACK_NOTE} characters"))
+    elif request.note and not request.note.isprintable():
+        out.append(Violation("note", "contains control characters"))
+    return out
 
 
 def check_filter(values: Sequence[str], field: str, out: list[Violation]) -> None:

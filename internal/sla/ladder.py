@@ -15,6 +15,10 @@ class Step:
     level: int
     kind: AlertKind
     notify: tuple[str, ...] = ()
+    # An unacknowledged alert of this step is notified again every `repeat_every` seconds, at
+    # most `repeat_max` times, while its clock has not stopped (DESIGN §11). None: never.
+    repeat_every: float | None = None
+    repeat_max: int | None = None
 
     def seconds(self, target: float) -> float:
         return target * self.at_percent / 100.0

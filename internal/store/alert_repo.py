@@ -17,15 +17,12 @@ import psycopg
 from psycopg import sql
 
 from internal.store.evaluate_repo import ALERTS_CHANNEL
-from internal.store.rows import AlertRow, typed_rows
+from internal.store.rows import AlertRow, column_names, typed_rows
 
 LISTENER_APPLICATION_NAME = "slawatch-alert-listener"
 
 # AlertRow's fields, in order.
-_COLUMNS = (
-    "alert_id, tenant_id, ticket_id, clock, kind, escalation_level, due_at, created_at,"
-    " priority, customer_tier, policy_version"
-)
+_COLUMNS = ", ".join(column_names(AlertRow))
 
 _ALERT_ROWS = typed_rows(AlertRow)
 

@@ -2,7 +2,9 @@
 
 Writers of clocks (ingest, recompute) announce the earliest next_check_at they stored on
 DEADLINE_CHANNEL, delivered at commit; the scheduler LISTENs, so that a new earlier instant
-wakes it. Reading the next instant is one probe of the partial index sla_clocks_due.
+wakes it. Reading the next instant is one probe of each of the partial indexes sla_clocks_due
+and alerts_repeat_due (a repeat is scheduled by the evaluator itself, which the scheduler asks
+again after each run).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import psycopg
 
 DEADLINE_CHANNEL = "slawatch_deadline"
 
-# min() over the partial index is one index probe (an Index Only Scan with LIMIT 1), whatever the
-# number of clocks.
-_NEXT_AFTER = "SELECT min(next_check_at) FROM sla_clocks WHERE next_check_at > %s"
+# Each min() over its partial index is one index probe (an Index Only Scan with LIMIT 1),
+# whatever the number of clocks and alerts; least() skips the NULL of an empty one.
+_NEXT_AFTER = """
+SELECT least((SELECT min(next_check_at) FROM sla_clocks WHERE next_check_at > %(after)s),
+             (SELECT min(next_repeat_at) FROM alerts WHERE next_repeat_at > %(after)s))
+"""
 
 
 def next_check_after(conn: psycopg.Connection[Any], after: datetime) -> datetime | None:
-    """The earliest next_check_at strictly after `after`, or None when no clock has one."""
-    row = conn.execute(_NEXT_AFTER, (after,)).fetchone()
+    """The earliest instant strictly after `after` at which a clock crosses a step or an
+    alert's repeat is due, or None when there is none."""
+    row = conn.execute(_NEXT_AFTER, {"after": after}).fetchone()
     return None if row is None else row[0]
 
 

@@ -31,9 +31,11 @@ FROM due, alerts a
 WHERE n.notification_id = due.notification_id AND a.alert_id = n.alert_id
 RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.crashes, n.correlation_id,
           n.last_error AS previous_error, due.sending_at AS interrupted_at,
-          a.created_at AS alerted_at,
+          -- A repeat is on time when it goes out as it is made, not when its alert was.
+          CASE WHEN n.repeat > 0 THEN n.created_at ELSE a.created_at END AS alerted_at,
           a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
-          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since
+          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since,
+          n.repeat, a.repeat_max
 """
 
 

@@ -55,12 +55,12 @@ TICKET_READS: tuple[tuple[str, type[Any]], ...] = (
     ),
     (
         "SELECT alert_id, tenant_id, ticket_id, clock, kind, escalation_level, due_at,"
-        " created_at, priority, customer_tier, policy_version"
-        f" FROM alerts WHERE {_TICKET} ORDER BY alert_id",
+        " created_at, priority, customer_tier, policy_version, repeat, acknowledged_at,"
+        f" acknowledged_by, ack_note FROM alerts WHERE {_TICKET} ORDER BY alert_id",
         AlertRow,
     ),
     (
-        "SELECT n.alert_id, n.channel, n.state, n.attempts, n.last_error, n.sent_at"
+        "SELECT n.alert_id, n.channel, n.state, n.attempts, n.last_error, n.sent_at, n.repeat"
         " FROM notifications n JOIN alerts a USING (alert_id)"
         " WHERE a.tenant_id = %(tenant)s AND a.ticket_id = %(id)s ORDER BY n.notification_id",
         NotificationRow,

@@ -100,6 +100,10 @@ class AlertRow(ByColumn):
     priority: str
     customer_tier: str
     policy_version: str
+    repeat: int  # repeats notified so far
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_note: str | None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class NotificationRow(ByColumn):
     attempts: int
     last_error: str | None
     sent_at: datetime | None
+    repeat: int
 
 
 T = TypeVar("T")

@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from internal.store import alert_repo
+from internal.store import alert_change_repo, alert_repo
+from internal.store.alert_change_repo import AlertUpdate
 from internal.store.alert_repo import AlertFilter as AlertFilter
 from internal.store.rows import AlertRow as AlertRow
 
@@ -60,3 +61,13 @@ def wait_for_alerts(conn: Conn, timeout: float) -> bool:
 def alerts_after(conn: Conn, after: int, limit: int) -> list[AlertRow]:
     """Up to `limit` alerts of every tenant with id > `after`, in id order."""
     return alert_repo.alerts_after(conn, after, limit)
+
+
+def latest_update_id(conn: Conn) -> int:
+    """The largest alert_updates id committed so far (0: none)."""
+    return alert_change_repo.last_update_id(conn)
+
+
+def updates_after(conn: Conn, after: int, limit: int) -> list[AlertUpdate]:
+    """Up to `limit` changes of alerts (repeats, acknowledgements) with id > `after`."""
+    return alert_change_repo.updates_after(conn, after, limit)

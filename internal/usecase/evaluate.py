@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -20,7 +20,7 @@ from internal.config.holder import TenantPolicies
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import Mode
 from internal.sla.stored_clock import StoredClock
-from internal.store import evaluate_repo
+from internal.store import alert_change_repo, deadline_repo, evaluate_repo
 from internal.store.evaluate_repo import ClockCheck, DueClock, NewAlert, NewNotification
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ def evaluate_batch(
         alerts: list[NewAlert] = []
         # (tenant, ticket, clock, level) -> the channels of the step that fired
         channels: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
+        # the same key -> (repeat_every, repeat_max) of a step that repeats
+        repeats: dict[tuple[str, str, str, int], tuple[float, int]] = {}
         correlation_by_ticket: dict[tuple[str, str], str | None] = {}
         # (policy version, calendar name) -> due clocks counted on a calendar it lacks
         unknown_calendars: Counter[tuple[str, str]] = Counter()
@@ -103,6 +105,11 @@ def evaluate_batch(
                     )
                 )
                 channels[(d.tenant_id, d.ticket_id, d.clock, step.level)] = step.notify
+                if step.repeat_every is not None and step.repeat_max is not None:
+                    repeats[(d.tenant_id, d.ticket_id, d.clock, step.level)] = (
+                        step.repeat_every,
+                        step.repeat_max,
+                    )
                 correlation_by_ticket[(d.tenant_id, d.ticket_id)] = d.correlation_id
             checks.append(
                 ClockCheck(
@@ -145,6 +152,18 @@ def evaluate_batch(
                     notification_ids.append(note.notification_id)
                     correlations[note.notification_id] = note.correlation_id
             evaluate_repo.raise_levels(conn, alerts)
+            scheduled = [
+                (w.alert_id, *repeats[key])
+                for w in written
+                if (key := (w.tenant_id, w.ticket_id, w.clock, w.escalation_level)) in repeats
+            ]
+            if scheduled:
+                alert_change_repo.schedule_repeats(conn, scheduled)
+                # The scheduler sleeps until the earliest instant it knows: tell it of this one.
+                with conn.cursor() as cur:
+                    deadline_repo.announce(
+                        cur, now + timedelta(seconds=min(s[1] for s in scheduled))
+                    )
         evaluate_repo.record_checks(conn, checks)
         alert_ids = [r.alert_id for r in raised]
         if alert_ids:

@@ -171,6 +171,8 @@ def _message(claimed: outbox_repo.Claimed, reason: str | None) -> AlertMessage:
         interrupted_at=claimed.interrupted_at,
         alerted_at=a["alerted_at"],
         late_reason=reason,
+        repeat=int(a["repeat"]),
+        repeat_max=a["repeat_max"],
     )
 
 

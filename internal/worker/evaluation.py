@@ -1,4 +1,5 @@
-"""One evaluation run: due clocks in batches until none are left (bounded per run)."""
+"""One evaluation run: due clocks in batches until none are left (bounded per run), then the
+alerts whose repeat is due, the same way."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psycopg_pool
 
 from internal.config.holder import TenantPolicies
 from internal.obs import metrics
+from internal.usecase.alert_changes import repeat_batch
 from internal.usecase.evaluate import BatchResult, evaluate_batch
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ MAX_BATCHES = 50
 class RunResult:
     clocks: int = 0
     alerts: list[int] = field(default_factory=list)
+    repeated: list[int] = field(default_factory=list)  # alerts notified again
     notifications: list[int] = field(default_factory=list)
     # notification id -> correlation id of the ingest call behind its alert
     correlations: dict[int, str | None] = field(default_factory=dict)
@@ -78,6 +81,19 @@ def run_evaluation(
             break
         if stop is not None and stop.is_set():
             log.info("shutting down: leaving the remaining due clocks to the next tick")
+            break
+    for _ in range(max_batches):
+        if stop is not None and stop.is_set():
+            break
+        with pool.connection() as conn:
+            repeats = repeat_batch(conn, now(), batch_size)
+        if repeats.repeated:
+            metrics.ALERT_REPEATS.inc(len(repeats.repeated))
+            log.info("repeated %d unacknowledged alerts", len(repeats.repeated))
+        result.repeated += repeats.repeated
+        result.notifications += repeats.notifications
+        result.correlations.update(repeats.correlations)
+        if repeats.due < batch_size:
             break
     result.seconds = time.perf_counter() - started
     metrics.EVALUATION_DURATION.observe(result.seconds)

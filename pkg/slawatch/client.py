@@ -253,6 +253,7 @@ class SlawatchClient:
         priorities: Iterable[str] = (),
         customer_tiers: Iterable[str] = (),
         max_backoff: float = 10.0,
+        changes: bool = False,
     ) -> AlertWatch:
         """Alerts as they are written, for as long as you iterate.
 
@@ -261,6 +262,10 @@ class SlawatchClient:
         loss, the server ending it for falling behind) the watch reconnects with backoff and
         resumes after the last alert it yielded: no alert is skipped or yielded twice. Errors
         that retrying cannot fix (INVALID_ARGUMENT, UNAUTHENTICATED, ...) are raised.
+
+        With `changes`, an alert repeated or acknowledged while the watch is connected is
+        yielded again, in its new state (`repeat`, `acknowledged_at`); such changes made while
+        it was reconnecting are not replayed (GetTicket shows every alert's state).
         """
         request = pb.WatchAlertsRequest(
             kinds=kinds,
@@ -270,7 +275,22 @@ class SlawatchClient:
         )
         if after_alert_id is not None:
             request.after_alert_id = after_alert_id
-        return AlertWatch(self.stub, request, self._metadata, max_backoff)
+        return AlertWatch(self.stub, request, self._metadata, max_backoff, changes)
+
+    def acknowledge_alert(
+        self, alert_id: int, *, note: str = "", timeout: float | None = None
+    ) -> pb.Alert:
+        """Mark an alert handled (role `ack`): its repeats stop. Acknowledging it again answers
+        the first acknowledgement; NOT_FOUND if the tenant has no such alert."""
+        return self.stub.AcknowledgeAlert(
+            pb.AcknowledgeAlertRequest(alert_id=alert_id, note=note),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        ).alert
+
+
+# Changes of alerts sent before (they do not move the resume point).
+_CHANGES = frozenset({pb.ALERT_CHANGE_REPEATED, pb.ALERT_CHANGE_ACKNOWLEDGED})
 
 
 class AlertWatch(Iterator[pb.Alert]):
@@ -283,8 +303,10 @@ class AlertWatch(Iterator[pb.Alert]):
         request: pb.WatchAlertsRequest,
         metadata: _CallMetadata,
         max_backoff: float,
+        changes: bool = False,
     ) -> None:
         self._stub = stub
+        self._changes = changes
         self._request = request
         self._metadata = metadata
         self._max_backoff = max_backoff
@@ -347,6 +369,10 @@ class AlertWatch(Iterator[pb.Alert]):
                 for response in call:
                     attempt = 0
                     alert = response.alert
+                    if response.change in _CHANGES:
+                        if self._changes:
+                            yield alert
+                        continue
                     if self.last_alert_id is not None and alert.alert_id <= self.last_alert_id:
                         continue
                     self.last_alert_id = alert.alert_id

@@ -201,6 +201,36 @@ current fields unchanged.
 """
 Global___IngestOutcome: _TypeAlias = IngestOutcome  # noqa: Y015
 
+class _AlertChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_CHANGE_UNSPECIFIED: _AlertChange.ValueType  # 0
+    """Sent by servers that predate the field; the same as RAISED."""
+    ALERT_CHANGE_RAISED: _AlertChange.ValueType  # 1
+    """The alert was written: a clock crossed a step."""
+    ALERT_CHANGE_REPEATED: _AlertChange.ValueType  # 2
+    """The alert was notified again (Alert.repeat counts the repeats)."""
+    ALERT_CHANGE_ACKNOWLEDGED: _AlertChange.ValueType  # 3
+    """The alert was acknowledged (Alert.acknowledged_at and acknowledged_by)."""
+
+class AlertChange(_AlertChange, metaclass=_AlertChangeEnumTypeWrapper):
+    """NotificationState is the delivery state of one notification of an alert.
+    AlertChange says why WatchAlerts sends an alert.
+    """
+
+ALERT_CHANGE_UNSPECIFIED: AlertChange.ValueType  # 0
+"""Sent by servers that predate the field; the same as RAISED."""
+ALERT_CHANGE_RAISED: AlertChange.ValueType  # 1
+"""The alert was written: a clock crossed a step."""
+ALERT_CHANGE_REPEATED: AlertChange.ValueType  # 2
+"""The alert was notified again (Alert.repeat counts the repeats)."""
+ALERT_CHANGE_ACKNOWLEDGED: AlertChange.ValueType  # 3
+"""The alert was acknowledged (Alert.acknowledged_at and acknowledged_by)."""
+Global___AlertChange: _TypeAlias = AlertChange  # noqa: Y015
+
 class _NotificationState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -212,8 +242,7 @@ class _NotificationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Not
     NOTIFICATION_STATE_SENT: _NotificationState.ValueType  # 2
     NOTIFICATION_STATE_FAILED: _NotificationState.ValueType  # 3
 
-class NotificationState(_NotificationState, metaclass=_NotificationStateEnumTypeWrapper):
-    """NotificationState is the delivery state of one notification of an alert."""
+class NotificationState(_NotificationState, metaclass=_NotificationStateEnumTypeWrapper): ...
 
 NOTIFICATION_STATE_UNSPECIFIED: NotificationState.ValueType  # 0
 NOTIFICATION_STATE_PENDING: NotificationState.ValueType  # 1
@@ -657,10 +686,13 @@ class Notification(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
+    REPEAT_FIELD_NUMBER: _builtins.int
     channel: _builtins.str
     state: Global___NotificationState.ValueType
     attempts: _builtins.int
     last_error: _builtins.str
+    repeat: _builtins.int
+    """Which notification of the alert this is: 0 the first, n the nth repeat."""
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -671,10 +703,11 @@ class Notification(_message.Message):
         attempts: _builtins.int = ...,
         last_error: _builtins.str = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
+        repeat: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "channel", b"channel", "last_error", b"last_error", "sent_at", b"sent_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "channel", b"channel", "last_error", b"last_error", "repeat", b"repeat", "sent_at", b"sent_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -697,6 +730,10 @@ class Alert(_message.Message):
     NOTIFICATIONS_FIELD_NUMBER: _builtins.int
     METRIC_FIELD_NUMBER: _builtins.int
     CYCLE_FIELD_NUMBER: _builtins.int
+    REPEAT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _builtins.int
+    ACK_NOTE_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.int
     """Increases with every alert written; usable as a resume point."""
     ticket_id: _builtins.str
@@ -712,6 +749,14 @@ class Alert(_message.Message):
     """
     cycle: _builtins.int
     """The cycle of that metric, from 1."""
+    repeat: _builtins.int
+    """How many times the alert was notified again (ladder steps with
+    repeat_every); 0 for the first notification.
+    """
+    acknowledged_by: _builtins.str
+    """The name of the token that acknowledged it."""
+    ack_note: _builtins.str
+    """The note given with the acknowledgement, if any."""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -719,6 +764,10 @@ class Alert(_message.Message):
     @_builtins.property
     def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notification]:
         """Filled by GetTicket only."""
+
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """Set once the alert is acknowledged (AcknowledgeAlert)."""
 
     def __init__(
         self,
@@ -736,10 +785,14 @@ class Alert(_message.Message):
         notifications: _abc.Iterable[Global___Notification] | None = ...,
         metric: _builtins.str = ...,
         cycle: _builtins.int = ...,
+        repeat: _builtins.int = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        acknowledged_by: _builtins.str = ...,
+        ack_note: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "due_at", b"due_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "created_at", b"created_at", "due_at", b"due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "clock", b"clock", "created_at", b"created_at", "customer_tier", b"customer_tier", "cycle", b"cycle", "due_at", b"due_at", "escalation_level", b"escalation_level", "kind", b"kind", "metric", b"metric", "notifications", b"notifications", "policy_version", b"policy_version", "priority", b"priority", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_note", b"ack_note", "acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "alert_id", b"alert_id", "clock", b"clock", "created_at", b"created_at", "customer_tier", b"customer_tier", "cycle", b"cycle", "due_at", b"due_at", "escalation_level", b"escalation_level", "kind", b"kind", "metric", b"metric", "notifications", b"notifications", "policy_version", b"policy_version", "priority", b"priority", "repeat", b"repeat", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -941,16 +994,23 @@ class WatchAlertsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALERT_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    change: Global___AlertChange.ValueType
+    """Why the alert is sent: raised, repeated or acknowledged. A replay
+    (after_alert_id) sends each stored alert once, as RAISED, in its current
+    state; repeats and acknowledgements are sent live as they happen.
+    """
     @_builtins.property
     def alert(self) -> Global___Alert: ...
     def __init__(
         self,
         *,
         alert: Global___Alert | None = ...,
+        change: Global___AlertChange.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "change", b"change"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1001,3 +1061,47 @@ class DeleteTicketResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteTicketResponse: _TypeAlias = DeleteTicketResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeAlertRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.int
+    """The alert_id of a WatchAlerts or GetTicket alert."""
+    note: _builtins.str
+    """Optional, at most 500 printable characters."""
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.int = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeAlertRequest: _TypeAlias = AcknowledgeAlertRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeAlertResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert(self) -> Global___Alert: ...
+    def __init__(
+        self,
+        *,
+        alert: Global___Alert | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeAlertResponse: _TypeAlias = AcknowledgeAlertResponse  # noqa: Y015

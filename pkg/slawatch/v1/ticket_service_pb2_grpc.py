@@ -60,6 +60,11 @@ class TicketServiceStub:
                 request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketRequest.SerializeToString,
                 response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketResponse.FromString,
                 _registered_method=True)
+        self.AcknowledgeAlert = channel.unary_unary(
+                '/slawatch.v1.TicketService/AcknowledgeAlert',
+                request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertRequest.SerializeToString,
+                response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertResponse.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -107,6 +112,17 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcknowledgeAlert(self, request, context):
+        """AcknowledgeAlert marks an alert handled (role ack): the caller's token name
+        is recorded as acknowledged_by, its repeats stop, and WatchAlerts sends the
+        alert again with the acknowledgement. Acknowledging an acknowledged alert
+        changes nothing and answers the first acknowledgement. NOT_FOUND when the
+        tenant has no such alert.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +150,11 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.DeleteTicket,
                     request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketRequest.FromString,
                     response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketResponse.SerializeToString,
+            ),
+            'AcknowledgeAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeAlert,
+                    request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertRequest.FromString,
+                    response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +293,33 @@ class TicketService:
             '/slawatch.v1.TicketService/DeleteTicket',
             slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketRequest.SerializeToString,
             slawatch_dot_v1_dot_ticket__service__pb2.DeleteTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/slawatch.v1.TicketService/AcknowledgeAlert',
+            slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertRequest.SerializeToString,
+            slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertResponse.FromString,
             options,
             channel_credentials,
             insecure,

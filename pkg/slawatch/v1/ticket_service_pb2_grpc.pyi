@@ -52,6 +52,13 @@ class TicketServiceStub:
     it is not sent, and WatchAlerts replays no longer include its alerts.
     NOT_FOUND when there is no such ticket (also on a repeated call).
     """
+    AcknowledgeAlert: _grpc.UnaryUnaryMultiCallable[_ticket_service_pb2.AcknowledgeAlertRequest, _ticket_service_pb2.AcknowledgeAlertResponse]
+    """AcknowledgeAlert marks an alert handled (role ack): the caller's token name
+    is recorded as acknowledged_by, its repeats stop, and WatchAlerts sends the
+    alert again with the acknowledgement. Acknowledging an acknowledged alert
+    changes nothing and answers the first acknowledgement. NOT_FOUND when the
+    tenant has no such alert.
+    """
 
 @_typing.type_check_only
 class TicketServiceAsyncStub(TicketServiceStub):
@@ -76,6 +83,13 @@ class TicketServiceAsyncStub(TicketServiceStub):
     notifications, in one transaction (role admin). A pending notification of
     it is not sent, and WatchAlerts replays no longer include its alerts.
     NOT_FOUND when there is no such ticket (also on a repeated call).
+    """
+    AcknowledgeAlert: _aio.UnaryUnaryMultiCallable[_ticket_service_pb2.AcknowledgeAlertRequest, _ticket_service_pb2.AcknowledgeAlertResponse]  # type: ignore[assignment]
+    """AcknowledgeAlert marks an alert handled (role ack): the caller's token name
+    is recorded as acknowledged_by, its repeats stop, and WatchAlerts sends the
+    alert again with the acknowledgement. Acknowledging an acknowledged alert
+    changes nothing and answers the first acknowledgement. NOT_FOUND when the
+    tenant has no such alert.
     """
 
 class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -128,6 +142,19 @@ class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
         notifications, in one transaction (role admin). A pending notification of
         it is not sent, and WatchAlerts replays no longer include its alerts.
         NOT_FOUND when there is no such ticket (also on a repeated call).
+        """
+
+    @_abc_1.abstractmethod
+    def AcknowledgeAlert(
+        self,
+        request: _ticket_service_pb2.AcknowledgeAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_service_pb2.AcknowledgeAlertResponse, _abc.Awaitable[_ticket_service_pb2.AcknowledgeAlertResponse]]:
+        """AcknowledgeAlert marks an alert handled (role ack): the caller's token name
+        is recorded as acknowledged_by, its repeats stop, and WatchAlerts sends the
+        alert again with the acknowledgement. Acknowledging an acknowledged alert
+        changes nothing and answers the first acknowledgement. NOT_FOUND when the
+        tenant has no such alert.
         """
 
 def add_TicketServiceServicer_to_server(servicer: TicketServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
