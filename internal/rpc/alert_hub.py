@@ -330,7 +330,7 @@ class AlertHub:
         while not self._stopping.is_set():
             rows = alerts.alerts_after(conn, self.position, self._page)
             if not rows:
-                return
+                break
             batch = [
                 LiveAlert(
                     row.alert_id,

@@ -478,7 +478,7 @@ def test_every_route_is_in_the_document_and_every_document_path_is_served(
     assert spec == json.loads(json.dumps(document()))
 
     for method, path in operations_of(spec):
-        url = bridge.url + path.replace("{ticket_id}", "ACME-1")
+        url = bridge.url + path.replace("{ticket_id}", "ACME-1").replace("{alert_id}", "1")
         answer = http_json(method, url, None, {} if method == "POST" else None)
         assert answer.status not in (404, 405), (method, path, answer)
 
