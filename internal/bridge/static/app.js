@@ -141,6 +141,9 @@ function handle(message) {
     case "alert":
       addAlert(message.alert);
       break;
+    case "alert_update":
+      updateAlert(message.alert);
+      break;
     case "status":
     case "heartbeat":
       setUpstream(message.upstream);
@@ -176,6 +179,13 @@ function addAlert(alert) {
         ` · #${alert.alert_id}`,
     ),
   );
+  const ack = document.createElement("button");
+  ack.type = "button";
+  ack.className = "ack";
+  ack.textContent = "Acknowledge";
+  ack.addEventListener("click", () => acknowledge(item, alert.alert_id));
+  item.append(ack, text("span", "handled", ""));
+  showHandled(item, alert);
   const feed = $("feed");
   feed.prepend(item);
   while (feed.children.length > MAX_FEED_ITEMS) feed.lastElementChild.remove();
@@ -183,6 +193,44 @@ function addAlert(alert) {
   // A new alert usually moves a ticket to another state; refresh soon, not per alert.
   window.clearTimeout(page.countsTimer);
   page.countsTimer = window.setTimeout(refreshCounts, 500);
+}
+
+// Who handled an alert, or how often it was repeated unhandled; the button goes once it is.
+function showHandled(item, alert) {
+  const handled = item.querySelector(".handled");
+  const ack = item.querySelector("button.ack");
+  if (alert.acknowledged_by) {
+    handled.textContent = `acknowledged by ${alert.acknowledged_by}`;
+    item.classList.add("acknowledged");
+    ack.hidden = true;
+  } else if (alert.repeat > 0) {
+    handled.textContent = `repeated ${alert.repeat}×, not acknowledged`;
+  }
+}
+
+function updateAlert(alert) {
+  const item = document.querySelector(`#feed li[data-alert-id="${alert.alert_id}"]`);
+  if (item) showHandled(item, alert);
+}
+
+async function acknowledge(item, alertId) {
+  const handled = item.querySelector(".handled");
+  const ack = item.querySelector("button.ack");
+  ack.disabled = true;
+  try {
+    const response = await fetch(`/v1/alerts/${alertId}:acknowledge`, {
+      method: "POST",
+      cache: "no-store",
+      headers: { ...authHeaders(), "Content-Type": "application/json" },
+      body: "{}",
+    });
+    if (response.status === 403) throw new Error("this token lacks the ack role");
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    showHandled(item, (await response.json()).alert);
+  } catch (err) {
+    handled.textContent = `not acknowledged: ${err.message}`;
+    ack.disabled = false;
+  }
 }
 
 async function refreshCounts() {
