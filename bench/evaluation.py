@@ -4,8 +4,9 @@
 - 10,000 due clocks turned into alerts and notification rows (target <= 2 s);
 - with real worker and scheduler processes: delay from threshold crossings to their alert rows
   at the 5 s interval (100,000 and 1,000,000 open tickets) and again at the 30 s interval
-  (1,000,000): the scheduler wakes at each due instant, so the target is p99 <= 1 s whatever the
-  interval; and the worker's RSS at 100,000 and at 1,000,000 open tickets (it should not grow).
+  (1,000,000), there also to a WatchAlerts stream: the scheduler wakes at each due instant, so
+  the target is p99 <= 1 s whatever the interval; and the worker's RSS at 100,000 and at
+  1,000,000 open tickets (it should not grow).
 
 The crossings are written by SQL, and announced the way ingest announces the earliest instant it
 stored (a NOTIFY on the deadline channel, delivered at commit).
@@ -16,25 +17,30 @@ Tickets are loaded with set-based SQL (this measures evaluation, not ingest).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
 
-from bench.common import ROOT, percentile, rss_mb, scratch_database
+from bench.common import ROOT, percentile, rss_mb, scratch_database, server_process
 from internal.config.sla_config import load_config
 from internal.embedded.redis import EmbeddedRedis
 from internal.store import deadline_repo
 from internal.store.db import make_pool
 from internal.store.migrate import migrate
 from internal.worker.evaluation import run_evaluation
+from slawatch.v1 import ticket_service_pb2 as pb
+from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 # Open tickets whose clocks are due in a day: present in the table, never picked up.
 _LOAD = """
@@ -127,9 +133,52 @@ def crossing_delays(db: str, prefix: str) -> list[float]:
         ]
 
 
-def print_delays(label: str, delays: list[float]) -> None:
+class AlertReceipts:
+    """A live WatchAlerts stream read on a thread: when each alert id arrived."""
+
+    def __init__(self, target: str) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._call = pb_grpc.TicketServiceStub(self._channel).WatchAlerts(pb.WatchAlertsRequest())
+        self.received: dict[int, datetime] = {}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        try:
+            for response in self._call:
+                self.received[response.alert.alert_id] = datetime.now(UTC)
+        except grpc.RpcError:
+            pass  # cancelled by __exit__
+
+    def __enter__(self) -> AlertReceipts:
+        self._call.initial_metadata()  # subscribed: alerts written from now on reach it
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._call.cancel()
+        self._thread.join(10)
+        self._channel.close()
+
+
+def receipt_delays(db: str, prefix: str, received: dict[int, datetime]) -> list[float]:
+    """Seconds from each level-1 crossing of the tickets named `prefix...` to the moment a
+    WatchAlerts stream received its alert (an alert never received counts as infinitely late)."""
+    with psycopg.connect(db) as conn:
+        crossings = conn.execute(
+            "SELECT a.alert_id, c.warn_at FROM alerts a"
+            " JOIN sla_clocks c USING (tenant_id, ticket_id, clock)"
+            " WHERE a.ticket_id LIKE %s AND a.escalation_level = 1",
+            (f"{prefix}%",),
+        ).fetchall()
+    return [
+        (received[alert_id] - at).total_seconds() if alert_id in received else math.inf
+        for alert_id, at in crossings
+    ]
+
+
+def print_delays(label: str, delays: list[float], what: str = "alert row") -> None:
     print(
-        f"threshold crossing -> alert row, {label}: "
+        f"threshold crossing -> {what}, {label}: "
         f"p50 {statistics.median(delays):.2f} s, p99 {percentile(delays, 99):.2f} s, "
         f"max {max(delays):.2f} s (n={len(delays)})"
     )
@@ -186,16 +235,23 @@ def main() -> None:
         finally:
             stop_processes(procs)
 
-        # Phase 1b: the same at a long interval, where only the deadlines can be on time.
+        # Phase 1b: the same at a long interval, where only the deadlines can be on time, and
+        # on to a WatchAlerts stream of a server process (what a subscriber sees).
         procs = start_processes(dict(env, SLAWATCH_EVAL_INTERVAL_SECONDS=str(opts.long_interval)))
         try:
-            time.sleep(3)  # the scheduler's first read of the next instant
-            crossing = datetime.now(UTC) + timedelta(seconds=3)
-            add_due(db, "E-", 400, crossing, 50)
-            time.sleep(25)
+            with server_process(db, config_path) as server, AlertReceipts(server.target) as got:
+                time.sleep(3)  # the scheduler's first read of the next instant
+                crossing = datetime.now(UTC) + timedelta(seconds=3)
+                add_due(db, "E-", 400, crossing, 50)
+                time.sleep(25)
             print_delays(
                 f"interval {opts.long_interval}s, {opts.open:,} open tickets",
                 crossing_delays(db, "E-"),
+            )
+            print_delays(
+                f"interval {opts.long_interval}s, {opts.open:,} open tickets",
+                receipt_delays(db, "E-", got.received),
+                what="WatchAlerts receipt",
             )
         finally:
             stop_processes(procs)
