@@ -12,6 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import ClockKind, Mode, State, Status
 from internal.sla.stored_clock import StoredClock
+from internal.sla.timeline import Segment, SegmentKind
+from internal.usecase.explain import Timelines
 from internal.usecase.ingest import Outcome
 from internal.usecase.queries import (
     AlertRow,
@@ -54,6 +56,12 @@ ACTIVITY_TO_PB = {
     "customer_reply": pb.TICKET_ACTIVITY_CUSTOMER_REPLY,
     "internal_note": pb.TICKET_ACTIVITY_INTERNAL_NOTE,
 }
+SEGMENT_KIND_TO_PB = {
+    SegmentKind.RUNNING: pb.TIMELINE_SEGMENT_KIND_RUNNING,
+    SegmentKind.PAUSED: pb.TIMELINE_SEGMENT_KIND_PAUSED,
+    SegmentKind.STOPPED: pb.TIMELINE_SEGMENT_KIND_STOPPED,
+    SegmentKind.OUTSIDE_HOURS: pb.TIMELINE_SEGMENT_KIND_OUTSIDE_HOURS,
+}
 # Every metric has one cycle until the metric engine keeps more (clock rows carry no number yet).
 _CURRENT_CYCLE = 1
 ALERT_KIND_TO_PB = {"warning": pb.ALERT_KIND_WARNING, "breach": pb.ALERT_KIND_BREACH}
@@ -85,6 +93,33 @@ def ts(value: object) -> Timestamp:
 def duration(seconds: float) -> Duration:
     whole = int(seconds)
     return Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
+
+
+def _nanos(seconds: float) -> int:
+    """The nanoseconds of duration(seconds)."""
+    whole = int(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
+
+
+def fill_timeline(msg: pb.SlaClock, segments: Sequence[Segment]) -> None:
+    """The clock's timeline. Each counted Duration is the step of the running total, taken to
+    nanoseconds as `elapsed` is, so the Durations add up to the clock's elapsed Duration exactly
+    (the segments' seconds add up to its elapsed seconds: internal/sla/timeline.py)."""
+    total, reached = 0.0, 0
+    for s in segments:
+        total += s.counted
+        step, reached = _nanos(total) - reached, _nanos(total)
+        seg = msg.timeline.add(kind=SEGMENT_KIND_TO_PB[s.kind], start=ts(s.start))
+        if s.end is not None:
+            seg.end.CopyFrom(ts(s.end))
+        seg.counted.FromNanoseconds(step)
+        cause = s.cause
+        seg.cause.trigger = cause.trigger
+        if cause.at is not None:
+            seg.cause.updated_at.CopyFrom(ts(cause.at))
+        if cause.status is not None:
+            seg.cause.status = STATUS_TO_PB[cause.status]
+        seg.cause.activity = ACTIVITY_TO_PB.get(cause.activity, pb.TICKET_ACTIVITY_UNSPECIFIED)
 
 
 def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime) -> State:
@@ -120,8 +155,13 @@ def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime
 
 
 def ticket_to_pb(
-    row: TicketRow, clocks: Sequence[ClockRow], config: SlaConfig, now: datetime
+    row: TicketRow,
+    clocks: Sequence[ClockRow],
+    config: SlaConfig,
+    now: datetime,
+    timelines: Timelines | None = None,
 ) -> pb.Ticket:
+    """The ticket with its clocks; with `timelines` (the full view), each clock's timeline."""
     msg = pb.Ticket(
         ticket_id=row.ticket_id,
         priority=row.priority,
@@ -138,6 +178,8 @@ def ticket_to_pb(
     for clock_row in clocks:
         clock_msg = msg.clocks.add()
         state = fill_clock(clock_msg, clock_row, config, now)
+        if timelines is not None:
+            fill_timeline(clock_msg, timelines.get((clock_msg.metric, clock_msg.cycle), ()))
         name = _TICKET_FIELD.get(clock_row.clock)
         if name is not None:
             getattr(msg, name).CopyFrom(clock_msg)
