@@ -40,14 +40,16 @@ def clock_timelines(config: SlaConfig, detail: TicketDetail, now: datetime) -> T
     counted on another)."""
     events = history_events(detail.history)
     out: dict[tuple[str, int], Sequence[Segment]] = {}
+    done: set[str] = set()  # a metric is run once for all its cycles' rows
     for row in detail.clocks:
         calendar = config.calendars.get(row.calendar)
         try:
             definition = config.metric(row.clock)
         except KeyError:
             continue
-        if calendar is None or any(metric == row.clock for metric, _ in out):
+        if calendar is None or row.clock in done:
             continue
+        done.add(row.clock)
         cycles = metric_timelines(
             definition, detail.ticket.created_at, events, row.target_s, calendar, now
         )
