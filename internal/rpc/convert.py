@@ -41,9 +41,9 @@ STATE_TO_PB = {
     State.MET: pb.SLA_STATE_MET,
 }
 STATE_FROM_PB = {v: k for k, v in STATE_TO_PB.items()}
-# The clocks the contract has a kind and a Ticket field for, by metric name. Any other clock
-# counts in the ticket's sla_state and has no field of its own (Ticket.clocks is the metrics
-# issue's); its alerts carry CLOCK_KIND_UNSPECIFIED, never another clock's kind.
+# The clocks the contract has a kind and a Ticket field for, by metric name. Any other metric's
+# cycles count in the ticket's sla_state and are listed in Ticket.clocks only; its alerts carry
+# CLOCK_KIND_UNSPECIFIED, never another clock's kind.
 CLOCK_TO_PB: dict[str, pb.ClockKind.ValueType] = {
     ClockKind.RESPONSE: pb.CLOCK_KIND_RESPONSE,
     ClockKind.RESOLUTION: pb.CLOCK_KIND_RESOLUTION,
@@ -54,8 +54,6 @@ ACTIVITY_TO_PB = {
     "customer_reply": pb.TICKET_ACTIVITY_CUSTOMER_REPLY,
     "internal_note": pb.TICKET_ACTIVITY_INTERNAL_NOTE,
 }
-# Every metric has one cycle until the metric engine keeps more (clock rows carry no number yet).
-_CURRENT_CYCLE = 1
 ALERT_KIND_TO_PB = {"warning": pb.ALERT_KIND_WARNING, "breach": pb.ALERT_KIND_BREACH}
 NOTIFICATION_STATE_TO_PB = {
     "pending": pb.NOTIFICATION_STATE_PENDING,
@@ -87,9 +85,8 @@ def duration(seconds: float) -> Duration:
     return Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
 
 
-def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime) -> State:
-    """Fill `msg` (a field of its ticket: filled in place, not copied) from a clock row."""
-    clock = StoredClock(
+def _stored(row: ClockRow, config: SlaConfig) -> StoredClock:
+    return StoredClock(
         row.target_s,
         row.calendar,
         config.calendars.get(row.calendar),
@@ -100,12 +97,17 @@ def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime
         row.warn_at,
         row.fired_level,
     )
+
+
+def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime) -> State:
+    """Fill `msg` (a field of its ticket: filled in place, not copied) from a clock row."""
+    clock = _stored(row, config)
     elapsed = clock.elapsed(now)
     state = clock.state(now)
     mode = clock.mode
     msg.kind = CLOCK_TO_PB.get(row.clock, pb.CLOCK_KIND_UNSPECIFIED)
     msg.metric = row.clock
-    msg.cycle = _CURRENT_CYCLE
+    msg.cycle = row.cycle
     msg.target.CopyFrom(duration(clock.target))
     msg.elapsed.CopyFrom(duration(elapsed))
     msg.remaining.CopyFrom(duration(clock.target - elapsed))
@@ -119,9 +121,27 @@ def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime
     return state
 
 
+def current_cycles(clocks: Sequence[ClockRow]) -> list[ClockRow]:
+    """The latest cycle of each metric, in the order the metrics first appear (`clocks` in the
+    store's order: by metric, then cycle)."""
+    latest: dict[str, ClockRow] = {}
+    for row in clocks:
+        seen = latest.get(row.clock)
+        if seen is None or row.cycle > seen.cycle:
+            latest[row.clock] = row
+    return list(latest.values())
+
+
 def ticket_to_pb(
-    row: TicketRow, clocks: Sequence[ClockRow], config: SlaConfig, now: datetime
+    row: TicketRow,
+    clocks: Sequence[ClockRow],
+    config: SlaConfig,
+    now: datetime,
+    every_cycle: bool = False,
 ) -> pb.Ticket:
+    """`clocks`: every stored cycle of the ticket. Ticket.clocks lists the current cycle of each
+    metric, or with `every_cycle` all of them; sla_state is the worst over all of them either
+    way (as the dashboard's state)."""
     msg = pb.Ticket(
         ticket_id=row.ticket_id,
         priority=row.priority,
@@ -133,9 +153,16 @@ def ticket_to_pb(
         policy_version=row.policy_version,
     )
     worst = State.MET
-    # Every clock in `clocks` (by metric name: the store's order); response and resolution also
-    # in their own fields, as in part one.
+    current = current_cycles(clocks)
+    # Ids of the rows shown: all of them in the full view, or when each metric has one cycle.
+    shown = None if every_cycle or len(current) == len(clocks) else {id(r) for r in current}
+    # In the store's order (metric name, then cycle); the current cycles of response and
+    # resolution also in their own fields, as in part one. A cycle not shown counts in the
+    # ticket's state all the same.
     for clock_row in clocks:
+        if shown is not None and id(clock_row) not in shown:
+            worst = max(worst, _stored(clock_row, config).state(now))
+            continue
         clock_msg = msg.clocks.add()
         state = fill_clock(clock_msg, clock_row, config, now)
         name = _TICKET_FIELD.get(clock_row.clock)
@@ -183,7 +210,7 @@ def alert_to_pb(row: AlertRow, notifications: Sequence[NotificationRow] = ()) ->
         customer_tier=row.customer_tier,
         policy_version=row.policy_version,
         metric=row.clock,
-        cycle=_CURRENT_CYCLE,
+        cycle=row.cycle,
     )
     if row.due_at is not None:
         msg.due_at.CopyFrom(ts(row.due_at))

@@ -128,8 +128,9 @@ class TicketService(pb_grpc.TicketServiceServicer):
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
         config, now = self._config.for_tenant(tenant), self._now()
-        # Every metric has one cycle so far: the full view's clocks are the basic view's.
-        ticket = convert.ticket_to_pb(detail.ticket, detail.clocks, config, now)
+        # The basic view lists the current cycle of each metric; the full view every cycle.
+        full = request.view == pb.TICKET_VIEW_FULL
+        ticket = convert.ticket_to_pb(detail.ticket, detail.clocks, config, now, every_cycle=full)
         convert.fill_ticket_fields(ticket, queries.ticket_fields(detail.history))
         return pb.GetTicketResponse(
             ticket=ticket,
