@@ -43,6 +43,7 @@ class AlertMessage:
     # minute after it says by how much (and why, when the reason is known).
     alerted_at: datetime | None = None
     late_reason: str | None = None
+    cycle: int = 1  # which cycle of the metric (a message names it when > 1)
 
     def __post_init__(self) -> None:
         for name in ("due_at", "mode_since", "interrupted_at", "alerted_at"):

@@ -128,11 +128,13 @@ class TicketService(pb_grpc.TicketServiceServicer):
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
         config, now = self._config.for_tenant(tenant), self._now()
-        # Every metric has one cycle so far: the full view's clocks are the basic view's, each
-        # with its timeline (worked out from the history: only the full view pays for it).
+        # The basic view lists the current cycle of each metric; the full view every cycle,
+        # each with its timeline (worked out from the history: only the full view pays for it).
         full = request.view == pb.TICKET_VIEW_FULL
         timelines = explain.clock_timelines(config, detail, now) if full else None
-        ticket = convert.ticket_to_pb(detail.ticket, detail.clocks, config, now, timelines)
+        ticket = convert.ticket_to_pb(
+            detail.ticket, detail.clocks, config, now, every_cycle=full, timelines=timelines
+        )
         convert.fill_ticket_fields(ticket, queries.ticket_fields(detail.history))
         return pb.GetTicketResponse(
             ticket=ticket,

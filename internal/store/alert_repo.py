@@ -23,7 +23,7 @@ LISTENER_APPLICATION_NAME = "slawatch-alert-listener"
 
 # AlertRow's fields, in order.
 _COLUMNS = (
-    "alert_id, tenant_id, ticket_id, clock, kind, escalation_level, due_at, created_at,"
+    "alert_id, tenant_id, ticket_id, clock, cycle, kind, escalation_level, due_at, created_at,"
     " priority, customer_tier, policy_version"
 )
 

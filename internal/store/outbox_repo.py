@@ -33,7 +33,7 @@ RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.crashes, n.co
           n.last_error AS previous_error, due.sending_at AS interrupted_at,
           a.created_at AS alerted_at,
           a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
-          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since
+          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since, a.cycle
 """
 
 

@@ -171,6 +171,7 @@ def _message(claimed: outbox_repo.Claimed, reason: str | None) -> AlertMessage:
         interrupted_at=claimed.interrupted_at,
         alerted_at=a["alerted_at"],
         late_reason=reason,
+        cycle=int(a.get("cycle") or 1),
     )
 
 

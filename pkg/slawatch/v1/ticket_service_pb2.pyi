@@ -460,8 +460,8 @@ class SlaClock(_message.Message):
     may define others). kind stays filled for those two.
     """
     cycle: _builtins.int
-    """Which cycle of the metric this is, from 1. Every metric has one cycle
-    for now.
+    """Which cycle of the metric this is, from 1 (a metric with `cycles:
+    each_start` has one per start, e.g. per customer wait).
     """
     @_builtins.property
     def target(self) -> _duration_pb2.Duration:
