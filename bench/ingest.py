@@ -5,6 +5,10 @@
 - a status change of every stored ticket (updates, the everyday traffic);
 - GetDashboard and GetTicket p50/p99 with 100,000 tickets stored;
 - peak RSS of the server process.
+
+`--config FILE` runs it under another SLA config (e.g. examples/zendesk-like.yaml, whose metrics
+include reply metrics with a cycle per customer wait); `--replies` makes every second event a
+reply: a customer's among the new events, an agent's among the updates.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def ts(value: datetime) -> Timestamp:
     return out
 
 
-def make_events(count: int, now: datetime) -> list[pb.TicketEvent]:
+def make_events(count: int, now: datetime, replies: bool = False) -> list[pb.TicketEvent]:
     rnd = random.Random(7)
     events = []
     for i in range(count):
@@ -60,6 +64,9 @@ def make_events(count: int, now: datetime) -> list[pb.TicketEvent]:
                 status=STATUSES[i % len(STATUSES)],
                 created_at=ts(created),
                 updated_at=ts(created + timedelta(seconds=rnd.randint(0, 3600))),
+                activity=pb.TICKET_ACTIVITY_CUSTOMER_REPLY  # type: ignore[arg-type]
+                if replies and i % 2
+                else pb.TICKET_ACTIVITY_UNSPECIFIED,
             )
         )
     return events
@@ -96,7 +103,7 @@ def ingest_all(
     return elapsed, latencies
 
 
-def next_events(events: list[pb.TicketEvent]) -> list[pb.TicketEvent]:
+def next_events(events: list[pb.TicketEvent], replies: bool = False) -> list[pb.TicketEvent]:
     """A status change for every ticket, 30 s after its event (so never in the future): the
     everyday traffic of a help desk, tickets already stored moving on."""
     changes = []
@@ -105,6 +112,9 @@ def next_events(events: list[pb.TicketEvent]) -> list[pb.TicketEvent]:
         change.CopyFrom(e)
         change.updated_at.FromDatetime(e.updated_at.ToDatetime(UTC) + timedelta(seconds=30))
         change.status = NEXT_STATUSES[i % len(NEXT_STATUSES)]
+        change.activity = (
+            pb.TICKET_ACTIVITY_AGENT_REPLY if replies and i % 2 else pb.TICKET_ACTIVITY_UNSPECIFIED
+        )
         changes.append(change)
     return changes
 
@@ -114,7 +124,11 @@ def ingest_phases(
 ) -> None:
     """New events, the same again (all duplicates), then a status change of every ticket, with
     the CPU each side spent."""
-    phases = (("new", events), ("duplicates", events), ("updates", next_events(events)))
+    phases = (
+        ("new", events),
+        ("duplicates", events),
+        ("updates", next_events(events, opts.replies)),
+    )
     for label, part in phases:
         cpu_before, ticks_before = cpu_by_process(server.proc.pid), machine_ticks()
         total, lat = ingest_all(server.target, part, opts.batch, opts.clients)
@@ -162,13 +176,23 @@ def main() -> None:
         default=[1, 2],
         help="server processes to compare; reads run against the last",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / "sla_config.yaml",
+        help="the SLA config to serve (its policies must have high/low x gold/silver)",
+    )
+    parser.add_argument(
+        "--replies", action="store_true", help="every second event is a customer or agent reply"
+    )
     opts = parser.parse_args()
 
     now = datetime.now(UTC)
-    events = make_events(opts.events, now)
+    events = make_events(opts.events, now, opts.replies)
+    print(f"config {opts.config}{', a reply on every second event' if opts.replies else ''}")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "sla_config.yaml"
-        config.write_text((ROOT / "sla_config.yaml").read_text())
+        config.write_text(opts.config.read_text())
         for processes in opts.processes:
             print(f"-- server with {processes} process(es) (SLAWATCH_SERVER_PROCESSES)")
             with (

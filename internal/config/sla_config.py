@@ -69,6 +69,7 @@ class SlaConfig:
     # section, part one's response and resolution (default_metrics).
     metrics: tuple[MetricDefinition, ...] = ()
     defines_metrics: bool = False  # whether the file has a `metrics:` section
+    _rules: Rules = field(init=False, repr=False, compare=False)
 
     def targets(self, priority: str, tier: str) -> Targets | None:
         return self.policies.get(priority, {}).get(tier)
@@ -81,13 +82,18 @@ class SlaConfig:
         raise KeyError(name)
 
     def ladder_for(self, name: str) -> Ladder:
-        """The ladder of the metric named `name`: its own if it has one, else the config's."""
-        own = self.metric(name).ladder
-        return self.ladder if own is None else own
+        """The ladder of the metric named `name`: its own if it has one, else the config's (also
+        for a metric this config no longer defines, whose stored cycles still count)."""
+        return self.rules.ladder_for(name)
 
     @property
     def rules(self) -> Rules:
-        return Rules(self.ladder, self.pause_statuses, self.version)
+        """What internal/sla computes every ticket's cycles with (made once per config)."""
+        return self._rules
+
+    def __post_init__(self) -> None:
+        rules = Rules(self.ladder, self.pause_statuses, self.version, self.metrics)
+        object.__setattr__(self, "_rules", rules)
 
     def for_tenant(self, tenant: str) -> SlaConfig:
         """One file-wide config serves every tenant (a TenantPolicies of its own)."""
@@ -446,17 +452,10 @@ def parse_config(text: str | bytes) -> SlaConfig:
 
 
 def parse_served_config(text: str | bytes) -> SlaConfig:
-    """parse_config, for a process that serves the file: ingest, storage and evaluation still
-    compute part one's two clocks only, so a file with a `metrics:` section (valid for
-    parse_config and the metric engine) is refused here rather than accepted and then failing
-    on the first event. Remove this check once the clocks of every metric are stored."""
-    config = parse_config(text)
-    if config.defines_metrics:
-        raise ConfigError(
-            "metrics: parsed, but not served yet: this version stores and alerts on part one's"
-            " response and resolution clocks only; remove the section to run this file"
-        )
-    return config
+    """parse_config, for a process that serves the file. Every config parse_config accepts is
+    served, a `metrics:` section included (its cycles are stored, evaluated and shown); the name
+    stays for the callers that load a file to serve it."""
+    return parse_config(text)
 
 
 def read_config_file(path: Path) -> bytes:

@@ -46,6 +46,7 @@ class AlertMessage:
     # 0: the alert's first notification; n: its nth repeat, of at most repeat_max.
     repeat: int = 0
     repeat_max: int | None = None
+    cycle: int = 1  # which cycle of the metric (a message names it when > 1)
 
     def __post_init__(self) -> None:
         for name in ("due_at", "mode_since", "interrupted_at", "alerted_at"):

@@ -87,6 +87,8 @@ def build_payload(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be time-zone aware")
     clock = _escape(metric_words(msg.clock))
+    if msg.cycle > 1:  # a metric with one cycle per start: which wait this is
+        clock += f" (cycle {msg.cycle})"
     if msg.kind == "breach":
         emoji, title = ":rotating_light:", f"SLA breached: {clock}"
     else:
@@ -131,6 +133,8 @@ def build_payload(
         fallback += f"; {late}"
         key_text += f" · {late}"
     context = f"alert {msg.alert_id} · clock {msg.clock}"
+    if msg.cycle > 1:
+        context += f" · cycle {msg.cycle}"
     if msg.correlation_id:
         context += f" · request {_escape(msg.correlation_id)}"
     return {

@@ -12,6 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import ClockKind, Mode, State, Status
 from internal.sla.stored_clock import StoredClock
+from internal.sla.timeline import Segment, SegmentKind
+from internal.usecase.explain import Timelines
 from internal.usecase.ingest import Outcome
 from internal.usecase.queries import (
     AlertRow,
@@ -41,9 +43,9 @@ STATE_TO_PB = {
     State.MET: pb.SLA_STATE_MET,
 }
 STATE_FROM_PB = {v: k for k, v in STATE_TO_PB.items()}
-# The clocks the contract has a kind and a Ticket field for, by metric name. Any other clock
-# counts in the ticket's sla_state and has no field of its own (Ticket.clocks is the metrics
-# issue's); its alerts carry CLOCK_KIND_UNSPECIFIED, never another clock's kind.
+# The clocks the contract has a kind and a Ticket field for, by metric name. Any other metric's
+# cycles count in the ticket's sla_state and are listed in Ticket.clocks only; its alerts carry
+# CLOCK_KIND_UNSPECIFIED, never another clock's kind.
 CLOCK_TO_PB: dict[str, pb.ClockKind.ValueType] = {
     ClockKind.RESPONSE: pb.CLOCK_KIND_RESPONSE,
     ClockKind.RESOLUTION: pb.CLOCK_KIND_RESOLUTION,
@@ -54,8 +56,12 @@ ACTIVITY_TO_PB = {
     "customer_reply": pb.TICKET_ACTIVITY_CUSTOMER_REPLY,
     "internal_note": pb.TICKET_ACTIVITY_INTERNAL_NOTE,
 }
-# Every metric has one cycle until the metric engine keeps more (clock rows carry no number yet).
-_CURRENT_CYCLE = 1
+SEGMENT_KIND_TO_PB = {
+    SegmentKind.RUNNING: pb.TIMELINE_SEGMENT_KIND_RUNNING,
+    SegmentKind.PAUSED: pb.TIMELINE_SEGMENT_KIND_PAUSED,
+    SegmentKind.STOPPED: pb.TIMELINE_SEGMENT_KIND_STOPPED,
+    SegmentKind.OUTSIDE_HOURS: pb.TIMELINE_SEGMENT_KIND_OUTSIDE_HOURS,
+}
 ALERT_KIND_TO_PB = {"warning": pb.ALERT_KIND_WARNING, "breach": pb.ALERT_KIND_BREACH}
 NOTIFICATION_STATE_TO_PB = {
     "pending": pb.NOTIFICATION_STATE_PENDING,
@@ -87,9 +93,35 @@ def duration(seconds: float) -> Duration:
     return Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
 
 
-def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime) -> State:
-    """Fill `msg` (a field of its ticket: filled in place, not copied) from a clock row."""
-    clock = StoredClock(
+def _nanos(seconds: float) -> int:
+    """The nanoseconds of duration(seconds)."""
+    whole = int(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
+
+
+def fill_timeline(msg: pb.SlaClock, segments: Sequence[Segment]) -> None:
+    """The clock's timeline. Each counted Duration is the step of the running total, taken to
+    nanoseconds as `elapsed` is, so the Durations add up to the clock's elapsed Duration exactly
+    (the segments' seconds add up to its elapsed seconds: internal/sla/timeline.py)."""
+    total, reached = 0.0, 0
+    for s in segments:
+        total += s.counted
+        step, reached = _nanos(total) - reached, _nanos(total)
+        seg = msg.timeline.add(kind=SEGMENT_KIND_TO_PB[s.kind], start=ts(s.start))
+        if s.end is not None:
+            seg.end.CopyFrom(ts(s.end))
+        seg.counted.FromNanoseconds(step)
+        cause = s.cause
+        seg.cause.trigger = cause.trigger
+        if cause.at is not None:
+            seg.cause.updated_at.CopyFrom(ts(cause.at))
+        if cause.status is not None:
+            seg.cause.status = STATUS_TO_PB[cause.status]
+        seg.cause.activity = ACTIVITY_TO_PB.get(cause.activity, pb.TICKET_ACTIVITY_UNSPECIFIED)
+
+
+def _stored(row: ClockRow, config: SlaConfig) -> StoredClock:
+    return StoredClock(
         row.target_s,
         row.calendar,
         config.calendars.get(row.calendar),
@@ -100,12 +132,17 @@ def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime
         row.warn_at,
         row.fired_level,
     )
+
+
+def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime) -> State:
+    """Fill `msg` (a field of its ticket: filled in place, not copied) from a clock row."""
+    clock = _stored(row, config)
     elapsed = clock.elapsed(now)
     state = clock.state(now)
     mode = clock.mode
     msg.kind = CLOCK_TO_PB.get(row.clock, pb.CLOCK_KIND_UNSPECIFIED)
     msg.metric = row.clock
-    msg.cycle = _CURRENT_CYCLE
+    msg.cycle = row.cycle
     msg.target.CopyFrom(duration(clock.target))
     msg.elapsed.CopyFrom(duration(elapsed))
     msg.remaining.CopyFrom(duration(clock.target - elapsed))
@@ -119,9 +156,28 @@ def fill_clock(msg: pb.SlaClock, row: ClockRow, config: SlaConfig, now: datetime
     return state
 
 
+def current_cycles(clocks: Sequence[ClockRow]) -> list[ClockRow]:
+    """The latest cycle of each metric, in the order the metrics first appear (`clocks` in the
+    store's order: by metric, then cycle)."""
+    latest: dict[str, ClockRow] = {}
+    for row in clocks:
+        seen = latest.get(row.clock)
+        if seen is None or row.cycle > seen.cycle:
+            latest[row.clock] = row
+    return list(latest.values())
+
+
 def ticket_to_pb(
-    row: TicketRow, clocks: Sequence[ClockRow], config: SlaConfig, now: datetime
+    row: TicketRow,
+    clocks: Sequence[ClockRow],
+    config: SlaConfig,
+    now: datetime,
+    every_cycle: bool = False,
+    timelines: Timelines | None = None,
 ) -> pb.Ticket:
+    """`clocks`: every stored cycle of the ticket. Ticket.clocks lists the current cycle of each
+    metric, or with `every_cycle` all of them; sla_state is the worst over all of them either
+    way (as the dashboard's state). With `timelines` (the full view), each clock's timeline."""
     msg = pb.Ticket(
         ticket_id=row.ticket_id,
         priority=row.priority,
@@ -133,11 +189,20 @@ def ticket_to_pb(
         policy_version=row.policy_version,
     )
     worst = State.MET
-    # Every clock in `clocks` (by metric name: the store's order); response and resolution also
-    # in their own fields, as in part one.
+    current = current_cycles(clocks)
+    # Ids of the rows shown: all of them in the full view, or when each metric has one cycle.
+    shown = None if every_cycle or len(current) == len(clocks) else {id(r) for r in current}
+    # In the store's order (metric name, then cycle); the current cycles of response and
+    # resolution also in their own fields, as in part one. A cycle not shown counts in the
+    # ticket's state all the same.
     for clock_row in clocks:
+        if shown is not None and id(clock_row) not in shown:
+            worst = max(worst, _stored(clock_row, config).state(now))
+            continue
         clock_msg = msg.clocks.add()
         state = fill_clock(clock_msg, clock_row, config, now)
+        if timelines is not None:
+            fill_timeline(clock_msg, timelines.get((clock_msg.metric, clock_msg.cycle), ()))
         name = _TICKET_FIELD.get(clock_row.clock)
         if name is not None:
             getattr(msg, name).CopyFrom(clock_msg)
@@ -183,7 +248,7 @@ def alert_to_pb(row: AlertRow, notifications: Sequence[NotificationRow] = ()) ->
         customer_tier=row.customer_tier,
         policy_version=row.policy_version,
         metric=row.clock,
-        cycle=_CURRENT_CYCLE,
+        cycle=row.cycle,
         repeat=row.repeat,
         acknowledged_by=row.acknowledged_by or "",
         ack_note=row.ack_note or "",

@@ -28,7 +28,7 @@ from internal.rpc.validation import (
     validate_acknowledge,
     validate_ingest,
 )
-from internal.usecase import alert_changes, erase, ingest, queries
+from internal.usecase import alert_changes, erase, explain, ingest, queries
 from internal.usecase.errors import UNREACHABLE_ERRORS
 from internal.usecase.queries import DashboardFilter
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -129,8 +129,13 @@ class TicketService(pb_grpc.TicketServiceServicer):
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
         config, now = self._config.for_tenant(tenant), self._now()
-        # Every metric has one cycle so far: the full view's clocks are the basic view's.
-        ticket = convert.ticket_to_pb(detail.ticket, detail.clocks, config, now)
+        # The basic view lists the current cycle of each metric; the full view every cycle,
+        # each with its timeline (worked out from the history: only the full view pays for it).
+        full = request.view == pb.TICKET_VIEW_FULL
+        timelines = explain.clock_timelines(config, detail, now) if full else None
+        ticket = convert.ticket_to_pb(
+            detail.ticket, detail.clocks, config, now, every_cycle=full, timelines=timelines
+        )
         convert.fill_ticket_fields(ticket, queries.ticket_fields(detail.history))
         return pb.GetTicketResponse(
             ticket=ticket,

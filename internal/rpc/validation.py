@@ -11,6 +11,7 @@ from typing import cast
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from internal.config.sla_config import SlaConfig
+from internal.sla.model import Activity as SlaActivity
 from internal.sla.model import Status
 from internal.sla.ticket_sla import Event
 from internal.usecase.ingest import Activity, EventDetails
@@ -48,6 +49,13 @@ MAX_ATTRIBUTE_VALUE = 256
 # The status of an event that leaves it unchanged (an event with an activity and no status):
 # the ingest takes it from the ticket's event before it in event time.
 UNCHANGED = cast(Status, None)
+
+
+def _activity(details: EventDetails | None) -> SlaActivity:
+    """The event's activity as the metrics see it (a field update: NONE)."""
+    if details is None or details.activity is None:
+        return SlaActivity.NONE
+    return SlaActivity(details.activity.value)
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,7 @@ def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Accepted 
     created, updated = to_datetime(created_ts), to_datetime(updated_ts)
     if updated < created or updated > latest or created > latest:
         return None
-    return Event(ticket_id, priority, tier, status, created, updated), details
+    return Event(ticket_id, priority, tier, status, created, updated, _activity(details)), details
 
 
 def _check(
@@ -281,6 +289,7 @@ def _check(
         UNCHANGED if status is None else status,
         created,
         updated,
+        _activity(details),
     )
     return (event, details), found
 

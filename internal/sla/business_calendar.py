@@ -134,6 +134,33 @@ class BusinessCalendar:
             monday += 7
         return total / _US_PER_SECOND
 
+    def working_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The working time in [start, end) as its maximal intervals, in order, in UTC; their
+        microseconds add up to exactly what `working_seconds` counts over the same span."""
+        a = _to_us(start, "start")
+        b = _to_us(end, "end")
+        pieces: list[tuple[datetime, datetime]] = []
+        if b <= a:
+            return pieces
+        monday = _monday(self._local_ordinal(start, a))
+        last = self._local_ordinal(end, b) + 1  # as in working_seconds
+        lo_prev = hi_prev = None
+        while monday <= last:
+            for s, e in self._week(monday).intervals:
+                lo, hi = max(s, a), min(e, b)
+                if hi <= lo:
+                    continue
+                if hi_prev is not None and lo == hi_prev:
+                    hi_prev = hi  # ranges that meet (24:00 then 00:00) are one interval
+                    continue
+                if lo_prev is not None and hi_prev is not None:
+                    pieces.append((_from_us(lo_prev), _from_us(hi_prev)))
+                lo_prev, hi_prev = lo, hi
+            monday += 7
+        if lo_prev is not None and hi_prev is not None:
+            pieces.append((_from_us(lo_prev), _from_us(hi_prev)))
+        return pieces
+
     def add_working(self, start: datetime, seconds: float) -> datetime:
         """The earliest instant t >= start with working_seconds(start, t) >= seconds, in UTC.
 

@@ -25,6 +25,11 @@ class Calendar(Protocol):
         """The earliest instant t >= start with working_seconds(start, t) >= seconds."""
         ...
 
+    def working_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The working time in [start, end) as its maximal intervals, in order: what a clock's
+        timeline splits a run by. Their lengths add up to `working_seconds(start, end)`."""
+        ...
+
 
 class AlwaysOpen:
     """The built-in 24x7 calendar: every second counts."""
@@ -41,6 +46,9 @@ class AlwaysOpen:
 
     def add_working(self, start: datetime, seconds: float) -> datetime:
         return start + timedelta(0, 0.0 if seconds < 0.0 else seconds)
+
+    def working_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        return [(start, end)] if end > start else []
 
 
 ALWAYS_OPEN = AlwaysOpen()

@@ -1,9 +1,10 @@
 """What a clock measures: when it runs, pauses and stops, as a value rather than code.
 
-A ticket's clocks are the definitions in force, each with its own target. Part one's two clocks
-are the two default definitions below; every clock starts at the ticket's creation and is worked
-out from the status history alone. Each is a special case of a metric (metric.py): `as_metric`
-says which, and the metric engine (metric_run.py) gives exactly the clock `clock` gives.
+Part one's way of naming a clock: it starts at the ticket's creation and is worked out from the
+status history alone. A ticket's clocks are now the metrics of the rules (policy.Rules), and each
+such definition is a special case of a metric (metric.py): `as_metric` says which, and the metric
+engine (metric_run.py) gives exactly the clock `clock` gives. Kept as a helper for clocks of that
+shape (tests, and the two part-one clock functions below).
 """
 
 from __future__ import annotations

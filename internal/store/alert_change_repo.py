@@ -39,7 +39,7 @@ SELECT a.alert_id, a.tenant_id, a.repeat, a.repeat_max, a.repeat_every_s, a.next
        coalesce(c.mode <> 'stopped', false) AS clock_counting
 FROM alerts a
 LEFT JOIN sla_clocks c ON c.tenant_id = a.tenant_id AND c.ticket_id = a.ticket_id
-                      AND c.clock = a.clock
+                      AND c.clock = a.clock AND c.cycle = a.cycle
 WHERE a.next_repeat_at <= %(now)s
 ORDER BY a.next_repeat_at
 LIMIT %(limit)s

@@ -21,7 +21,7 @@ ALERTS_CHANNEL = "slawatch_alerts"
 ALERT_WRITE_LOCK = 0x51A_A1E7
 
 _DUE = """
-SELECT c.tenant_id, c.ticket_id, c.clock, c.target_s, c.calendar, c.mode, c.anchor_at,
+SELECT c.tenant_id, c.ticket_id, c.clock, c.cycle, c.target_s, c.calendar, c.mode, c.anchor_at,
        c.anchor_elapsed, c.due_at, c.warn_at, c.fired_level, t.priority, t.customer_tier,
        t.correlation_id
 FROM sla_clocks c JOIN tickets t USING (tenant_id, ticket_id)
@@ -32,14 +32,16 @@ FOR UPDATE OF c, t SKIP LOCKED
 """
 
 _INSERT_ALERTS = """
-INSERT INTO alerts (tenant_id, ticket_id, clock, kind, escalation_level, due_at, priority,
-                    customer_tier, policy_version, clock_mode, clock_mode_since, created_at)
+INSERT INTO alerts (tenant_id, ticket_id, clock, cycle, kind, escalation_level, due_at,
+                    priority, customer_tier, policy_version, clock_mode, clock_mode_since,
+                    created_at)
 SELECT *, %(now)s FROM unnest(
-    %(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(kinds)s::text[], %(levels)s::int[],
+    %(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(cycles)s::int[],
+    %(kinds)s::text[], %(levels)s::int[],
     %(due)s::timestamptz[], %(priorities)s::text[], %(tiers)s::text[], %(versions)s::text[],
     %(modes)s::text[], %(mode_since)s::timestamptz[])
 ON CONFLICT DO NOTHING
-RETURNING alert_id, tenant_id, ticket_id, clock, kind, escalation_level
+RETURNING alert_id, tenant_id, ticket_id, clock, cycle, kind, escalation_level
 """
 
 _INSERT_NOTIFICATIONS = """
@@ -53,9 +55,11 @@ RETURNING notification_id, correlation_id
 
 _UPDATE_CLOCKS = """
 UPDATE sla_clocks c SET fired_level = u.fired, next_check_at = u.next_check
-FROM unnest(%(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(fired)s::int[],
-            %(next_check)s::timestamptz[]) AS u(tenant, ticket, clock, fired, next_check)
+FROM unnest(%(tenants)s::text[], %(ids)s::text[], %(clocks)s::text[], %(cycles)s::int[],
+            %(fired)s::int[], %(next_check)s::timestamptz[])
+     AS u(tenant, ticket, clock, cycle, fired, next_check)
 WHERE c.tenant_id = u.tenant AND c.ticket_id = u.ticket AND c.clock = u.clock
+  AND c.cycle = u.cycle
 """
 
 _UPDATE_LEVELS = """
@@ -67,11 +71,13 @@ WHERE t.tenant_id = u.tenant AND t.ticket_id = u.ticket
 
 @dataclass(frozen=True)
 class DueClock:
-    """A clock whose next check is due, with what its alerts record of the ticket."""
+    """A clock (one cycle of a metric) whose next check is due, with what its alerts record of
+    the ticket."""
 
     tenant_id: str
     ticket_id: str
     clock: str
+    cycle: int
     target_s: float
     calendar: str
     mode: str
@@ -90,6 +96,7 @@ class NewAlert:
     tenant_id: str
     ticket_id: str
     clock: str
+    cycle: int
     kind: str
     level: int
     due_at: datetime | None
@@ -108,6 +115,7 @@ class WrittenAlert:
     tenant_id: str
     ticket_id: str
     clock: str
+    cycle: int
     kind: str
     escalation_level: int
 
@@ -133,6 +141,7 @@ class ClockCheck:
     tenant_id: str
     ticket_id: str
     clock: str
+    cycle: int
     fired_level: int
     next_check_at: datetime | None
 
@@ -148,7 +157,7 @@ def due_clocks(conn: Conn, now: datetime, limit: int) -> list[DueClock]:
 
 def insert_alerts(conn: Conn, alerts: Sequence[NewAlert], now: datetime) -> list[WrittenAlert]:
     """Write `alerts` under the alert write lock (held to commit); those already written for
-    their ticket, clock and level are left out of the answer."""
+    their ticket, clock, cycle and level are left out of the answer."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (ALERT_WRITE_LOCK,))
     with conn.cursor(row_factory=class_row(WrittenAlert)) as rows:
         return rows.execute(
@@ -158,6 +167,7 @@ def insert_alerts(conn: Conn, alerts: Sequence[NewAlert], now: datetime) -> list
                 "tenants": [a.tenant_id for a in alerts],
                 "ids": [a.ticket_id for a in alerts],
                 "clocks": [a.clock for a in alerts],
+                "cycles": [a.cycle for a in alerts],
                 "kinds": [a.kind for a in alerts],
                 "levels": [a.level for a in alerts],
                 "due": [a.due_at for a in alerts],
@@ -205,6 +215,7 @@ def record_checks(conn: Conn, checks: Sequence[ClockCheck]) -> None:
             "tenants": [c.tenant_id for c in checks],
             "ids": [c.ticket_id for c in checks],
             "clocks": [c.clock for c in checks],
+            "cycles": [c.cycle for c in checks],
             "fired": [c.fired_level for c in checks],
             "next_check": [c.next_check_at for c in checks],
         },

@@ -34,7 +34,7 @@ RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.crashes, n.co
           -- A repeat is on time when it goes out as it is made, not when its alert was.
           CASE WHEN n.repeat > 0 THEN n.created_at ELSE a.created_at END AS alerted_at,
           a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
-          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since,
+          a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since, a.cycle,
           n.repeat, a.repeat_max
 """
 

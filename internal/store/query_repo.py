@@ -28,7 +28,7 @@ from internal.store.rows import (
 @dataclass(frozen=True)
 class TicketDetail:
     ticket: TicketRow
-    clocks: list[ClockRow]  # by metric name
+    clocks: list[ClockRow]  # every cycle, by metric name then cycle number
     history: list[HistoryRow]  # in event-time order
     alerts: list[AlertRow]  # in id order
     notifications: dict[int, list[NotificationRow]] = field(default_factory=dict)  # by alert id
@@ -44,8 +44,8 @@ TICKET_READS: tuple[tuple[str, type[Any]], ...] = (
         TicketRow,
     ),
     (
-        "SELECT clock, target_s, calendar, mode, anchor_at, anchor_elapsed, due_at, warn_at,"
-        f" fired_level FROM sla_clocks WHERE {_TICKET} ORDER BY clock",
+        "SELECT clock, cycle, target_s, calendar, mode, anchor_at, anchor_elapsed, due_at,"
+        f" warn_at, fired_level FROM sla_clocks WHERE {_TICKET} ORDER BY clock, cycle",
         ClockRow,
     ),
     (
@@ -54,7 +54,7 @@ TICKET_READS: tuple[tuple[str, type[Any]], ...] = (
         HistoryRow,
     ),
     (
-        "SELECT alert_id, tenant_id, ticket_id, clock, kind, escalation_level, due_at,"
+        "SELECT alert_id, tenant_id, ticket_id, clock, cycle, kind, escalation_level, due_at,"
         " created_at, priority, customer_tier, policy_version, repeat, acknowledged_at,"
         f" acknowledged_by, ack_note FROM alerts WHERE {_TICKET} ORDER BY alert_id",
         AlertRow,
@@ -134,7 +134,8 @@ def _params(tenant: str, f: DashboardFilter, now: datetime) -> dict[str, object]
 _PAGE_SQL = """
 SELECT t.ticket_id, t.priority, t.customer_tier, t.status, t.created_at, t.updated_at,
        t.escalation_level, t.policy_version, t.urgent_at, t.sla_state,
-       c.clock AS clock_clock, c.target_s AS clock_target_s, c.calendar AS clock_calendar,
+       c.clock AS clock_clock, c.cycle AS clock_cycle, c.target_s AS clock_target_s,
+       c.calendar AS clock_calendar,
        c.mode AS clock_mode, c.anchor_at AS clock_anchor_at,
        c.anchor_elapsed AS clock_anchor_elapsed, c.due_at AS clock_due_at,
        c.warn_at AS clock_warn_at, c.fired_level AS clock_fired_level
@@ -145,7 +146,7 @@ FROM (
     ORDER BY urgent_at, ticket_id LIMIT %(limit)s
 ) AS t
 LEFT JOIN sla_clocks c ON c.tenant_id = t.tenant_id AND c.ticket_id = t.ticket_id
-ORDER BY t.urgent_at, t.ticket_id, c.clock
+ORDER BY t.urgent_at, t.ticket_id, c.clock, c.cycle
 """
 PAGE_TICKET_COLUMNS = column_names(DashboardTicket)
 PAGE_COLUMNS = (*PAGE_TICKET_COLUMNS, *column_names(ClockRow, "clock_"))
@@ -154,7 +155,7 @@ PAGE_COLUMNS = (*PAGE_TICKET_COLUMNS, *column_names(ClockRow, "clock_"))
 @dataclass(frozen=True)
 class PageRow:
     ticket: DashboardTicket
-    clocks: list[ClockRow]  # by metric name
+    clocks: list[ClockRow]  # every cycle, by metric name then cycle number
 
 
 def page_query(

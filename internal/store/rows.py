@@ -55,9 +55,11 @@ class DashboardTicket(TicketRow):
 
 @dataclass(frozen=True)
 class ClockRow(ByColumn):
-    """One stored clock of a ticket (sla_clocks), what StoredClock is built from."""
+    """One stored clock of a ticket (sla_clocks): one cycle of one metric, what StoredClock is
+    built from."""
 
     clock: str  # the metric name
+    cycle: int  # 1-based, among the metric's cycles on the ticket
     target_s: float
     calendar: str
     mode: str
@@ -93,6 +95,7 @@ class AlertRow(ByColumn):
     tenant_id: str
     ticket_id: str
     clock: str  # the metric name
+    cycle: int  # which cycle of the metric
     kind: str
     escalation_level: int
     due_at: datetime | None

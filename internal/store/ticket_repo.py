@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from internal.sla.model import Status
+from internal.sla.model import Activity, Status
 from internal.sla.ticket_sla import Event, TicketSla
 from internal.store import deadline_repo, state_buckets
 from internal.store.event_details import NO_DETAILS_ROW, EventDetails
@@ -28,7 +28,7 @@ class Prior:
     """What a rewrite needs of a stored ticket (read with its row locked)."""
 
     updated_at: datetime
-    fired: dict[str, int]  # metric -> the level its clock has fired
+    fired: dict[tuple[str, int], int]  # (metric, cycle) -> the level that cycle has fired
     bucket: state_buckets.BucketKey  # where the dashboard counts it now
 
 
@@ -47,7 +47,7 @@ CREATE TEMP TABLE IF NOT EXISTS in_tickets (
     updated_at timestamptz, policy_version text, breach_at timestamptz, warn_at timestamptz,
     active boolean, urgent_at timestamptz) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS in_clocks (
-    ticket_id text, clock text, target_s float8, calendar text, mode text,
+    ticket_id text, clock text, cycle int, target_s float8, calendar text, mode text,
     anchor_at timestamptz, anchor_elapsed float8, due_at timestamptz, warn_at timestamptz,
     fired_level int, next_check_at timestamptz) ON COMMIT DELETE ROWS;
 """
@@ -73,6 +73,7 @@ _TICKET_TYPES = [
 _CLOCK_TYPES = [
     "text",
     "text",
+    "int4",
     "float8",
     "text",
     "text",
@@ -118,7 +119,7 @@ CROSS JOIN LATERAL (
 """
 
 _FIRED = f"""
-SELECT ticket_id, clock, fired_level FROM sla_clocks
+SELECT ticket_id, clock, cycle, fired_level FROM sla_clocks
 WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
 """
 
@@ -154,7 +155,7 @@ SELECT e.ticket_id, e.priority, e.customer_tier,
              AND p.updated_at < e.updated_at AND p.status IS NOT NULL
            ORDER BY p.updated_at DESC LIMIT 1
        ), 'open'),
-       e.created_at, e.updated_at
+       e.created_at, e.updated_at, e.activity
 FROM ticket_events e WHERE e.tenant_id = %(tenant)s AND e.ticket_id = ANY({_IDS})
 """
 
@@ -179,18 +180,18 @@ _COPY_NEW_TICKETS = (
     " FROM STDIN (FORMAT BINARY)"
 )
 _COPY_NEW_CLOCKS = (
-    "COPY sla_clocks (ticket_id, clock, target_s, calendar, mode, anchor_at, anchor_elapsed,"
+    "COPY sla_clocks (ticket_id, clock, cycle, target_s, calendar, mode, anchor_at, anchor_elapsed,"
     " due_at, warn_at, fired_level, next_check_at, tenant_id) FROM STDIN (FORMAT BINARY)"
 )
 
-# A stored clock that an event leaves as it was (often one of the two: a first reply stops the
-# response clock, the resolution clock runs on) is not rewritten: no new row version, no new
-# index entries.
+# A stored cycle that an event leaves as it was (most of them: a reply stops one cycle, the
+# others run on or stopped long ago) is not rewritten: no new row version, no new index entries.
 _UPSERT_CLOCKS = """
-INSERT INTO sla_clocks AS c (tenant_id, ticket_id, clock, target_s, calendar, mode, anchor_at,
-                             anchor_elapsed, due_at, warn_at, fired_level, next_check_at)
+INSERT INTO sla_clocks AS c (tenant_id, ticket_id, clock, cycle, target_s, calendar, mode,
+                             anchor_at, anchor_elapsed, due_at, warn_at, fired_level,
+                             next_check_at)
 SELECT %(tenant)s, * FROM in_clocks
-ON CONFLICT (tenant_id, ticket_id, clock) DO UPDATE SET
+ON CONFLICT (tenant_id, ticket_id, clock, cycle) DO UPDATE SET
     target_s = EXCLUDED.target_s, calendar = EXCLUDED.calendar, mode = EXCLUDED.mode,
     anchor_at = EXCLUDED.anchor_at, anchor_elapsed = EXCLUDED.anchor_elapsed,
     due_at = EXCLUDED.due_at, warn_at = EXCLUDED.warn_at, next_check_at = EXCLUDED.next_check_at
@@ -199,6 +200,16 @@ WHERE (c.target_s, c.calendar, c.mode, c.anchor_at, c.anchor_elapsed, c.due_at, 
       IS DISTINCT FROM
       (EXCLUDED.target_s, EXCLUDED.calendar, EXCLUDED.mode, EXCLUDED.anchor_at,
        EXCLUDED.anchor_elapsed, EXCLUDED.due_at, EXCLUDED.warn_at, EXCLUDED.next_check_at)
+"""
+
+# The stored cycles of rewritten tickets that their history no longer gives: a late event may
+# merge two waits into one (fewer cycles), and a priority change may leave a metric without a
+# target. Their alerts stay, as the record of what was raised.
+_DELETE_STALE_CLOCKS = f"""
+DELETE FROM sla_clocks c
+WHERE c.tenant_id = %(tenant)s AND c.ticket_id = ANY({_IDS})
+  AND NOT EXISTS (SELECT 1 FROM in_clocks i
+                  WHERE i.ticket_id = c.ticket_id AND i.clock = c.clock AND i.cycle = c.cycle)
 """
 
 
@@ -233,8 +244,8 @@ def read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior]
         for tid, at, *key in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": _ids(ids)})
     }
     if prior:  # a batch of new tickets has no fired levels to read
-        for tid, clock, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": _ids(prior)}):
-            prior[str(tid)].fired[str(clock)] = int(fired)
+        for tid, clock, cycle, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": _ids(prior)}):
+            prior[str(tid)].fired[(str(clock), int(cycle))] = int(fired)
     return prior
 
 
@@ -249,10 +260,20 @@ def _event_row(e: Event) -> tuple[Any, ...]:
 def read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Event]]:
     """The stored events of the tickets `ids`, by ticket (in no particular order)."""
     history: dict[str, list[Event]] = defaultdict(list)
-    for tid, prio, tier, status, created, updated in cur.execute(
+    for tid, prio, tier, status, created, updated, activity in cur.execute(
         _HISTORY, {"tenant": tenant, "ids": _ids(ids)}
     ):
-        history[tid].append(Event(tid, prio, tier, Status(status), created, updated))
+        history[tid].append(
+            Event(
+                tid,
+                prio,
+                tier,
+                Status(status),
+                created,
+                updated,
+                Activity.NONE if activity is None else Activity(activity),
+            )
+        )
     return history
 
 
@@ -279,6 +300,7 @@ def _clock_rows(slas: Sequence[TicketSla]) -> Iterator[tuple[Any, ...]]:
             yield (
                 s.latest.ticket_id,
                 c.metric,
+                c.cycle,
                 float(c.target),
                 c.calendar,
                 c.mode,
@@ -298,7 +320,8 @@ def write_ticket_slas(
     prior: Mapping[str, Prior],
     correlation_id: str | None = None,
 ) -> None:
-    """Write tickets and their clocks; fired levels are kept as the evaluator left them.
+    """Write tickets and their clocks (every cycle the history gives; stored cycles it no longer
+    gives are deleted); fired levels are kept as the evaluator left them.
     `prior` holds the stored tickets among them, read by `read_prior` in this transaction
     (which locked them); the others are new. `correlation_id` is recorded on the tickets (None
     keeps what they had). The session must have been prepared with `prepare_session`."""
@@ -326,6 +349,10 @@ def write_ticket_slas(
         _copy(cur, "in_tickets", _TICKET_TYPES, (_ticket_row(s) for s in stored))
         _copy(cur, "in_clocks", _CLOCK_TYPES, _clock_rows(stored))
         cur.execute(_UPSERT_CLOCKS, {"tenant": tenant})
+        cur.execute(
+            _DELETE_STALE_CLOCKS,
+            {"tenant": tenant, "ids": _ids(s.latest.ticket_id for s in stored)},
+        )
         cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
     moves: Counter[state_buckets.BucketKey] = Counter()
     for s in slas:

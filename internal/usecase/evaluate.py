@@ -1,9 +1,10 @@
 """One evaluation batch: due clocks in, alerts and their notification rows out, one transaction.
 
-Each due clock is evaluated against the ladder at `now` (StoredClock.evaluate: the highest step
-crossed fires, the ones below it are skipped); its alert, the alert's notification rows (one per
-channel of the step), the ticket's escalation level and the clock's next check are written
-together, and listeners are told on commit. The statements are internal/store/evaluate_repo's.
+Each due clock (one cycle of one metric) is evaluated against its metric's ladder at `now`
+(StoredClock.evaluate: the highest step crossed fires, the ones below it are skipped); its alert
+(one per ticket, metric, cycle and level), the alert's notification rows (one per channel of the
+step), the ticket's escalation level and the clock's next check are written together, and
+listeners are told on commit. The statements are internal/store/evaluate_repo's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RaisedAlert:
     kind: str
     level: int
     correlation_id: str | None  # of the ingest call that last changed the ticket
+    cycle: int = 1
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,10 @@ def evaluate_batch(
             return BatchResult(0, [], [])
         checks: list[ClockCheck] = []
         alerts: list[NewAlert] = []
-        # (tenant, ticket, clock, level) -> the channels of the step that fired
-        channels: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
+        # (tenant, ticket, clock, cycle, level) -> the channels of the step that fired
+        channels: dict[tuple[str, str, str, int, int], tuple[str, ...]] = {}
         # the same key -> (repeat_every, repeat_max) of a step that repeats
-        repeats: dict[tuple[str, str, str, int], tuple[float, int]] = {}
+        repeats: dict[tuple[str, str, str, int, int], tuple[float, int]] = {}
         correlation_by_ticket: dict[tuple[str, str], str | None] = {}
         # (policy version, calendar name) -> due clocks counted on a calendar it lacks
         unknown_calendars: Counter[tuple[str, str]] = Counter()
@@ -86,7 +88,7 @@ def evaluate_batch(
             clock = _stored(d, config)
             if clock.calendar is None:
                 unknown_calendars[(config.version, clock.calendar_name)] += 1
-            outcome = clock.evaluate(config.ladder, now)
+            outcome = clock.evaluate(config.ladder_for(d.clock), now)
             step = outcome.step
             if step is not None:
                 alerts.append(
@@ -94,6 +96,7 @@ def evaluate_batch(
                         d.tenant_id,
                         d.ticket_id,
                         d.clock,
+                        d.cycle,
                         step.kind.value,
                         step.level,
                         d.due_at,
@@ -104,16 +107,21 @@ def evaluate_batch(
                         config.version,
                     )
                 )
-                channels[(d.tenant_id, d.ticket_id, d.clock, step.level)] = step.notify
+                channels[(d.tenant_id, d.ticket_id, d.clock, d.cycle, step.level)] = step.notify
                 if step.repeat_every is not None and step.repeat_max is not None:
-                    repeats[(d.tenant_id, d.ticket_id, d.clock, step.level)] = (
+                    repeats[(d.tenant_id, d.ticket_id, d.clock, d.cycle, step.level)] = (
                         step.repeat_every,
                         step.repeat_max,
                     )
                 correlation_by_ticket[(d.tenant_id, d.ticket_id)] = d.correlation_id
             checks.append(
                 ClockCheck(
-                    d.tenant_id, d.ticket_id, d.clock, outcome.fired_level, outcome.next_check_at
+                    d.tenant_id,
+                    d.ticket_id,
+                    d.clock,
+                    d.cycle,
+                    outcome.fired_level,
+                    outcome.next_check_at,
                 )
             )
         for (version, name), count in sorted(unknown_calendars.items()):
@@ -136,6 +144,7 @@ def evaluate_batch(
                     alert_id=w.alert_id,
                     ticket_id=w.ticket_id,
                     clock=w.clock,
+                    cycle=w.cycle,
                     kind=w.kind,
                     level=w.escalation_level,
                     correlation_id=correlation_by_ticket[(w.tenant_id, w.ticket_id)],
@@ -145,7 +154,9 @@ def evaluate_batch(
             notifications = [
                 NewNotification(w.tenant_id, w.alert_id, channel, r.correlation_id)
                 for w, r in zip(written, raised, strict=True)
-                for channel in channels[(w.tenant_id, w.ticket_id, w.clock, w.escalation_level)]
+                for channel in channels[
+                    (w.tenant_id, w.ticket_id, w.clock, w.cycle, w.escalation_level)
+                ]
             ]
             if notifications:
                 for note in evaluate_repo.insert_notifications(conn, notifications, now):
@@ -155,15 +166,15 @@ def evaluate_batch(
             scheduled = [
                 (w.alert_id, *repeats[key])
                 for w in written
-                if (key := (w.tenant_id, w.ticket_id, w.clock, w.escalation_level)) in repeats
+                if (key := (w.tenant_id, w.ticket_id, w.clock, w.cycle, w.escalation_level))
+                in repeats
             ]
             if scheduled:
                 alert_change_repo.schedule_repeats(conn, scheduled)
                 # The scheduler sleeps until the earliest instant it knows: tell it of this one.
+                first = now + timedelta(seconds=min(every for _, every, _ in scheduled))
                 with conn.cursor() as cur:
-                    deadline_repo.announce(
-                        cur, now + timedelta(seconds=min(s[1] for s in scheduled))
-                    )
+                    deadline_repo.announce(cur, first)
         evaluate_repo.record_checks(conn, checks)
         alert_ids = [r.alert_id for r in raised]
         if alert_ids:

@@ -100,7 +100,15 @@ def _with_statuses(events: list[Event]) -> list[Event]:
     status = Status.OPEN
     for e in sorted(events, key=lambda e: e.updated_at):
         if e.status is None:
-            e = Event(e.ticket_id, e.priority, e.customer_tier, status, e.created_at, e.updated_at)
+            e = Event(
+                e.ticket_id,
+                e.priority,
+                e.customer_tier,
+                status,
+                e.created_at,
+                e.updated_at,
+                e.activity,
+            )
         status = e.status
         out.append(e)
     return out

@@ -173,6 +173,7 @@ def _message(claimed: outbox_repo.Claimed, reason: str | None) -> AlertMessage:
         late_reason=reason,
         repeat=int(a["repeat"]),
         repeat_max=a["repeat_max"],
+        cycle=int(a.get("cycle") or 1),
     )
 
 

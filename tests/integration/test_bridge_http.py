@@ -212,6 +212,85 @@ def test_ingest_get_and_dashboard_round_trip(bridge: Bridge, spec: dict[str, Any
     assert page2.status == 200 and page2.body["tickets"][0] != paged.body["tickets"][0]
 
 
+def test_get_ticket_full_view_over_http_carries_the_timelines(
+    bridge: Bridge, spec: dict[str, Any]
+) -> None:
+    """`?view=TICKET_VIEW_FULL` gives each clock its timeline in proto3 JSON: kinds by name,
+    RFC 3339 times, counted Durations as "3600s" (zero ones written, not left out), the causes
+    with their triggers; the open last segment has no end; the document's schema holds it; the
+    default view's timelines are empty."""
+    ticket_id = new_id("WHY")
+    created = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # Friday, 16:00 in Berlin
+    stages = [
+        ("TICKET_STATUS_OPEN", created),
+        ("TICKET_STATUS_ON_HOLD", datetime(2026, 11, 30, 8, 30, tzinfo=UTC)),
+        ("TICKET_STATUS_OPEN", datetime(2026, 11, 30, 11, 0, tzinfo=UTC)),
+        ("TICKET_STATUS_RESOLVED", datetime(2026, 11, 30, 12, 0, tzinfo=UTC)),
+    ]
+    events = [
+        ticket_event(
+            ticket_id,
+            customer_tier="silver",  # on emea_office
+            status=status,
+            created_at=iso(created),
+            updated_at=iso(at),
+        )
+        for status, at in stages
+    ]
+    assert ingest(bridge, events).status == 200
+    got = http_json("GET", f"{bridge.url}/v1/tickets/{ticket_id}?view=TICKET_VIEW_FULL", READER)
+    assert got.status == 200, got
+    valid(spec, "slawatch.v1.GetTicketResponse", got.body)
+    resolution = got.body["ticket"]["resolution"]
+    assert [
+        (s["kind"], s["start"], s.get("end"), s["counted"], s["cause"]["trigger"])
+        for s in resolution["timeline"]
+    ] == [
+        (
+            "TIMELINE_SEGMENT_KIND_RUNNING",
+            "2026-11-27T15:00:00Z",
+            "2026-11-27T16:00:00Z",
+            "3600s",
+            "created",
+        ),
+        (
+            "TIMELINE_SEGMENT_KIND_OUTSIDE_HOURS",
+            "2026-11-27T16:00:00Z",
+            "2026-11-30T08:00:00Z",
+            "0s",
+            "calendar",
+        ),
+        (
+            "TIMELINE_SEGMENT_KIND_RUNNING",
+            "2026-11-30T08:00:00Z",
+            "2026-11-30T08:30:00Z",
+            "1800s",
+            "calendar",
+        ),
+        (
+            "TIMELINE_SEGMENT_KIND_PAUSED",
+            "2026-11-30T08:30:00Z",
+            "2026-11-30T11:00:00Z",
+            "0s",
+            "status:on_hold",
+        ),
+        (
+            "TIMELINE_SEGMENT_KIND_RUNNING",
+            "2026-11-30T11:00:00Z",
+            "2026-11-30T12:00:00Z",
+            "3600s",
+            "status:open",
+        ),
+        ("TIMELINE_SEGMENT_KIND_STOPPED", "2026-11-30T12:00:00Z", None, "0s", "status:resolved"),
+    ]
+    held = resolution["timeline"][3]["cause"]
+    assert held["updated_at"] == "2026-11-30T08:30:00Z"
+    assert held["status"] == "TICKET_STATUS_ON_HOLD"
+    assert resolution["elapsed"] == "9000s"
+    basic = get_ticket(bridge, ticket_id, READER)
+    assert basic.status == 200 and basic.body["ticket"]["resolution"]["timeline"] == []
+
+
 def test_delete_ticket_over_http_needs_admin_and_erases_the_ticket(
     bridge: Bridge, spec: dict[str, Any]
 ) -> None:

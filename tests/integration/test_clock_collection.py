@@ -12,7 +12,7 @@ import psycopg_pool
 from internal.config.sla_config import parse_config
 from internal.rpc import convert
 from internal.sla.calendar import ALWAYS_OPEN
-from internal.sla.clock_definition import DEFAULT_CLOCKS, ClockDefinition
+from internal.sla.clock_definition import ClockDefinition
 from internal.sla.model import Status
 from internal.sla.policy import Targets
 from internal.sla.ticket_sla import Event
@@ -30,7 +30,9 @@ TRIAGE = ClockDefinition("triage", frozenset({Status.IN_PROGRESS}), resumes=Fals
 
 def _store_with_triage(pool: psycopg_pool.ConnectionPool) -> None:
     config = parse_config(config_text())
-    rules = dataclasses.replace(config.rules, clocks=(*DEFAULT_CLOCKS, TRIAGE))
+    rules = dataclasses.replace(
+        config.rules, metrics=(*config.metrics, TRIAGE.as_metric(config.pause_statuses))
+    )
     seconds = {"response": 4 * 3600.0, "resolution": 8 * 3600.0, "triage": 3600.0}
     three = Targets(seconds, ALWAYS_OPEN)
     with pool.connection() as conn:

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from internal.bridge import codec
 from internal.notify.slack import AlertMessage, build_payload, metric_words
 from internal.sla.calendar import ALWAYS_OPEN
-from internal.sla.clock_definition import DEFAULT_CLOCKS, ClockDefinition
+from internal.sla.clock_definition import ClockDefinition
 from internal.sla.ladder import Ladder, Step
+from internal.sla.metric import default_metrics
 from internal.sla.model import AlertKind, Mode, Status
 from internal.sla.policy import Rules, Targets
 from internal.sla.ticket_sla import Event, compute_ticket_sla, history_sla, single_event_sla
@@ -21,13 +22,14 @@ from slawatch.v1 import ticket_service_pb2 as pb
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 LADDER = Ladder((Step(85, 1, AlertKind.WARNING), Step(100, 2, AlertKind.BREACH)))
 TRIAGE = ClockDefinition("triage", frozenset({Status.IN_PROGRESS}), resumes=False, pauses=True)
-RULES = Rules(LADDER, frozenset({Status.ON_HOLD}), "v1", (*DEFAULT_CLOCKS, TRIAGE))
+PAUSE = frozenset({Status.ON_HOLD})
+RULES = Rules(LADDER, PAUSE, "v1", (*default_metrics(PAUSE), TRIAGE.as_metric(PAUSE)))
 TARGETS = Targets({"response": 900.0, "resolution": 14_400.0, "triage": 300.0}, ALWAYS_OPEN)
 
 
 def test_every_definition_gives_a_clock_in_order() -> None:
     event = Event("T-1", "high", "gold", Status.ON_HOLD, T0, T0 + timedelta(minutes=2))
-    sla = compute_ticket_sla([event], TARGETS, RULES, {"triage": 1})
+    sla = compute_ticket_sla([event], TARGETS, RULES, {("triage", 1): 1})
     assert [c.metric for c in sla.clocks] == ["response", "resolution", "triage"]
     assert sla.clock("triage").mode is Mode.PAUSED
     assert sla.clock("triage").fired_level == 1
@@ -36,7 +38,7 @@ def test_every_definition_gives_a_clock_in_order() -> None:
 
 def test_the_default_rules_have_the_two_part_one_clocks() -> None:
     rules = Rules(LADDER, frozenset(), "v1")
-    assert [d.metric for d in rules.clocks] == ["response", "resolution"]
+    assert [d.name for d in rules.metrics] == ["response", "resolution"]
 
 
 histories = st.lists(

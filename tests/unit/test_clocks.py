@@ -154,7 +154,7 @@ def test_ticket_sla_uses_latest_event_fields() -> None:
         Event("T", "high", "gold", Status.OPEN, T0, m(0)),
         Event("T", "low", "gold", Status.IN_PROGRESS, T0, m(5)),
     ]
-    sla = compute_ticket_sla(history, TARGETS, RULES, {ClockKind.RESPONSE: 1})
+    sla = compute_ticket_sla(history, TARGETS, RULES, {(ClockKind.RESPONSE.value, 1): 1})
     assert sla.latest.priority == "low"
     assert sla.clock("response").fired_level == 1
     assert sla.clock("resolution").fired_level == 0

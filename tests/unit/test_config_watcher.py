@@ -326,17 +326,26 @@ def test_a_fifo_in_place_of_the_file_is_refused_without_blocking_the_watcher(
     eventually(lambda: resolution_of(holder) == 7200, APPLY_WITHIN, "next save applied")
 
 
-def test_a_save_with_a_metrics_section_is_refused_while_it_is_not_served(
+def test_a_save_with_a_metrics_section_is_served_and_reloads(
     watched: tuple[Path, ConfigHolder], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """examples/zendesk-like.yaml is a valid file, but the running processes still store part
-    one's two clocks only: the reload refuses it in one error line naming `metrics`, and the last
-    good config keeps running."""
+    """examples/zendesk-like.yaml is applied on save (its metrics are served); a broken metric
+    in the next save is refused naming its key, the example keeps running; a plain file after
+    it is applied again."""
     path, holder = watched
-    before = holder.current.version
+    example = (ROOT / "examples" / "zendesk-like.yaml").read_text()
     caplog.set_level(logging.INFO, logger="internal.config.watcher")
-    path.write_text((ROOT / "examples" / "zendesk-like.yaml").read_text())
+    path.write_text(example)
+    eventually(lambda: holder.current.defines_metrics, APPLY_WITHIN, "example applied")
+    served = holder.current.version
+    assert [d.name for d in holder.current.rules.metrics] == [
+        d.name for d in holder.current.metrics
+    ]
+    path.write_text(example.replace("stop:  [agent_reply,", "stop:  [agent_replied,", 1))
     eventually(lambda: any(r.levelno == logging.ERROR for r in caplog.records), APPLY_WITHIN)
     (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert "metrics: parsed, but not served yet" in error
-    assert holder.current.version == before
+    assert "metrics." in error and ".stop[0]: unknown trigger 'agent_replied'" in error
+    assert holder.current.version == served
+    path.write_text(config_text(policies=GOLD_2H))
+    eventually(lambda: resolution_of(holder) == 7200, APPLY_WITHIN, "plain file applied")
+    assert not holder.current.defines_metrics

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from internal.config.sla_config import ConfigError, load_config, parse_config, parse_served_config
-from internal.sla.clock_definition import DEFAULT_CLOCKS
 from internal.sla.metric import Cycles, default_metrics
 from internal.sla.metric_run import HistoryEvent, run_metrics
 from internal.sla.model import Activity, Mode, Status
@@ -47,7 +46,7 @@ def test_without_a_metrics_section_the_config_means_part_ones_two_clocks() -> No
         config = parse_config(text)
         assert not config.defines_metrics
         assert config.metrics == default_metrics(config.pause_statuses)
-        assert config.rules.clocks == DEFAULT_CLOCKS
+        assert config.rules.metrics == config.metrics
         for tiers in config.policies.values():
             for targets in tiers.values():
                 assert list(targets.seconds) == ["response", "resolution"]
@@ -314,15 +313,14 @@ def test_edge_cases_both_accept() -> None:
     assert config.metric("x").cycles is Cycles.ONCE
 
 
-def test_a_serving_process_refuses_a_metrics_section_for_now(tmp_path: Path) -> None:
-    """Ingest and storage still compute part one's two clocks: a process loading the example
-    (at start or on reload) refuses it with a clear error instead of failing on its first
-    event; a file without the section loads as before."""
-    with pytest.raises(ConfigError, match=r"^metrics: parsed, but not served yet"):
-        parse_served_config(EXAMPLE.read_text())
+def test_a_serving_process_loads_a_metrics_section(tmp_path: Path) -> None:
+    """A process loading the example (at start or on reload) serves its metrics, as parsed; a
+    file without the section loads as before."""
+    served, parsed = parse_served_config(EXAMPLE.read_text()), parse_config(EXAMPLE.read_text())
+    assert (served.version, served.metrics) == (parsed.version, parsed.metrics)
     path = tmp_path / "sla.yaml"
     path.write_text(EXAMPLE.read_text())
-    with pytest.raises(ConfigError, match=r"^metrics: parsed, but not served yet"):
-        load_config(path)
+    loaded = load_config(path)
+    assert loaded.defines_metrics and loaded.metrics == parse_config(EXAMPLE.read_text()).metrics
     path.write_text(config_text())
     assert load_config(path).version == parse_config(config_text()).version

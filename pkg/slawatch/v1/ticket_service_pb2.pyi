@@ -84,8 +84,9 @@ class _TicketViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TicketView
     TICKET_VIEW_BASIC: _TicketView.ValueType  # 1
     """The ticket with the current cycle of every metric, its history and alerts."""
     TICKET_VIEW_FULL: _TicketView.ValueType  # 2
-    """As BASIC, with every cycle of every metric in Ticket.clocks. While every metric has one
-    cycle (response and resolution), this is the same answer as BASIC.
+    """As BASIC, with every cycle of every metric in Ticket.clocks, and each
+    clock's timeline (SlaClock.timeline). While every metric has one cycle
+    (response and resolution), the clocks are the same as BASIC's.
     """
 
 class TicketView(_TicketView, metaclass=_TicketViewEnumTypeWrapper):
@@ -96,10 +97,47 @@ TICKET_VIEW_UNSPECIFIED: TicketView.ValueType  # 0
 TICKET_VIEW_BASIC: TicketView.ValueType  # 1
 """The ticket with the current cycle of every metric, its history and alerts."""
 TICKET_VIEW_FULL: TicketView.ValueType  # 2
-"""As BASIC, with every cycle of every metric in Ticket.clocks. While every metric has one
-cycle (response and resolution), this is the same answer as BASIC.
+"""As BASIC, with every cycle of every metric in Ticket.clocks, and each
+clock's timeline (SlaClock.timeline). While every metric has one cycle
+(response and resolution), the clocks are the same as BASIC's.
 """
 Global___TicketView: _TypeAlias = TicketView  # noqa: Y015
+
+class _TimelineSegmentKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TimelineSegmentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimelineSegmentKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIMELINE_SEGMENT_KIND_UNSPECIFIED: _TimelineSegmentKind.ValueType  # 0
+    TIMELINE_SEGMENT_KIND_RUNNING: _TimelineSegmentKind.ValueType  # 1
+    """Running inside the calendar's working hours: the time counts."""
+    TIMELINE_SEGMENT_KIND_PAUSED: _TimelineSegmentKind.ValueType  # 2
+    """Paused (the status was one of the metric's pause statuses): nothing counts."""
+    TIMELINE_SEGMENT_KIND_STOPPED: _TimelineSegmentKind.ValueType  # 3
+    """Stopped (the metric's stop fired), until it resumed or from then on."""
+    TIMELINE_SEGMENT_KIND_OUTSIDE_HOURS: _TimelineSegmentKind.ValueType  # 4
+    """Running, but outside the calendar's working hours (nights, weekends,
+    holidays): nothing counts.
+    """
+
+class TimelineSegmentKind(_TimelineSegmentKind, metaclass=_TimelineSegmentKindEnumTypeWrapper):
+    """TimelineSegmentKind says what a clock did during one segment of its
+    timeline.
+    """
+
+TIMELINE_SEGMENT_KIND_UNSPECIFIED: TimelineSegmentKind.ValueType  # 0
+TIMELINE_SEGMENT_KIND_RUNNING: TimelineSegmentKind.ValueType  # 1
+"""Running inside the calendar's working hours: the time counts."""
+TIMELINE_SEGMENT_KIND_PAUSED: TimelineSegmentKind.ValueType  # 2
+"""Paused (the status was one of the metric's pause statuses): nothing counts."""
+TIMELINE_SEGMENT_KIND_STOPPED: TimelineSegmentKind.ValueType  # 3
+"""Stopped (the metric's stop fired), until it resumed or from then on."""
+TIMELINE_SEGMENT_KIND_OUTSIDE_HOURS: TimelineSegmentKind.ValueType  # 4
+"""Running, but outside the calendar's working hours (nights, weekends,
+holidays): nothing counts.
+"""
+Global___TimelineSegmentKind: _TypeAlias = TimelineSegmentKind  # noqa: Y015
 
 class _SlaState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -437,6 +475,7 @@ class SlaClock(_message.Message):
     CALENDAR_FIELD_NUMBER: _builtins.int
     METRIC_FIELD_NUMBER: _builtins.int
     CYCLE_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
     kind: Global___ClockKind.ValueType
     state: Global___SlaState.ValueType
     paused: _builtins.bool
@@ -450,8 +489,8 @@ class SlaClock(_message.Message):
     may define others). kind stays filled for those two.
     """
     cycle: _builtins.int
-    """Which cycle of the metric this is, from 1. Every metric has one cycle
-    for now.
+    """Which cycle of the metric this is, from 1 (a metric with `cycles:
+    each_start` has one per start, e.g. per customer wait).
     """
     @_builtins.property
     def target(self) -> _duration_pb2.Duration:
@@ -471,6 +510,14 @@ class SlaClock(_message.Message):
     def remaining(self) -> _duration_pb2.Duration:
         """target - elapsed; negative once breached."""
 
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineSegment]:
+        """With TICKET_VIEW_FULL only: what the clock did from its start to now, in
+        order. The segments are contiguous (each starts where the one before
+        ended), the last one has no end, and their counted times add up to
+        elapsed.
+        """
+
     def __init__(
         self,
         *,
@@ -485,14 +532,107 @@ class SlaClock(_message.Message):
         calendar: _builtins.str = ...,
         metric: _builtins.str = ...,
         cycle: _builtins.int = ...,
+        timeline: _abc.Iterable[Global___TimelineSegment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "elapsed", b"elapsed", "remaining", b"remaining", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "cycle", b"cycle", "due_at", b"due_at", "elapsed", b"elapsed", "kind", b"kind", "metric", b"metric", "paused", b"paused", "remaining", b"remaining", "state", b"state", "stopped", b"stopped", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "cycle", b"cycle", "due_at", b"due_at", "elapsed", b"elapsed", "kind", b"kind", "metric", b"metric", "paused", b"paused", "remaining", b"remaining", "state", b"state", "stopped", b"stopped", "target", b"target", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SlaClock: _TypeAlias = SlaClock  # noqa: Y015
+
+@_typing.final
+class TimelineSegment(_message.Message):
+    """TimelineSegment is one stretch of a clock's timeline in which it did one
+    thing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    COUNTED_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    kind: Global___TimelineSegmentKind.ValueType
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp:
+        """Unset on the last segment, which is still going at the time of the
+        request.
+        """
+
+    @_builtins.property
+    def counted(self) -> _duration_pb2.Duration:
+        """The time the segment added to elapsed: its working time when RUNNING,
+        zero otherwise. For the last segment, up to the time of the request.
+        """
+
+    @_builtins.property
+    def cause(self) -> Global___SegmentCause:
+        """What began the segment."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___TimelineSegmentKind.ValueType = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        counted: _duration_pb2.Duration | None = ...,
+        cause: Global___SegmentCause | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "counted", b"counted", "end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "counted", b"counted", "end", b"end", "kind", b"kind", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimelineSegment: _TypeAlias = TimelineSegment  # noqa: Y015
+
+@_typing.final
+class SegmentCause(_message.Message):
+    """SegmentCause is what began a timeline segment: an event of the ticket's
+    history, its creation, or the calendar.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIGGER_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    trigger: _builtins.str
+    """"created" (the ticket's creation), "calendar" (working hours began or
+    ended), or the trigger of the event that changed the clock, named as the
+    config names triggers: "status:on_hold", "status:resolved", "reopened",
+    "agent_reply", "customer_reply", "internal_note".
+    """
+    status: Global___TicketStatus.ValueType
+    """The status the ticket had after the event, and the event's activity;
+    UNSPECIFIED for "calendar".
+    """
+    activity: Global___TicketActivity.ValueType
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """The event's updated_at (created_at for "created"); unset for "calendar"."""
+
+    def __init__(
+        self,
+        *,
+        trigger: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        status: Global___TicketStatus.ValueType = ...,
+        activity: Global___TicketActivity.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "status", b"status", "trigger", b"trigger", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SegmentCause: _TypeAlias = SegmentCause  # noqa: Y015
 
 @_typing.final
 class Ticket(_message.Message):
