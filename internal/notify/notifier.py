@@ -43,9 +43,11 @@ class AlertMessage:
     # minute after it says by how much (and why, when the reason is known).
     alerted_at: datetime | None = None
     late_reason: str | None = None
+    # When the channel's quiet hours ended, if they held this message: it says so.
+    quiet_until: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("due_at", "mode_since", "interrupted_at", "alerted_at"):
+        for name in ("due_at", "mode_since", "interrupted_at", "alerted_at", "quiet_until"):
             value = getattr(self, name)
             if value is not None and (value.tzinfo is None or value.utcoffset() is None):
                 raise ValueError(f"AlertMessage.{name} must be time-zone aware")
