@@ -18,7 +18,7 @@ counting an attempt.
 While a channel's quiet hours hold it (`quiet_hours`, `quiet_min_level`; internal/sla/quiet_hours),
 its due rows below the level that passes are held until the quiet period ends: next_attempt_at
 and quiet_until become that instant, no attempt is counted and the breaker is not asked. No
-message waits for them: the sweeper hands them back when they come due (`sweep_quiet`), and they
+message waits for them: the sweeper hands them back when they come due (`take_released`), and they
 are sent oldest first within the channel's pacing like any backlog. The delivery deadline of a
 held row counts from the end of its hold, so that a warning held over a weekend is not failed as
 late on Monday morning. A config reload that shortens or ends a hold, or lets its level through,

@@ -269,12 +269,19 @@ def test_removing_a_channels_quiet_hours_releases_what_it_holds(
 # --- real worker and scheduler processes
 
 
-def opening_soon(now: datetime, at_least: float = 20.0) -> datetime:
+def opening_soon(now: datetime, at_least: float) -> datetime:
     """The first whole UTC minute at least `at_least` seconds after `now`."""
     minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     while (minute - now).total_seconds() < at_least:
         minute += timedelta(minutes=1)
     return minute
+
+
+def opening_at(opening: datetime) -> dict[str, object]:
+    """A UTC calendar that opens at `opening` (a whole minute) and is closed for the week
+    before it."""
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[opening.weekday()]
+    return {"timezone": "UTC", "hours": {weekday: f"{opening:%H:%M}-24:00"}}
 
 
 def team_posts(slack: FakeSlack) -> list[Recorded]:
@@ -288,21 +295,26 @@ def test_quiet_hours_hold_and_release_in_the_running_engine(
     tmp_path: Path,
     stub_factory: StubFactory,
 ) -> None:
-    """The team channel's speaking hours open at the next whole minute (20 to 80 s away): until
-    then a warning is held and the breach goes out at once; the held count shows on the
-    worker's metrics; when the calendar opens, the sweeper hands the warning back and it is
-    delivered exactly once, saying it was held."""
-    opening = opening_soon(datetime.now(UTC))
-    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[opening.weekday()]
-    config_path = write_config(
-        tmp_path / "soon.yaml",
-        escalation=LADDER,
-        calendars={
-            **BASE["calendars"],  # type: ignore[dict-item]
-            "soon": {"timezone": "UTC", "hours": {weekday: f"{opening:%H:%M}-24:00"}},
-        },
-        channels=quiet_team(quiet_hours="soon", quiet_min_level=3),
-    )
+    """The team channel is quiet, its calendar opening in three days: a warning is held and the
+    breach goes out at once; the held count shows on the worker's metrics, and the held row does
+    not age the outbox's oldest pending row. A config reload moves the opening to a whole minute
+    10 to 70 s away: the worker's next sweep shortens the hold to it, the warning is not sent
+    before it, and when the calendar opens the sweeper hands it back and it is delivered exactly
+    once, saying it was held."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    config_path = config_dir / "sla_config.yaml"
+
+    def write(calendar: dict[str, object]) -> None:
+        write_config(
+            config_path,
+            escalation=LADDER,
+            calendars={**BASE["calendars"], "speaking": calendar},  # type: ignore[dict-item]
+            channels=quiet_team(quiet_hours="speaking", quiet_min_level=3),
+        )
+
+    far = opening_soon(datetime.now(UTC), 0) + timedelta(days=3)
+    write(opening_at(far))
     stub: pb_grpc.TicketServiceStub = stub_factory(config_path)
     metrics_port = free_port()
     procs = Processes(
@@ -314,6 +326,10 @@ def test_quiet_hours_hold_and_release_in_the_running_engine(
             SLAWATCH_WORKER_METRICS_PORT=str(metrics_port),
         ),
         tmp_path,
+    )
+    held = (
+        "SELECT attempts, quiet_until FROM notifications n JOIN alerts a USING (alert_id)"
+        " WHERE a.ticket_id = 'Q-WARN'"
     )
     try:
         procs.worker()
@@ -331,12 +347,7 @@ def test_quiet_hours_hold_and_release_in_the_running_engine(
         )
         poll(lambda: len(team_posts(slack)) == 1, timeout=30, what="the breach sent at once")
         assert "SLA breached" in str(team_posts(slack)[0].body["text"])
-        assert datetime.now(UTC) < opening, "the breach did not wait for the opening"
-        held = (
-            "SELECT attempts, quiet_until FROM notifications n JOIN alerts a USING (alert_id)"
-            " WHERE a.ticket_id = 'Q-WARN'"
-        )
-        poll(lambda: rows(database_url, held) == [(0, opening)], timeout=10, what="held")
+        poll(lambda: rows(database_url, held) == [(0, far)], timeout=10, what="held")
 
         def held_gauge() -> float | None:
             samples = scrape_when_up(metrics_port)
@@ -347,9 +358,16 @@ def test_quiet_hours_hold_and_release_in_the_running_engine(
             )
 
         poll(lambda: held_gauge() == 1, timeout=20, what="the held gauge")
-        assert len(team_posts(slack)) == 1
+        # Pending, but not stuck: the age of the oldest pending row leaves held rows out.
+        samples = scrape_when_up(metrics_port)
+        assert samples is not None
+        assert value(samples, "slawatch_outbox_pending") == 1
+        assert value(samples, "slawatch_outbox_oldest_pending_seconds") == 0
+
+        opening = opening_soon(datetime.now(UTC), 10)
+        write(opening_at(opening))
+        poll(lambda: rows(database_url, held) == [(0, opening)], timeout=8, what="rescheduled")
         wait = (opening - datetime.now(UTC)).total_seconds()
-        assert wait > 0, "the opening came before the test could look at the held row"
         time.sleep(max(wait - 1.0, 0.0))
         assert len(team_posts(slack)) == 1, "the warning went before the opening"
         poll(lambda: len(team_posts(slack)) == 2, timeout=30, what="the warning at the opening")
