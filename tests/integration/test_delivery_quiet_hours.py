@@ -19,6 +19,7 @@ from internal.notify.notifier import for_channel
 from internal.store import outbox_repo
 from internal.usecase.evaluate import evaluate_batch
 from internal.worker import delivery
+from internal.worker.breaker import BreakerPolicy
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import BASE, write_config
@@ -190,6 +191,36 @@ def test_the_deadline_of_a_held_row_counts_from_the_end_of_its_hold(
     assert (state, attempts) == ("failed", 0)
     assert error == "not delivered within the delivery deadline (1d after its quiet hours ended)"
     assert len(slack.requests(TEAM)) == 1  # the breach, on Friday
+
+
+def test_an_outage_during_quiet_hours_leaves_the_held_rows_held(
+    stub_factory: StubFactory,
+    pool: psycopg_pool.ConnectionPool,
+    quiet_config: Path,
+    slack: FakeSlack,
+    database_url: str,
+) -> None:
+    """The breach fails (500) and opens the channel's breaker, which brings the channel's
+    backing-off rows forward to its next probe: not the held warning, which still waits for
+    Monday, with no attempt."""
+    config, warning, breach = friday_night_alerts(stub_factory, pool, database_url, quiet_config)
+    slack.outage(TEAM, 60.0)
+    one_failure_opens = delivery.DeliveryPolicy(
+        breaker=BreakerPolicy(failures_to_open=1, cool_down=30.0)
+    )
+    outcome = delivery.deliver(
+        pool,
+        config,
+        warning,
+        FRIDAY_NIGHT,
+        notifier_for=notifiers(slack),
+        lease=LEASE,
+        policy=one_failure_opens,
+    )
+    assert outcome.result is delivery.Result.RETRY
+    assert rows(database_url, "SELECT state FROM delivery_channels") == [("open",)]
+    assert row(database_url, breach)[:2] == ("pending", 1)
+    assert row(database_url, warning)[:4] == ("pending", 0, MONDAY_OPENING, MONDAY_OPENING)
 
 
 def test_a_reload_applies_its_quiet_hours_to_the_rows_held(
