@@ -100,15 +100,18 @@ def hold_quiet(
     now: datetime,
     until: datetime,
     min_level: int | None,
+    deadline: timedelta,
 ) -> int:
     """Hold the channel's due rows whose alert is below `min_level` (all of them when None)
-    until `until`, the end of its quiet period; returns how many. No attempt is counted."""
+    until `until`, the end of its quiet period; returns how many. No attempt is counted. Rows
+    already past their delivery `deadline` are left due, for the delivery to fail them."""
     cur = conn.execute(
         "UPDATE notifications n SET next_attempt_at = %(until)s, quiet_until = %(until)s"
         " FROM alerts a WHERE a.alert_id = n.alert_id AND n.channel = %(channel)s"
         " AND n.state = 'pending' AND n.next_attempt_at <= %(now)s"
-        " AND (%(min)s::integer IS NULL OR a.escalation_level < %(min)s::integer)",
-        {"channel": channel, "now": now, "until": until, "min": min_level},
+        " AND (%(min)s::integer IS NULL OR a.escalation_level < %(min)s::integer)"
+        " AND greatest(a.created_at, n.quiet_until) + %(deadline)s > %(now)s",
+        {"channel": channel, "now": now, "until": until, "min": min_level, "deadline": deadline},
     )
     return cur.rowcount
 

@@ -18,12 +18,13 @@ counting an attempt.
 While a channel's quiet hours hold it (`quiet_hours`, `quiet_min_level`; internal/sla/quiet_hours),
 its due rows below the level that passes are held until the quiet period ends: next_attempt_at
 and quiet_until become that instant, no attempt is counted and the breaker is not asked. No
-message waits for them: the sweeper hands them back when they come due (`take_released`), and they
-are sent oldest first within the channel's pacing like any backlog. The delivery deadline of a
-held row counts from the end of its hold, so that a warning held over a weekend is not failed as
-late on Monday morning. A config reload that shortens or ends a hold, or lets its level through,
-applies at the first sweep after it; one that lengthens it applies when the old hold ends (the
-row is held again when it comes due).
+message waits for them: the sweeper hands them back when they come due (`take_released`), and
+they are sent oldest first within the channel's pacing like any backlog. The delivery deadline
+of a held row counts from the end of its hold, so that a warning held over a weekend is not
+failed as late on Monday morning (a row already past its deadline is failed, not held). A config
+reload that shortens or ends a hold, or lets its level through, applies at the first sweep after
+it; one that lengthens it applies when the old hold ends (the row is held again when it comes
+due).
 
 MAX_ATTEMPTS is no longer the end of a row that Slack keeps refusing: the deadline is. It caps only
 the attempts that raised inside slawatch (a bug, which retrying for a day would not fix): anything
@@ -275,7 +276,9 @@ def _admit(
         put_aside = 0
         if quiet is not None and quiet_end is not None:
             # Before the breaker: a held row is not an attempt and must not wait on an outage.
-            put_aside = outbox_repo.hold_quiet(conn, channel, now, quiet_end, quiet.min_level)
+            put_aside = outbox_repo.hold_quiet(
+                conn, channel, now, quiet_end, quiet.min_level, policy.deadline
+            )
             if put_aside:
                 metrics.NOTIFICATIONS.labels(Result.HELD.value).inc(put_aside)
                 log.info(

@@ -193,6 +193,33 @@ def test_the_deadline_of_a_held_row_counts_from_the_end_of_its_hold(
     assert len(slack.requests(TEAM)) == 1  # the breach, on Friday
 
 
+def test_a_row_already_past_its_deadline_is_failed_not_held(
+    stub_factory: StubFactory,
+    pool: psycopg_pool.ConnectionPool,
+    quiet_config: Path,
+    slack: FakeSlack,
+    database_url: str,
+) -> None:
+    """Quiet hours do not give a new deadline to a row whose deadline has already passed: with a
+    30 m deadline, a first delivery 31 minutes after the alerts fails both (the breach too)."""
+    config, warning, breach = friday_night_alerts(stub_factory, pool, database_url, quiet_config)
+    outcome = delivery.deliver(
+        pool,
+        config,
+        warning,
+        FRIDAY_NIGHT + timedelta(minutes=31),
+        notifier_for=notifiers(slack),
+        lease=LEASE,
+        policy=delivery.DeliveryPolicy(deadline=timedelta(minutes=30)),
+    )
+    assert outcome.result is delivery.Result.SKIPPED
+    for notification_id in (warning, breach):
+        state, attempts, _, quiet_until, error = row(database_url, notification_id)
+        assert (state, attempts, quiet_until) == ("failed", 0, None)
+        assert error == "not delivered within the delivery deadline (30m after the alert)"
+    assert slack.requests() == []
+
+
 def test_an_outage_during_quiet_hours_leaves_the_held_rows_held(
     stub_factory: StubFactory,
     pool: psycopg_pool.ConnectionPool,
