@@ -40,6 +40,7 @@ from internal.sla.metric import (
 )
 from internal.sla.model import AlertKind, Status
 from internal.sla.policy import Rules, Targets
+from internal.sla.quiet_hours import QuietHours
 
 
 class ConfigError(ValueError):
@@ -55,6 +56,8 @@ class Channel:
     name: str
     slack_webhook_env: str
     type: str = "slack"
+    # `quiet_hours` and `quiet_min_level` (internal/sla/quiet_hours.py); None: never quiet.
+    quiet: QuietHours | None = None
 
 
 @dataclass(frozen=True)
@@ -380,12 +383,36 @@ def _parse_policies(
     return policies
 
 
-def _parse_channels(raw: object) -> dict[str, Channel]:
+def _parse_quiet(
+    entry: Mapping[str, Any], key: str, calendars: Mapping[str, Calendar]
+) -> QuietHours | None:
+    """A channel's quiet hours: `quiet_hours` names the calendar of its speaking hours,
+    `quiet_min_level` the lowest escalation level that still goes out while it is quiet."""
+    level = entry.get("quiet_min_level")
+    if "quiet_min_level" in entry and (
+        isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 1000
+    ):
+        raise ConfigError(
+            f"{key}.quiet_min_level: expected an integer from 1 to 1000, got {show_value(level)}"
+        )
+    if "quiet_hours" not in entry:
+        if "quiet_min_level" in entry:
+            raise ConfigError(
+                f"{key}.quiet_min_level: needs quiet_hours (the calendar it applies on)"
+            )
+        return None
+    cal_name = entry["quiet_hours"]
+    if not isinstance(cal_name, str) or cal_name not in calendars:
+        raise ConfigError(f"{key}.quiet_hours: unknown calendar {show_value(cal_name)}")
+    return QuietHours(calendars[cal_name], level)
+
+
+def _parse_channels(raw: object, calendars: Mapping[str, Calendar]) -> dict[str, Channel]:
     channels: dict[str, Channel] = {}
     for name, item in _mapping(raw, "channels").items():
         key = f"channels.{show_key(name)}"
         entry = _mapping(item, key)
-        _unknown_keys(entry, {"type", "slack_webhook_env"}, key)
+        _unknown_keys(entry, {"type", "slack_webhook_env", "quiet_hours", "quiet_min_level"}, key)
         kind = entry.get("type", "slack")
         if not isinstance(kind, str) or kind not in CHANNEL_TYPES:
             raise ConfigError(
@@ -394,7 +421,7 @@ def _parse_channels(raw: object) -> dict[str, Channel]:
         env = entry.get("slack_webhook_env")
         if not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
             raise ConfigError(f"{key}.slack_webhook_env: expected an environment variable name")
-        channels[name] = Channel(name, env, kind)
+        channels[name] = Channel(name, env, kind, _parse_quiet(entry, key, calendars))
     return channels
 
 
@@ -426,7 +453,7 @@ def parse_config(text: str | bytes) -> SlaConfig:
             raise ConfigError(f"pause_statuses[{i}]: {show_value(name)} cannot pause a clock")
         pauses.add(status)
     calendars = _parse_calendars(doc.get("calendars", {}))
-    channels = _parse_channels(doc.get("channels", {}))
+    channels = _parse_channels(doc.get("channels", {}), calendars)
     if "escalation" in doc:
         ladder = _parse_ladder(doc["escalation"])
     else:

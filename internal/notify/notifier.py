@@ -47,9 +47,11 @@ class AlertMessage:
     repeat: int = 0
     repeat_max: int | None = None
     cycle: int = 1  # which cycle of the metric (a message names it when > 1)
+    # When the channel's quiet hours ended, if they held this message: it says so.
+    quiet_until: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("due_at", "mode_since", "interrupted_at", "alerted_at"):
+        for name in ("due_at", "mode_since", "interrupted_at", "alerted_at", "quiet_until"):
             value = getattr(self, name)
             if value is not None and (value.tzinfo is None or value.utcoffset() is None):
                 raise ValueError(f"AlertMessage.{name} must be time-zone aware")

@@ -132,6 +132,10 @@ def build_payload(
     if late is not None:
         fallback += f"; {late}"
         key_text += f" · {late}"
+    if msg.quiet_until is not None:
+        quiet_text, quiet_iso = _date(msg.quiet_until)
+        fallback += f"; held for the channel's quiet hours until {quiet_iso}"
+        key_text += f" · held for the channel's quiet hours until {quiet_text}"
     context = f"alert {msg.alert_id} · clock {msg.clock}"
     if msg.cycle > 1:
         context += f" · cycle {msg.cycle}"

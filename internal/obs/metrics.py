@@ -74,7 +74,8 @@ ALERTS_ACKNOWLEDGED = Counter(
 NOTIFICATIONS = Counter(
     "slawatch_notifications",
     "Notification delivery attempts, by result (sent, retry, failed, skipped, waiting: held by"
-    " the channel's breaker or send pacing, not an attempt).",
+    " the channel's breaker or send pacing, not an attempt; held: put aside for the channel's"
+    " quiet hours, counted once per hold).",
     ["result"],
 )
 NOTIFICATION_ATTEMPTS = Histogram(
@@ -100,6 +101,12 @@ BREAKER_STATE = Gauge(
 BREAKER_FAILURES = Gauge(
     "slawatch_delivery_breaker_consecutive_failures",
     "Transient failures in a row of each channel (5xx, timeouts, connection errors).",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+NOTIFICATIONS_HELD = Gauge(
+    "slawatch_notifications_held",
+    "Notifications each configured channel holds for its quiet hours (read by the sweeper).",
     ["channel"],
     multiprocess_mode="mostrecent",
 )

@@ -55,8 +55,9 @@ WHERE a.alert_id = u.id
 
 # A repeat goes to the channels the alert was first notified on.
 _INSERT_REPEAT_NOTIFICATIONS = """
-INSERT INTO notifications (tenant_id, alert_id, channel, next_attempt_at, correlation_id, repeat)
-SELECT n.tenant_id, n.alert_id, n.channel, %(now)s, n.correlation_id, r.repeat
+INSERT INTO notifications (tenant_id, alert_id, channel, next_attempt_at, correlation_id, repeat,
+                           created_at)
+SELECT n.tenant_id, n.alert_id, n.channel, %(now)s, n.correlation_id, r.repeat, %(now)s
 FROM unnest(%(ids)s::bigint[], %(repeats)s::int[]) AS r(id, repeat)
 JOIN notifications n ON n.alert_id = r.id AND n.repeat = 0
 ON CONFLICT DO NOTHING

@@ -8,6 +8,10 @@ mark still set learns that the previous attempt's outcome is unknown.
 
 A delivery message names a row, but sends the oldest due row of that row's channel (by alert):
 after an outage the backlog drains in alert order whatever order the messages come back in.
+
+A row held by its channel's quiet hours waits with next_attempt_at = quiet_until, the end of the
+quiet period (held: quiet_until is in the future). No message waits for it: at quiet_until it is
+due, and the sweeper hands it back at once (`take_released`) instead of after its grace.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+# When a notification was made, which its delivery deadline counts from (or from the end of its
+# quiet-hours hold): its alert's creation, or for a repeat its own.
+_MADE_AT = "CASE WHEN n.repeat > 0 THEN n.created_at ELSE a.created_at END"
 
 _CLAIM = """
 WITH due AS (
@@ -33,6 +41,7 @@ RETURNING n.notification_id, n.tenant_id, n.channel, n.attempts, n.crashes, n.co
           n.last_error AS previous_error, due.sending_at AS interrupted_at,
           -- A repeat is on time when it goes out as it is made, not when its alert was.
           CASE WHEN n.repeat > 0 THEN n.created_at ELSE a.created_at END AS alerted_at,
+          n.quiet_until,
           a.alert_id, a.ticket_id, a.clock, a.kind, a.escalation_level, a.due_at,
           a.priority, a.customer_tier, a.clock_mode, a.clock_mode_since, a.cycle,
           n.repeat, a.repeat_max
@@ -52,6 +61,15 @@ class Claimed:
     crashes: int = 0  # earlier attempts that raised inside slawatch
     # The last attempt's error, if there was one: a message sent late says why.
     previous_error: str | None = None
+    # The end of the row's last quiet-hours hold, if it was held: its delivery deadline counts
+    # from there, and its message says it was held.
+    quiet_until: datetime | None = None
+
+    @property
+    def deadline_from(self) -> datetime:
+        """Where the delivery deadline counts from: the alert, or the end of the row's hold."""
+        alerted: datetime = self.alert["alerted_at"]
+        return alerted if self.quiet_until is None else max(alerted, self.quiet_until)
 
 
 def channel_of(conn: psycopg.Connection[Any], notification_id: int) -> str | None:
@@ -74,28 +92,99 @@ def expire(conn: psycopg.Connection[Any], notification_id: int, reason: str) -> 
 def hold_for_channel(conn: psycopg.Connection[Any], channel: str, until: datetime) -> None:
     """Bring the channel's pending rows whose backoff ends after `until` forward to it (the
     open breaker's next probe). Rows with an attempt in flight, or whose last outcome is
-    unknown, keep theirs."""
+    unknown, keep theirs; so do rows held by quiet hours (they are not due before their end)."""
     conn.execute(
         "UPDATE notifications SET next_attempt_at = %s"
         " WHERE channel = %s AND state = 'pending' AND sending_at IS NULL"
-        " AND next_attempt_at > %s",
-        (until, channel, until),
+        " AND next_attempt_at > %s AND (quiet_until IS NULL OR quiet_until <= %s)",
+        (until, channel, until, until),
     )
+
+
+def hold_quiet(
+    conn: psycopg.Connection[Any],
+    channel: str,
+    now: datetime,
+    until: datetime,
+    min_level: int | None,
+    deadline: timedelta,
+) -> int:
+    """Hold the channel's due rows whose alert is below `min_level` (all of them when None)
+    until `until`, the end of its quiet period; returns how many. No attempt is counted. Rows
+    already past their delivery `deadline` are left due, for the delivery to fail them."""
+    cur = conn.execute(
+        "UPDATE notifications n SET next_attempt_at = %(until)s, quiet_until = %(until)s"
+        " FROM alerts a WHERE a.alert_id = n.alert_id AND n.channel = %(channel)s"
+        " AND n.state = 'pending' AND n.next_attempt_at <= %(now)s"
+        " AND (%(min)s::integer IS NULL OR a.escalation_level < %(min)s::integer)"
+        f" AND greatest({_MADE_AT}, n.quiet_until) + %(deadline)s > %(now)s",
+        {"channel": channel, "now": now, "until": until, "min": min_level, "deadline": deadline},
+    )
+    return cur.rowcount
+
+
+def rehold(
+    conn: psycopg.Connection[Any],
+    channel: str,
+    now: datetime,
+    until: datetime | None,
+    min_level: int | None,
+) -> int:
+    """Apply the channel's current quiet hours to the rows it holds (after a config reload):
+    `until` is the end of its quiet period now (None: not quiet), `min_level` the lowest level
+    that passes. A row that passes now is released at once, one held past `until` is held until
+    `until` instead; a hold that the new hours make longer is left to end as it was (the row is
+    held again when it comes due). Returns how many rows changed."""
+    cur = conn.execute(
+        "UPDATE notifications n SET next_attempt_at = r.release, quiet_until = r.release"
+        " FROM (SELECT n2.notification_id, CASE"
+        "   WHEN %(until)s::timestamptz IS NULL OR a.escalation_level >= %(min)s::integer"
+        "   THEN %(now)s::timestamptz ELSE %(until)s::timestamptz END AS release"
+        "  FROM notifications n2 JOIN alerts a ON a.alert_id = n2.alert_id"
+        "  WHERE n2.channel = %(channel)s AND n2.state = 'pending'"
+        "  AND n2.quiet_until > %(now)s) r"
+        " WHERE n.notification_id = r.notification_id AND n.quiet_until > r.release",
+        {"channel": channel, "now": now, "until": until, "min": min_level},
+    )
+    return cur.rowcount
+
+
+def release_unlisted(conn: psycopg.Connection[Any], channels: list[str], now: datetime) -> int:
+    """Release the rows held for channels not in `channels` (a reload removed them or their
+    quiet hours): due now, as any row of theirs."""
+    cur = conn.execute(
+        "UPDATE notifications SET next_attempt_at = %(now)s, quiet_until = %(now)s"
+        " WHERE state = 'pending' AND quiet_until > %(now)s AND channel <> ALL(%(channels)s)",
+        {"now": now, "channels": channels},
+    )
+    return cur.rowcount
+
+
+def held_counts(conn: psycopg.Connection[Any], now: datetime) -> dict[str, int]:
+    """Rows held by quiet hours, per channel."""
+    rows = conn.execute(
+        "SELECT channel, count(*) FROM notifications"
+        " WHERE state = 'pending' AND quiet_until > %s GROUP BY channel",
+        (now,),
+    ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def oldest_due(
     conn: psycopg.Connection[Any], channel: str, now: datetime
-) -> tuple[int, datetime] | None:
-    """The channel's due pending row of the oldest alert, with its alert's creation time,
-    locked for the caller's transaction (rows other transactions hold are skipped)."""
+) -> tuple[int, datetime, bool] | None:
+    """The channel's due pending row of the oldest alert, locked for the caller's transaction
+    (rows other transactions hold are skipped), with the instant its delivery deadline counts
+    from (its alert's creation, or the end of its quiet-hours hold) and whether it was held."""
     row = conn.execute(
-        "SELECT n.notification_id, a.created_at FROM notifications n"
+        f"SELECT n.notification_id, greatest({_MADE_AT}, n.quiet_until),"
+        " n.quiet_until IS NOT NULL FROM notifications n"
         " JOIN alerts a ON a.alert_id = n.alert_id"
         " WHERE n.channel = %s AND n.state = 'pending' AND n.next_attempt_at <= %s"
         " ORDER BY n.alert_id, n.notification_id LIMIT 1 FOR UPDATE OF n SKIP LOCKED",
         (channel, now),
     ).fetchone()
-    return None if row is None else (int(row[0]), row[1])
+    return None if row is None else (int(row[0]), row[1], bool(row[2]))
 
 
 def claim(
@@ -116,6 +205,7 @@ def claim(
         interrupted_at=row["interrupted_at"],
         crashes=int(row["crashes"]),
         previous_error=row["previous_error"],
+        quiet_until=row["quiet_until"],
     )
 
 
@@ -180,5 +270,30 @@ def take_lost(
             " ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " RETURNING notification_id, correlation_id",
             {"now": now, "before": before, "limit": limit},
+        ).fetchall()
+    return [(int(r[0]), r[1]) for r in rows]
+
+
+def take_released(
+    conn: psycopg.Connection[Any], now: datetime, limit: int
+) -> list[tuple[int, str | None]]:
+    """Rows whose quiet-hours hold has ended and that no message has been sent for yet, as
+    `take_lost` takes them (their next_attempt_at becomes `now`, so they are taken once; rows
+    of a parked channel are left to it). No grace: nothing else is on its way for them."""
+    with conn.transaction():
+        rows = conn.execute(
+            # Strictly after quiet_until, so that the row is not taken again (a reload's
+            # release sets quiet_until to the sweep's own instant).
+            "UPDATE notifications"
+            " SET next_attempt_at = greatest(%(now)s, quiet_until + interval '1 microsecond')"
+            " WHERE notification_id IN ("
+            " SELECT notification_id FROM notifications n"
+            " WHERE state = 'pending' AND next_attempt_at <= %(now)s"
+            " AND next_attempt_at = quiet_until"
+            " AND NOT EXISTS (SELECT 1 FROM delivery_channels c WHERE c.channel = n.channel"
+            "  AND greatest(c.retry_at, c.probe_until, c.reserved_until) > %(now)s)"
+            " ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " RETURNING notification_id, correlation_id",
+            {"now": now, "limit": limit},
         ).fetchall()
     return [(int(r[0]), r[1]) for r in rows]

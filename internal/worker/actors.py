@@ -49,6 +49,8 @@ EVALUATE_QUEUE = "evaluate"
 NOTIFY_QUEUE = "notify"
 REDIS_NAMESPACE = "dramatiq"  # the RedisBroker's default key namespace
 SWEEP_LIMIT = 1000
+# The config version whose quiet hours this process last applied to the held rows.
+_quiet_applied: str | None = None
 
 P = ParamSpec("P")
 
@@ -238,17 +240,28 @@ def sweep() -> None:
         if waiting:
             log.debug("sweep skipped: %d delivery messages still queued", waiting)
             return
+    global _quiet_applied
     rt = runtime()
+    config = rt.config.current
     now = utc_now()
     with rt.pool.connection() as conn:
+        if _quiet_applied != config.version:
+            # Holds taken under an earlier config (before a reload, or a restart with a new
+            # file) follow this one's quiet hours.
+            delivery.apply_quiet_hours(conn, config, now)
+            _quiet_applied = config.version
+        released = outbox_repo.take_released(conn, now, SWEEP_LIMIT)
         grace = timedelta(seconds=actors.settings.sweep_grace_seconds)
         lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT)
         channels = channel_repo.all_rows(conn)
+        delivery.show_held(conn, config, now)
     # The breaker gauges follow the table even while no delivery runs in this process.
     for channel, row in channels.items():
-        delivery.show_breaker(rt.config.current, channel, ChannelState.from_row(row))
-    for notification_id, correlation_id in lost:
+        delivery.show_breaker(config, channel, ChannelState.from_row(row))
+    for notification_id, correlation_id in released + lost:
         _send_delivery(notification_id, correlation_id)
+    if released:
+        log.info("sweeper handed back %d notifications whose quiet hours ended", len(released))
     if lost:
         metrics.OUTBOX_SWEPT.inc(len(lost))
         log.info("sweeper re-enqueued %d pending notifications", len(lost))

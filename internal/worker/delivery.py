@@ -15,6 +15,17 @@ permanent error (404, 410, 400/403 such as invalid_token, an unset webhook) fail
 While the channel's breaker is open, or its next send slot is not due, the delivery waits without
 counting an attempt.
 
+While a channel's quiet hours hold it (`quiet_hours`, `quiet_min_level`; internal/sla/quiet_hours),
+its due rows below the level that passes are held until the quiet period ends: next_attempt_at
+and quiet_until become that instant, no attempt is counted and the breaker is not asked. No
+message waits for them: the sweeper hands them back when they come due (`take_released`), and
+they are sent oldest first within the channel's pacing like any backlog. The delivery deadline
+of a held row counts from the end of its hold, so that a warning held over a weekend is not
+failed as late on Monday morning (a row already past its deadline is failed, not held). A config
+reload that shortens or ends a hold, or lets its level through, applies at the first sweep after
+it; one that lengthens it applies when the old hold ends (the row is held again when it comes
+due).
+
 MAX_ATTEMPTS is no longer the end of a row that Slack keeps refusing: the deadline is. It caps only
 the attempts that raised inside slawatch (a bug, which retrying for a day would not fix): anything
 that raises after the claim counted an attempt is recorded with its error, and the row is failed
@@ -45,6 +56,7 @@ from internal.notify.notifier import (
     Notifier,
 )
 from internal.obs import metrics
+from internal.sla.quiet_hours import QuietHours, quiet_until
 from internal.store import channel_repo, outbox_repo
 from internal.worker import breaker
 from internal.worker.breaker import BreakerPolicy, BreakerState, ChannelState, SendOutcome
@@ -99,6 +111,7 @@ class Result(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # nothing due on the channel: someone else has it, or it is done
     WAITING = "waiting"  # the channel's breaker or pacing holds it; not an attempt
+    HELD = "held"  # the channel's quiet hours hold it until they end; not an attempt
 
 
 @dataclass(frozen=True)
@@ -146,9 +159,15 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _past_deadline(policy: DeliveryPolicy) -> str:
+def _past_deadline(policy: DeliveryPolicy, held: bool = False) -> str:
     deadline = duration_text(policy.deadline.total_seconds())
-    return f"not delivered within the delivery deadline ({deadline} after the alert)"
+    after = "after its quiet hours ended" if held else "after the alert"
+    return f"not delivered within the delivery deadline ({deadline} {after})"
+
+
+def quiet_of(config: SlaConfig, channel: str) -> QuietHours | None:
+    configured = config.channels.get(channel)
+    return None if configured is None else configured.quiet
 
 
 def _message(claimed: outbox_repo.Claimed, reason: str | None) -> AlertMessage:
@@ -174,6 +193,7 @@ def _message(claimed: outbox_repo.Claimed, reason: str | None) -> AlertMessage:
         repeat=int(a["repeat"]),
         repeat_max=a["repeat_max"],
         cycle=int(a.get("cycle") or 1),
+        quiet_until=claimed.quiet_until,
     )
 
 
@@ -187,6 +207,30 @@ def show_breaker(config: SlaConfig, channel: str, state: ChannelState) -> None:
     if channel in config.channels:
         metrics.BREAKER_STATE.labels(channel).set(_GAUGE_VALUE[state.state])
         metrics.BREAKER_FAILURES.labels(channel).set(state.failures)
+
+
+def apply_quiet_hours(conn: psycopg.Connection[Any], config: SlaConfig, now: datetime) -> int:
+    """The rows channels hold, under `config`'s quiet hours (after a load or a reload): a hold
+    the new hours end, shorten or let through is released or shortened now; one they make longer
+    ends as it was, and its row is held again when it comes due. Returns the rows changed. The
+    level test reads every held row once; holds taken under `config` need no second call."""
+    quiet = {name: c.quiet for name, c in config.channels.items() if c.quiet is not None}
+    with conn.transaction():
+        changed = outbox_repo.release_unlisted(conn, sorted(quiet), now)
+        for name, hours in quiet.items():
+            changed += outbox_repo.rehold(conn, name, now, quiet_until(hours, now), hours.min_level)
+    if changed:
+        log.info(
+            "config %s: %d held notifications released or rescheduled", config.version, changed
+        )
+    return changed
+
+
+def show_held(conn: psycopg.Connection[Any], config: SlaConfig, now: datetime) -> None:
+    """The held-notification gauge of each configured channel (0 when it holds none)."""
+    held = outbox_repo.held_counts(conn, now)
+    for name in config.channels:
+        metrics.NOTIFICATIONS_HELD.labels(name).set(held.get(name, 0))
 
 
 @dataclass(frozen=True)
@@ -203,6 +247,11 @@ class _Held:
     now: datetime
 
 
+@dataclass(frozen=True)
+class _Quiet:
+    until: datetime  # the end of the channel's quiet period
+
+
 def _admit(
     conn: psycopg.Connection[Any],
     config: SlaConfig,
@@ -211,10 +260,12 @@ def _admit(
     lease: timedelta,
     policy: DeliveryPolicy,
     holds_slot: bool,
-) -> _Admitted | _Held | None:
-    """One transaction holding the channel's row: the wait an open breaker imposes, or else the
-    oldest due row (failing those past the deadline on the way), claimed for a send or told how
-    long to wait for its slot. None: nothing of the channel is due."""
+) -> _Admitted | _Held | _Quiet | None:
+    """One transaction holding the channel's row: the channel's due rows that its quiet hours
+    hold put aside until they end; then the wait an open breaker imposes, or else the oldest due
+    row (failing those past the deadline on the way), claimed for a send or told how long to
+    wait for its slot. _Quiet: quiet hours held rows and nothing else is due. None: nothing of
+    the channel is due."""
     with conn.transaction():
         channel = outbox_repo.channel_of(conn, notification_id)
         if channel is None:
@@ -223,12 +274,28 @@ def _admit(
         # Read once the channel's row is ours: another worker's send may have held it, and a
         # send slot granted at an instant already past would let the next one come too soon.
         now = clock()
+        quiet = quiet_of(config, channel)
+        quiet_end = quiet_until(quiet, now)
+        put_aside = 0
+        if quiet is not None and quiet_end is not None:
+            # Before the breaker: a held row is not an attempt and must not wait on an outage.
+            put_aside = outbox_repo.hold_quiet(
+                conn, channel, now, quiet_end, quiet.min_level, policy.deadline
+            )
+            if put_aside:
+                metrics.NOTIFICATIONS.labels(Result.HELD.value).inc(put_aside)
+                log.info(
+                    "channel %s: %d notifications held for quiet hours until %s",
+                    channel,
+                    put_aside,
+                    quiet_end.isoformat(),
+                )
         held = breaker.blocked(state, policy.breaker, now)
         if held is not None:  # decided before looking at any row: a backlog waits cheaply
             return _Held(held.until, held.reason, now)
         candidate = _oldest_in_time(conn, channel, now, policy)
         if candidate is None:
-            return None
+            return _Quiet(quiet_end) if quiet_end is not None and put_aside else None
         decision = breaker.admit(
             state, policy.breaker, now, candidate, lease, holds_slot=holds_slot
         )
@@ -258,10 +325,10 @@ def _oldest_in_time(
         due = outbox_repo.oldest_due(conn, channel, now)
         if due is None:
             return None
-        notification_id, alerted_at = due
-        if now < alerted_at + policy.deadline:
+        notification_id, deadline_from, was_held = due
+        if now < deadline_from + policy.deadline:
             return notification_id
-        outbox_repo.expire(conn, notification_id, _past_deadline(policy))
+        outbox_repo.expire(conn, notification_id, _past_deadline(policy, was_held))
         log.error(
             "notification %d failed: its delivery deadline passed",
             notification_id,
@@ -291,7 +358,7 @@ def deliver(
     send slot by an earlier paced wait and comes back for it. `clock`: the workers' clock,
     read again at each admission (then `now` is only the first reading); without it, every
     instant is `now` (plus any wait), as tests give it."""
-    admitted: _Admitted | _Held | None = None
+    admitted: _Admitted | _Held | _Quiet | None = None
 
     def current() -> datetime:
         return clock() if clock is not None else now
@@ -300,6 +367,8 @@ def deliver(
         with pool.connection() as conn:
             admitted = _admit(conn, config, notification_id, current, lease, policy, holds_slot)
         if admitted is None:
+            break
+        if isinstance(admitted, _Quiet):
             break
         now = admitted.now
         if not isinstance(admitted, _Held):
@@ -318,6 +387,8 @@ def deliver(
         metrics.NOTIFICATIONS.labels(Result.SKIPPED.value).inc()
         log.debug("notification %d: nothing due on its channel; nothing to do", notification_id)
         return DeliveryOutcome(Result.SKIPPED)
+    if isinstance(admitted, _Quiet):
+        return DeliveryOutcome(Result.HELD)
     if isinstance(admitted, _Held):
         metrics.NOTIFICATIONS.labels(Result.WAITING.value).inc()
         wait = max((admitted.until - now).total_seconds(), 0.0)
@@ -546,9 +617,9 @@ def _row_result(
     if crashed and claimed.crashes + 1 >= MAX_ATTEMPTS:
         outbox_repo.mark_failed(conn, notification_id, error)
         return Result.FAILED, 0.0
-    deadline = claimed.alert["alerted_at"] + policy.deadline
+    deadline = claimed.deadline_from + policy.deadline
     if now >= deadline:
-        reason = f"{_past_deadline(policy)}; last error: {error}"
+        reason = f"{_past_deadline(policy, claimed.quiet_until is not None)}; last error: {error}"
         outbox_repo.mark_failed(conn, notification_id, reason[:MAX_ERROR_CHARS])
         return Result.FAILED, 0.0
     delay = next_delay(claimed.attempts, retry_after, policy.backoff_base, policy.backoff_max, rand)

@@ -79,8 +79,12 @@ class BacklogCollector(Collector):
             with psycopg.connect(
                 self._database_url, connect_timeout=BACKLOG_TIMEOUT_SECONDS
             ) as conn:
+                # A row held for quiet hours is not stuck: its age counts from its release
+                # (as its delivery deadline does), and not at all while it is held.
                 count, oldest = conn.execute(
-                    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                    "SELECT count(*), coalesce(extract(epoch FROM now() - min("
+                    "  greatest(created_at, quiet_until))"
+                    "  FILTER (WHERE quiet_until IS NULL OR quiet_until <= now())), 0)"
                     " FROM notifications WHERE state = 'pending'"
                 ).fetchone() or (0, 0)
         except psycopg.Error as err:
@@ -91,7 +95,8 @@ class BacklogCollector(Collector):
         )
         yield GaugeMetricFamily(
             "slawatch_outbox_oldest_pending_seconds",
-            "Age of the oldest pending notification (0 when none is pending).",
+            "Age of the oldest pending notification (0 when none is pending); a row held for its"
+            " channel's quiet hours counts from its release.",
             value=float(oldest),
         )
 

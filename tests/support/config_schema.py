@@ -24,6 +24,9 @@ SCHEMA = ROOT / "deploy" / "schema" / "sla_config.schema.json"
 BEYOND_SCHEMA = {
     "a policy names a calendar that is not defined": re.compile(r"\.calendar: unknown calendar"),
     "a step notifies a channel that is not defined": re.compile(r"\.notify: unknown channel"),
+    "a channel's quiet hours name a calendar that is not defined": re.compile(
+        r"\.quiet_hours: unknown calendar"
+    ),
     # A schema cannot compare a policy's keys with the names under `metrics`.
     "a policy has a target for a metric that is not defined": re.compile(
         r"a target for a metric that is not defined under metrics"
@@ -33,7 +36,9 @@ BEYOND_SCHEMA = {
     "an empty, inverted or overlapping range": re.compile(r'" (is empty|is inverted|overlaps ")'),
     "a duration string over 3650d": re.compile(r"at most 3650d"),
     # YAML tells 2 from 2.0; JSON, and so the schema, does not.
-    "a level written as a float": re.compile(r"\.level: expected an integer .*, got \d+\.0$"),
+    "a level written as a float": re.compile(
+        r"\.(quiet_min_)?level: expected an integer .*, got \d+\.0$"
+    ),
 }
 
 

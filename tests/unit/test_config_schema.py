@@ -107,6 +107,17 @@ VALID = {
     "a tier without some metric": metrics(
         targets={"a": "1h"}, a={"start": ["created"], "stop": ["agent_reply"]}, b=REPLY
     ),
+    "a channel with quiet hours": with_(
+        channels={
+            **BASE["channels"],
+            "team": {
+                "slack_webhook_env": "SLACK_WEBHOOK_URL",
+                "quiet_hours": "emea_office",
+                "quiet_min_level": 3,
+            },
+            "lead": {"slack_webhook_env": "SLACK_WEBHOOK_URL_LEAD", "quiet_hours": "24x7"},
+        }
+    ),
     "a channel of type slack": with_(
         channels={
             **BASE["channels"],
@@ -168,6 +179,30 @@ INVALID = {
             "team": {"type": "pager", "slack_webhook_env": "SLACK_WEBHOOK_URL"},
         }
     ),
+    "quiet hours not a name": with_(
+        channels={"team": {"slack_webhook_env": "SLACK_WEBHOOK_URL", "quiet_hours": ["24x7"]}}
+    ),
+    "quiet_min_level without quiet hours": with_(
+        channels={"team": {"slack_webhook_env": "SLACK_WEBHOOK_URL", "quiet_min_level": 2}}
+    ),
+    "quiet_min_level 0": with_(
+        channels={
+            "team": {
+                "slack_webhook_env": "SLACK_WEBHOOK_URL",
+                "quiet_hours": "24x7",
+                "quiet_min_level": 0,
+            }
+        }
+    ),
+    "quiet_min_level a string": with_(
+        channels={
+            "team": {
+                "slack_webhook_env": "SLACK_WEBHOOK_URL",
+                "quiet_hours": "24x7",
+                "quiet_min_level": "3",
+            }
+        }
+    ),
     "calendar 24x7 redefined": with_(calendars={**calendar(), "24x7": calendar()["c"]}),
     "calendar without timezone": with_(
         calendars={**calendar(), "c": {"hours": {"mon": "09:00-17:00"}}}
@@ -224,6 +259,9 @@ def test_invalid_configs_are_refused_by_both(doc: object) -> None:
 ONLY_THE_LOADER = {
     "a policy names a calendar that is not defined": with_(policies=tier(calendar="mars")),
     "a step notifies a channel that is not defined": with_(escalation=step(notify=["pager"])),
+    "a channel's quiet hours name a calendar that is not defined": with_(
+        channels={"team": {"slack_webhook_env": "SLACK_WEBHOOK_URL", "quiet_hours": "night"}}
+    ),
     "the ladder does not ascend": with_(
         escalation=[
             {"at_percent": 90, "level": 2, "kind": "warning"},
@@ -373,7 +411,15 @@ documents = st.fixed_dictionaries(
             channel_names,
             mostly(
                 st.fixed_dictionaries(
-                    {"slack_webhook_env": st.sampled_from(["SLACK_WEBHOOK_URL", "_X1", "HOOK_2"])}
+                    {"slack_webhook_env": st.sampled_from(["SLACK_WEBHOOK_URL", "_X1", "HOOK_2"])},
+                    optional={
+                        "quiet_hours": mostly(
+                            st.sampled_from(["office", "24x7"]), st.sampled_from(["night", 3])
+                        ),
+                        "quiet_min_level": mostly(
+                            st.integers(1, 1000), st.sampled_from([0, 1001, 2.0, "1", True])
+                        ),
+                    },
                 ),
                 st.sampled_from(
                     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -226,3 +227,20 @@ def test_every_copy_carries_the_idempotency_key_and_a_repeat_says_so() -> None:
     assert str(again["text"]).endswith(
         "may repeat the message of 2026-11-02T09:15:03Z (no answer came to it)"
     )
+
+
+def test_a_message_held_for_quiet_hours_says_so_beside_its_lateness() -> None:
+    """Held from Friday night until Monday 09:00 CET: the fallback and the context line say it
+    was held for the channel's quiet hours and until when, after how late it is."""
+    alerted = datetime(2026, 11, 6, 20, 0, tzinfo=UTC)
+    opening = datetime(2026, 11, 9, 8, 0, tzinfo=UTC)
+    held = replace(message(kind="warning", level=1), alerted_at=alerted, quiet_until=opening)
+    payload = build_payload(held, opening + timedelta(seconds=2), None)
+    fallback = str(payload["text"])
+    assert fallback.endswith(
+        "; delivered 2d12h late; held for the channel's quiet hours until 2026-11-09T08:00:00Z"
+    ), fallback
+    context = payload["blocks"][-1]["elements"][1]["text"]  # type: ignore[index]
+    assert "held for the channel's quiet hours until <!date^1794211200^" in context, context
+    plain = build_payload(replace(held, quiet_until=None), opening, None)
+    assert "quiet hours" not in text_of(plain)
