@@ -23,6 +23,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from bench.common import children
 from internal.bridge.client import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
 from internal.config.tokens import hash_token
 from internal.rpc.server import RunningServer, start_server
@@ -31,6 +32,7 @@ from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.bridge import WS_TIMEOUT, Bridge, get_json, run_bridge
 from support.env import make_settings
+from support.ops import established_connections, scrape, scrape_when_up, server_process, value
 from support.servers import wait_for
 from support.tokens import bearer, save_by_rename, save_tokens_file, secret
 
@@ -310,3 +312,47 @@ async def _bridge_scenario(bridge: Bridge, tokens_file: Path) -> None:
             await asyncio.sleep(0.05)
         assert time.monotonic() - saved_at < WITHIN
         await keeper.close()
+
+
+# -- every server process ----------------------------------------------------------------------
+
+
+def test_every_server_process_reloads_the_tokens_file(
+    database_url: str, config_path: Path, tmp_path: Path, tokens_file: Path
+) -> None:
+    """SLAWATCH_SERVER_PROCESSES=2: each process watches the file itself. Callers on 24
+    connections (spread over both processes by the kernel) are all served once their token is
+    added and all refused within 2 s once it is removed, and each process counts both reloads."""
+    env = {**secure_env(tokens_file), "SLAWATCH_SERVER_PROCESSES": "2"}
+    with server_process(database_url, config_path, tmp_path, **env) as server:
+        wait_for(lambda: len(children(server.proc.pid)) == 2, what="two server processes")
+        pids = children(server.proc.pid)
+        ports = [server.metrics_port + offset for offset in (0, 1)]
+        wait_for(lambda: all(scrape_when_up(p) is not None for p in ports), what="metrics up")
+        channels = [
+            grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(24)
+        ]
+        stubs = [pb_grpc.TicketServiceStub(c) for c in channels]
+        try:
+            assert {dashboard_code(s, "keeper") for s in stubs} == {grpc.StatusCode.OK}
+            assert all(established_connections(pid, server.port) > 0 for pid in pids)
+
+            save_tokens_file(tokens_file, GROWN)
+            wait_for(
+                lambda: {dashboard_code(s, "newbie") for s in stubs} == {grpc.StatusCode.OK},
+                WITHIN * 5,
+                "newbie served on every connection",
+            )
+            saved_at = time.monotonic()
+            save_tokens_file(tokens_file, SHRUNK)
+            refused = {grpc.StatusCode.UNAUTHENTICATED}
+            took = seconds_until(
+                lambda: {dashboard_code(s, "newbie") for s in stubs} == refused, saved_at
+            )
+            assert took < WITHIN
+            for port in ports:
+                assert value(scrape(port), "slawatch_tokens_reloads_total", result="applied") == 2
+        finally:
+            for channel in channels:
+                channel.close()
