@@ -21,6 +21,7 @@ good content stays in force.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import logging
@@ -84,7 +85,7 @@ class _Wake(FileSystemEventHandler):
         self._wake.set()
 
 
-class FileWatcher:
+class FileWatcher(abc.ABC):
     """Follows one file; `start()` it, `stop()` it on shutdown. Subclasses say what the file is
     (`what`, `refusals`, `reloads`) and how valid bytes are installed (`install`, `in_force`)."""
 
@@ -118,17 +119,17 @@ class FileWatcher:
 
     # -- what the file is ----------------------------------------------------------------------
 
+    @abc.abstractmethod
     def install(self, data: bytes, *, startup: bool) -> Installed:
         """Parse `data` and put it in force; raise one of `refusals` when it is invalid."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def in_force(self) -> str:
         """What keeps running when a save is refused, for the log line ("policy 3f2a...")."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def applied(self) -> None:
         """Log what a new valid file put in force."""
-        raise NotImplementedError
 
     # -- the watching ----------------------------------------------------------------------------
 
