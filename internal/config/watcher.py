@@ -87,7 +87,8 @@ class _Wake(FileSystemEventHandler):
 
 class FileWatcher(abc.ABC):
     """Follows one file; `start()` it, `stop()` it on shutdown. Subclasses say what the file is
-    (`what`, `refusals`, `reloads`) and how valid bytes are installed (`install`, `in_force`)."""
+    (`what`, `refusals`, `reloads`) and how valid bytes are installed (`install`, `in_force`,
+    `applied`)."""
 
     what: ClassVar[str]  # "SLA config", for log lines
     # The errors that mean "this content is refused" (their message names the key).

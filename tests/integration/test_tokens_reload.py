@@ -346,11 +346,19 @@ def test_every_server_process_reloads_the_tokens_file(
             )
             saved_at = time.monotonic()
             save_tokens_file(tokens_file, SHRUNK)
-            refused = {grpc.StatusCode.UNAUTHENTICATED}
-            took = seconds_until(
-                lambda: {dashboard_code(s, "newbie") for s in stubs} == refused, saved_at
-            )
-            assert took < WITHIN
+            # One round of 24 calls takes a while on a busy machine: what must hold is that no
+            # call answered later than 2 s after the save was served.
+            last_served = saved_at
+            while True:
+                codes = set()
+                for s in stubs:
+                    codes.add(code := dashboard_code(s, "newbie"))
+                    if code == grpc.StatusCode.OK:
+                        last_served = time.monotonic()
+                if codes == {grpc.StatusCode.UNAUTHENTICATED}:
+                    break
+                assert time.monotonic() - saved_at < WITHIN * 5, codes
+            assert last_served - saved_at < WITHIN
             for port in ports:
                 assert value(scrape(port), "slawatch_tokens_reloads_total", result="applied") == 2
         finally:
