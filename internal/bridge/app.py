@@ -7,7 +7,8 @@ thread at start-up, static files are served by aiohttp's sendfile path.
 
 Every endpoint but `/healthz`, `/livez` and the page's own files needs a token
 (internal/bridge/auth.py); each tenant has its own upstream feed (internal/bridge/tenants.py), and
-`/api/dashboard` calls the server with the caller's own token.
+`/api/dashboard` calls the server with the caller's own token. SLAWATCH_TOKENS_FILE is watched
+on a thread of its own; a reload that revokes tokens closes their WebSockets on the loop.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from internal.bridge.request_logs import RedactingAccessLogger, install_bad_requ
 from internal.bridge.tenants import FeedRegistry, TooManyClients
 from internal.config.settings import BridgeSettings
 from internal.config.tokens import Role
+from internal.config.tokens_watcher import start_tokens_reload
 from slawatch.client import CHANNEL_OPTIONS
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
@@ -316,6 +318,24 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     await channel.close()
 
 
+async def _tokens_reload(app: web.Application) -> AsyncIterator[None]:
+    """Watch SLAWATCH_TOKENS_FILE while the app runs. The watcher's thread swaps the tokens (every
+    request after that sees them) and hands the closing of revoked WebSockets to the loop."""
+    settings, auth, registry = app[SETTINGS], app[AUTH], app[FEEDS]
+    loop = asyncio.get_running_loop()
+
+    def recheck() -> None:
+        registry.recheck(auth.ws_refusal)
+
+    auth.authenticator.on_change(lambda _change: loop.call_soon_threadsafe(recheck))
+    watcher = await asyncio.to_thread(
+        start_tokens_reload, auth.authenticator, settings.tokens_json, settings.tokens_file
+    )
+    yield
+    if watcher is not None:
+        await asyncio.to_thread(watcher.stop)
+
+
 async def _close_clients(app: web.Application) -> None:
     """On shutdown every WebSocket gets 1001 with the id to resume from, and a bounded wait."""
     registry = app[CLIENTS]
@@ -340,6 +360,7 @@ def make_app(settings: BridgeSettings, auth: BridgeAuth) -> web.Application:
     app[AUTH] = auth
     app[CLIENTS] = set[WsClient]()
     app.cleanup_ctx.append(_upstream)
+    app.cleanup_ctx.append(_tokens_reload)  # after _upstream: it needs the feeds
     app.on_shutdown.append(_close_clients)
     app.router.add_get("/", index)
     app.router.add_get("/ws/alerts", ws_alerts)

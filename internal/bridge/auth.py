@@ -4,6 +4,9 @@
 A token comes in the `Authorization: Bearer <token>` header or, for browsers' WebSockets (whose
 API cannot set headers), in the `token` query parameter. Tokens never reach a log line: the
 access log redacts the parameter (internal/bridge/request_logs.py).
+
+SLAWATCH_TOKENS_FILE is watched (internal/config/tokens_watcher.py): every request is identified
+against the tokens in force, and `ws_refusal` tells which open WebSockets a reload revokes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from internal.bridge.client import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
 from internal.bridge.feed import Credential
 from internal.bridge.request_logs import TOKEN_PARAM
 from internal.config.settings import BridgeSettings, BridgeSettingsError
@@ -90,3 +94,17 @@ class BridgeAuth:
         if principal is None:
             return None
         return Caller(principal, Credential(token))
+
+    def ws_refusal(self, tenant: str, credential: Credential) -> tuple[int, str] | None:
+        """Why a WebSocket of `tenant` opened with `credential` may not stay open under the tokens
+        in force now (close code and reason), as /ws/alerts would refuse it; None if it may."""
+        if self.authenticator.open_dev or credential.token is None:
+            return None
+        principal = self.authenticator.lookup(credential.token)
+        if principal is None:
+            return CLOSE_UNAUTHORIZED, "token revoked"
+        if principal.tenant != tenant:
+            return CLOSE_UNAUTHORIZED, f"token {principal.name!r} was moved to another tenant"
+        if Role.WATCH not in principal.roles:
+            return CLOSE_FORBIDDEN, f"token {principal.name!r} no longer has the 'watch' role"
+        return None

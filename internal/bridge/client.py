@@ -56,6 +56,9 @@ class WsClient:
         self._wake = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
         self.transport: asyncio.Transport | None = None  # set once the handshake is done
+        # A close asked for before the handshake is done (a token revoked between the check of
+        # /ws/alerts and the handshake) waits for it: a socket not prepared cannot be closed.
+        self._opened = asyncio.Event()
 
     # Called by the feed, on the event loop.
 
@@ -73,7 +76,21 @@ class WsClient:
 
     def close_soon(self, code: int, reason: str) -> None:
         if self._closing is None:
-            self._closing = asyncio.create_task(self.close(code, reason))
+            self._closing = asyncio.create_task(self._close_when_open(code, reason))
+
+    async def _close_when_open(self, code: int, reason: str) -> None:
+        await self._opened.wait()
+        await self.close(code, reason)
+
+    def opened(self, transport: asyncio.Transport | None) -> None:
+        """The handshake is done."""
+        self.transport = transport
+        self._opened.set()
+
+    def abandon(self) -> None:
+        """The handshake failed: a close waiting for it is dropped."""
+        if self._closing is not None and not self._opened.is_set():
+            self._closing.cancel()
 
     async def close(self, code: int, reason: str, wait: float = CLOSE_TIMEOUT_SECONDS) -> None:
         # RuntimeError: not prepared yet.
@@ -208,8 +225,12 @@ async def serve_client(
 ) -> web.WebSocketResponse:
     """Run an accepted client until its socket closes; the caller detaches it afterwards."""
     ws = client.ws
-    await ws.prepare(request)
-    client.transport = request.transport
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        client.abandon()
+        raise
+    client.opened(request.transport)
     clients: set[WsClient] = request.app[CLIENTS]
     clients.add(client)
     BRIDGE_WEBSOCKETS_OPEN.inc()

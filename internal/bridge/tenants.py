@@ -14,6 +14,10 @@ reconnect uses a client still connected. When the server refuses a client token 
 or PERMISSION_DENIED: revoked there, or a configuration that differs from the bridge's), every
 client holding that token is closed with 4401 / 4403 and the feed moves on to another client's
 token. A feed without configured token stops `linger` seconds after its last client left.
+
+When the bridge reloads its tokens file, `FeedRegistry.recheck` closes at once every client whose
+token the new tokens revoke (4401) or no longer allow to watch its tenant (4401 / 4403), without
+waiting for the server to refuse it; a token put back is tried upstream again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import grpc
 
@@ -30,6 +34,9 @@ from internal.bridge.feed import AlertFeed, Credential
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+
+# Why a client of a tenant holding a credential may no longer be served: (close code, reason).
+Refusal = Callable[[str, Credential], tuple[int, str] | None]
 
 
 class TooManyClients(Exception):
@@ -95,6 +102,33 @@ class TenantFeed:
                 refusal_close_code(code), f"token refused by the server ({code.name})"
             )
 
+    def recheck(self, refusal: Refusal) -> int:
+        """Close the clients `refusal` now refuses; how many were closed."""
+        if self.configured is not None and refusal(self.tenant, self.configured) is not None:
+            # Not closed: the server decides, and the feed keeps retrying (/healthz shows it).
+            log.warning(
+                "the configured upstream token of tenant %r is no longer allowed by the"
+                " tokens file",
+                self.tenant,
+            )
+        # Tokens the server refused before may be valid again: let the feed try them.
+        self.refused_tokens = {
+            t for t in self.refused_tokens if refusal(self.tenant, Credential(t)) is not None
+        }
+        closed = 0
+        for client, credential in list(self.clients.items()):
+            verdict = refusal(self.tenant, credential)
+            if verdict is None:
+                continue
+            if credential.token is not None:
+                self.refused_tokens.add(credential.token)  # never the feed's next upstream
+            client.close_soon(*verdict)
+            closed += 1
+        if closed:
+            log.info("closed %d WebSocket(s) of tenant %r: token revoked", closed, self.tenant)
+        self._usable.set()  # wake a feed waiting for a usable token, in case one came back
+        return closed
+
     # -- clients -------------------------------------------------------------------------------
 
     def add(self, client: WsClient, credential: Credential) -> None:
@@ -150,6 +184,10 @@ class FeedRegistry:
 
     def get(self, tenant: str) -> TenantFeed | None:
         return self._feeds.get(tenant)
+
+    def recheck(self, refusal: Refusal) -> int:
+        """After a reload of the tokens: close every client that `refusal` refuses now."""
+        return sum(tenant_feed.recheck(refusal) for tenant_feed in self)
 
     def join(self, tenant: str, client: WsClient, credential: Credential) -> TenantFeed:
         """Attach `client` to its tenant's feed, starting the feed if needed."""

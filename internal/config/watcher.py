@@ -1,4 +1,6 @@
-"""Hot reload of the SLA config file.
+"""Hot reload of a watched file: the SLA config (ConfigWatcher, here) and the tokens file
+(internal/config/tokens_watcher.py) share the watching; each says how its bytes are parsed and
+installed.
 
 The watch is on the file's DIRECTORY, not the file: editors save by writing a temporary file and
 renaming it over the old one, and Kubernetes ConfigMaps swap a `..data` symlink, so the inode a
@@ -12,19 +14,23 @@ events (open, close without write) are not listened to: the watcher's own reads 
 wake it again, forever. A slow poll of the same hash covers filesystems where inotify says
 nothing (network mounts).
 
-A valid new file replaces the config in the holder; an invalid one is refused with one ERROR line
-naming the file and the key, and the last good config keeps running.
+A valid new file is installed (the config replaces the holder's, the tokens the authenticator's);
+an invalid one is refused with one ERROR line naming the file and the key, counted, and the last
+good content stays in force.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import logging
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar, Literal, Self
 
+from prometheus_client import Counter
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -42,10 +48,16 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from internal.config.holder import ConfigHolder
-from internal.config.sla_config import ConfigError, parse_served_config, read_config_file
+from internal.config.sla_config import ConfigError, parse_served_config
+from internal.config.yaml_load import YamlLoadError, read_bounded
 from internal.obs.metrics import CONFIG_RELOADS
 
 log = logging.getLogger(__name__)
+
+# What installing a valid file did: "applied" (it differs from what was in force), "unchanged"
+# (it is what is in force, e.g. a refused file put back), "startup" (the file the process was
+# started from, seen by the first check: nothing to count or log).
+Installed = Literal["applied", "unchanged", "startup"]
 
 DEBOUNCE_SECONDS = 0.2
 # A writer that never pauses must not postpone the reload past the 2 s promise.
@@ -73,19 +85,24 @@ class _Wake(FileSystemEventHandler):
         self._wake.set()
 
 
-class ConfigWatcher:
-    """Follows one config file into one ConfigHolder; `start()` it, `stop()` it on shutdown."""
+class FileWatcher(abc.ABC):
+    """Follows one file; `start()` it, `stop()` it on shutdown. Subclasses say what the file is
+    (`what`, `refusals`, `reloads`) and how valid bytes are installed (`install`, `in_force`,
+    `applied`)."""
+
+    what: ClassVar[str]  # "SLA config", for log lines
+    # The errors that mean "this content is refused" (their message names the key).
+    refusals: ClassVar[tuple[type[Exception], ...]]
+    reloads: ClassVar[Counter]  # labelled by result: applied, rejected, unchanged
 
     def __init__(
         self,
         path: Path,
-        holder: ConfigHolder,
         *,
         debounce: float = DEBOUNCE_SECONDS,
         poll: float = POLL_SECONDS,
     ) -> None:
         self._path = Path(path).absolute()
-        self._holder = holder
         self._debounce = debounce
         self._poll = poll
         self._wake = threading.Event()
@@ -98,16 +115,33 @@ class ConfigWatcher:
         self._unwatchable: set[Path] = set()
         self._observer = Observer()
         self._observer.daemon = True
-        self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
+        name = self.what.lower().replace(" ", "-") + "-watcher"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- what the file is ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def install(self, data: bytes, *, startup: bool) -> Installed:
+        """Parse `data` and put it in force; raise one of `refusals` when it is invalid."""
+
+    @abc.abstractmethod
+    def in_force(self) -> str:
+        """What keeps running when a save is refused, for the log line ("policy 3f2a...")."""
+
+    @abc.abstractmethod
+    def applied(self) -> None:
+        """Log what a new valid file put in force."""
+
+    # -- the watching ----------------------------------------------------------------------------
 
     @property
     def path(self) -> Path:
         return self._path
 
-    def start(self) -> ConfigWatcher:
+    def start(self) -> Self:
         self._observer.start()
         self._sync_watches()
-        # The file may have changed between the holder's load and the first watch.
+        # The file may have changed between the start-up load and the first watch.
         self.check(startup=True)
         self._thread.start()
         return self
@@ -157,7 +191,7 @@ class ConfigWatcher:
                 # The poll still covers the file; the watch is tried again after each check.
                 if d not in self._unwatchable:
                     self._unwatchable.add(d)
-                    log.warning("cannot watch %s for SLA config changes: %s", d, err)
+                    log.warning("cannot watch %s for %s changes: %s", d, self.what, err)
                 continue
             self._unwatchable.discard(d)
             self._watches[d] = (inode, watch)
@@ -176,7 +210,7 @@ class ConfigWatcher:
                 self._sync_watches()
             except Exception:
                 # The thread must outlive any surprise: a dead watcher silently freezes the config.
-                log.exception("SLA config watcher: unexpected error checking %s", self._path)
+                log.exception("%s watcher: unexpected error checking %s", self.what, self._path)
 
     def _settle(self) -> None:
         """Return once events have been quiet for `debounce`, or after MAX_SETTLE_SECONDS."""
@@ -189,32 +223,34 @@ class ConfigWatcher:
             self._wake.clear()
 
     def _read(self) -> bytes | None:
-        """The file's bytes; None when it cannot be read (warned once). ConfigError when it is
+        """The file's bytes; None when it cannot be read (warned once). YamlLoadError when it is
         not a regular file or is too large."""
         try:
-            data = read_config_file(self._path)  # follows symlinks, as a ConfigMap needs
+            data = read_bounded(self._path)  # follows symlinks, as a ConfigMap needs
         except OSError as err:
             if not self._unreadable:
                 self._unreadable = True
                 log.warning(
-                    "cannot read SLA config %s: %s; still running policy %s",
+                    "cannot read %s %s: %s; still running %s",
+                    self.what,
                     self._path,
                     err.strerror or err,
-                    self._holder.current.version,
+                    self.in_force(),
                     extra={"config_path": str(self._path)},
                 )
             return None
         self._unreadable = False
         return data
 
-    def _refuse(self, err: ConfigError) -> None:
+    def _refuse(self, err: Exception) -> None:
         self._refused = True
-        CONFIG_RELOADS.labels(result="rejected").inc()
+        self.reloads.labels(result="rejected").inc()
         log.error(
-            "refused new SLA config %s: %s; still running policy %s",
+            "refused new %s %s: %s; still running %s",
+            self.what,
             self._path,
             " ".join(str(err).split()),  # one log line, whatever the message holds
-            self._holder.current.version,
+            self.in_force(),
             extra={"config_path": str(self._path)},
         )
 
@@ -222,7 +258,7 @@ class ConfigWatcher:
         """Re-read the file; if its bytes changed, install it when valid or refuse it loudly."""
         try:
             data = self._read()
-        except ConfigError as err:
+        except YamlLoadError as err:
             # Refused unread (a FIFO, a huge file): what was refused is remembered by its
             # message, so that the poll does not count and log it again.
             if self._last_digest != f"refused: {err}":
@@ -236,26 +272,57 @@ class ConfigWatcher:
             return
         self._last_digest = digest
         try:
-            config = parse_served_config(data)
-        except ConfigError as err:
+            installed = self.install(data, startup=startup)
+        except self.refusals as err:
             self._refuse(err)
             return
         was_refused, self._refused = self._refused, False
-        applied = self._holder.replace(config)
-        if startup and not applied:
-            return  # the file the holder was loaded from: nothing happened
-        CONFIG_RELOADS.labels(result="applied" if applied else "unchanged").inc()
-        if applied:
-            log.info(
-                "loaded SLA config %s: policy %s",
-                self._path,
-                config.version,
-                extra={"policy_version": config.version},
-            )
+        if installed == "startup":
+            return  # the file the process was started from: nothing happened
+        self.reloads.labels(result=installed).inc()
+        if installed == "applied":
+            self.applied()
         elif was_refused:
             log.info(
-                "SLA config %s is valid again; policy %s unchanged",
+                "%s %s is valid again; %s unchanged",
+                self.what,
                 self._path,
-                config.version,
-                extra={"policy_version": config.version},
+                self.in_force(),
+                extra={"config_path": str(self._path)},
             )
+
+
+class ConfigWatcher(FileWatcher):
+    """Follows one SLA config file into one ConfigHolder."""
+
+    what = "SLA config"
+    refusals = (ConfigError,)
+    reloads = CONFIG_RELOADS
+
+    def __init__(
+        self,
+        path: Path,
+        holder: ConfigHolder,
+        *,
+        debounce: float = DEBOUNCE_SECONDS,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        self._holder = holder
+        super().__init__(path, debounce=debounce, poll=poll)
+
+    def install(self, data: bytes, *, startup: bool) -> Installed:
+        if self._holder.replace(parse_served_config(data)):
+            return "applied"
+        return "startup" if startup else "unchanged"
+
+    def in_force(self) -> str:
+        return f"policy {self._holder.current.version}"
+
+    def applied(self) -> None:
+        version = self._holder.current.version
+        log.info(
+            "loaded SLA config %s: policy %s",
+            self._path,
+            version,
+            extra={"policy_version": version},
+        )

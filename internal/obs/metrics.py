@@ -138,6 +138,12 @@ CONFIG_RELOADS = Counter(
     "SLA config reloads, by result (applied, rejected, unchanged).",
     ["result"],
 )
+TOKENS_RELOADS = Counter(
+    "slawatch_tokens_reloads",
+    "Reloads of SLAWATCH_TOKENS_FILE, by result (applied, rejected, unchanged); a rejected file"
+    " leaves the last good tokens in force.",
+    ["result"],
+)
 POLICY_VERSION = Gauge(
     "slawatch_policy_version_info",
     "1 for the SLA policy version active in this process, 0 for versions it replaced.",

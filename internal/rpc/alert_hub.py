@@ -9,9 +9,9 @@ are read the same way from alert_updates, after the new alerts of each round.
 
 Each alert is converted to its protobuf message once, here, and shared by every stream.
 
-A stream the hub ends (too slow, shutting down) is told so and ends itself, so that its status
-carries the resume point as a google.rpc.ErrorInfo; only a stream whose thread stays blocked
-sending is cut from here, with the resume point in the message alone.
+A stream the hub ends (too slow, shutting down, its token revoked by a reload) is told so and
+ends itself, so that its status carries the resume point as a google.rpc.ErrorInfo; only a stream
+whose thread stays blocked sending is cut from here, with the resume point in the message alone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 import psycopg
 
+from internal.config.tokens import Principal
 from internal.rpc import convert
 from internal.rpc.errors import status_with_reason
 from internal.usecase import alert_changes, alerts
@@ -45,6 +46,8 @@ WAIT_SLICE_SECONDS = 0.5
 # client that merely reads slowly still gets the full status); at shutdown, after the second.
 SLOW_CUT_SECONDS = 10.0
 SHUTDOWN_CUT_SECONDS = 1.0
+# A revoked token's stream must be over within 2 s of the save, stuck sender or not.
+REVOKED_CUT_SECONDS = 0.5
 
 Ender = Callable[[grpc.StatusCode, str], None]
 
@@ -83,8 +86,20 @@ class StreamEnd:
         )
 
 
+# Why a stream of this caller may not run (any more) under the tokens in force; None if it may.
+Guard = Callable[[Principal], StreamEnd | None]
+
+
 class HubUnavailable(Exception):
     """The hub is not (or no longer) able to take subscribers."""
+
+
+class StreamRefused(Exception):
+    """The guard refuses the caller's stream: its token was revoked as the stream started."""
+
+    def __init__(self, end: StreamEnd) -> None:
+        super().__init__(end.why)
+        self.end = end
 
 
 class TooManySubscribers(Exception):
@@ -99,8 +114,15 @@ class Subscription:
     overflowing it ends the stream: the hub calls `terminate`.
     """
 
-    def __init__(self, wanted: AlertFilter, capacity: int, ender: Ender) -> None:
+    def __init__(
+        self,
+        wanted: AlertFilter,
+        capacity: int,
+        ender: Ender,
+        principal: Principal | None = None,
+    ) -> None:
         self.wanted = wanted
+        self.principal = principal  # whose token the stream runs on, for the guard
         self.capacity = capacity
         self.last_sent = 0  # written by the stream, read when composing the end message
         self.cut_at = 0.0  # monotonic time after which a terminated, unfinished stream is cut
@@ -198,8 +220,10 @@ class AlertHub:
         queue_size: int,
         poll_interval: float = 5.0,
         page_size: int = 1000,
+        guard: Guard | None = None,
     ) -> None:
         self._url = database_url
+        self._guard = guard
         self.max_subscribers = max_subscribers
         self.max_per_tenant = max_per_tenant or max_subscribers
         self.queue_size = queue_size
@@ -208,7 +232,8 @@ class AlertHub:
         self._lock = threading.Lock()
         # Copied on write: the listener iterates a snapshot without holding the lock.
         self._subs: tuple[Subscription, ...] = ()
-        self._ending: list[Subscription] = []  # terminated; cut unless finished in time
+        # Terminated; cut unless finished in time. Under _lock: a reload adds to it too.
+        self._ending: list[Subscription] = []
         self._closed = False
         self._stopping = threading.Event()
         self.connected = threading.Event()
@@ -220,9 +245,14 @@ class AlertHub:
 
     # -- subscribers ---------------------------------------------------------------------------
 
-    def subscribe(self, wanted: AlertFilter, ender: Ender) -> Subscription:
-        """Register a stream. Every alert the listener reads from now on is offered to it."""
-        sub = Subscription(wanted, self.queue_size, ender)
+    def subscribe(
+        self, wanted: AlertFilter, ender: Ender, principal: Principal | None = None
+    ) -> Subscription:
+        """Register a stream. Every alert the listener reads from now on is offered to it.
+
+        StreamRefused when the guard refuses `principal`: checked after registering, so that a
+        reload either finds the stream in `recheck` or has already swapped the tokens."""
+        sub = Subscription(wanted, self.queue_size, ender, principal)
         with self._lock:
             if self._closed:
                 raise HubUnavailable("server shutting down")
@@ -242,7 +272,31 @@ class AlertHub:
                     " (SLAWATCH_MAX_STREAMS_PER_TENANT)"
                 )
             self._subs = (*self._subs, sub)
+        end = self._verdict(sub)
+        if end is not None:
+            self.unsubscribe(sub)
+            raise StreamRefused(end)
         return sub
+
+    def _verdict(self, sub: Subscription) -> StreamEnd | None:
+        if self._guard is None or sub.principal is None:
+            return None
+        return self._guard(sub.principal)
+
+    def recheck(self) -> int:
+        """End every stream the guard now refuses (the tokens were reloaded), from any thread;
+        how many were ended."""
+        refused = [(sub, end) for sub in self._subs if (end := self._verdict(sub)) is not None]
+        if not refused:
+            return 0
+        gone = {id(sub) for sub, _ in refused}
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if id(s) not in gone)
+            self._ending.extend(sub for sub, _ in refused)
+        for sub, end in refused:
+            sub.terminate(end, REVOKED_CUT_SECONDS)
+        log.info("ended %d WatchAlerts stream(s) whose token no longer allows them", len(refused))
+        return len(refused)
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.close()
@@ -277,7 +331,9 @@ class AlertHub:
         if self._thread.is_alive():
             self._thread.join(WAIT_SLICE_SECONDS * 4)
         cut_by = time.monotonic() + SHUTDOWN_CUT_SECONDS
-        for sub in (*subs, *self._ending):
+        with self._lock:
+            ending = list(self._ending)
+        for sub in (*subs, *ending):
             sub.finished.wait(max(0.0, min(sub.cut_at, cut_by) - time.monotonic()))
             sub.cut()
 
@@ -320,10 +376,13 @@ class AlertHub:
 
     def _cut_stuck(self) -> None:
         now = time.monotonic()
-        for sub in self._ending:
+        with self._lock:
+            ending = list(self._ending)
+        for sub in ending:
             if not sub.finished.is_set() and now >= sub.cut_at:
                 sub.cut()
-        self._ending = [s for s in self._ending if not s.finished.is_set() and now < s.cut_at]
+        with self._lock:
+            self._ending = [s for s in self._ending if not s.finished.is_set() and now < s.cut_at]
 
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         assert self.position is not None
@@ -383,4 +442,5 @@ class AlertHub:
                     ),
                     SLOW_CUT_SECONDS,
                 )
-                self._ending.append(sub)
+                with self._lock:
+                    self._ending.append(sub)

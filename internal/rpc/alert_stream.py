@@ -24,8 +24,9 @@ import grpc
 import psycopg_pool
 
 from internal.config.settings import StreamOptions
+from internal.config.tokens import Principal
 from internal.rpc import convert
-from internal.rpc.alert_hub import AlertHub, HubUnavailable, TooManySubscribers
+from internal.rpc.alert_hub import AlertHub, HubUnavailable, StreamRefused, TooManySubscribers
 from internal.rpc.call_control import end_call
 from internal.rpc.errors import abort_bad_request
 from internal.rpc.validation import Violation, check_filter
@@ -77,12 +78,19 @@ def watch(
     request: pb.WatchAlertsRequest,
     context: grpc.ServicerContext,
     options: StreamOptions,
+    principal: Principal | None = None,
 ) -> Iterator[pb.WatchAlertsResponse]:
+    """The stream of `tenant`'s alerts; `principal`, the caller, lets the hub end the stream
+    when a reload of the tokens revokes its token."""
     after, wanted, violations = parse_request(request, tenant)
     if violations:
         abort_bad_request(context, violations)
     try:
-        sub = hub.subscribe(wanted, lambda code, details: end_call(context, code, details))
+        sub = hub.subscribe(
+            wanted, lambda code, details: end_call(context, code, details), principal
+        )
+    except StreamRefused as err:
+        context.abort(err.end.code, err.end.why)
     except TooManySubscribers as err:
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
     except HubUnavailable as err:

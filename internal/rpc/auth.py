@@ -4,6 +4,10 @@ Tokens, principals, roles and the rate bucket live in internal/config/tokens.py,
 WebSocket bridge; this module maps RPCs to roles and guards them with a server interceptor. The
 tenant of every call comes from its token, never from the request. Health and reflection stay
 open: load balancers and grpcurl need them unauthenticated.
+
+Every call is authenticated against the tokens in force when it starts, so a reload of the
+tokens file takes effect from the next call; `stream_guard` also ends the open WatchAlerts
+streams that a reload no longer allows.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 import grpc
 
 from internal.config.tokens import DEV_PRINCIPAL, Authenticator, Principal, Role
+from internal.rpc.alert_hub import Guard, StreamEnd
 from internal.rpc.errors import status_with_reason
-from slawatch.errors import RATE_LIMITED
+from slawatch.errors import RATE_LIMITED, TOKEN_REVOKED
 from slawatch.v1 import ticket_service_pb2 as pb
 
 SERVICE_PREFIX = "/" + pb.DESCRIPTOR.services_by_name["TicketService"].full_name + "/"
@@ -144,3 +149,27 @@ class AuthInterceptor(grpc.ServerInterceptor):
             )
             return _refuse(code, message, streaming, status)
         return _with_principal(handler, principal)
+
+
+def stream_guard(auth: Authenticator) -> Guard:
+    """Whether a WatchAlerts stream opened by a principal may go on under the tokens in force now:
+    not once its token is removed or moved to another tenant (UNAUTHENTICATED), nor once it lost
+    the `watch` role (PERMISSION_DENIED), as a new call with it would be refused."""
+
+    def guard(principal: Principal) -> StreamEnd | None:
+        if auth.open_dev:
+            return None
+        now = auth.by_hash(principal.token_hash)
+        unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+        if now is None:
+            why = f"token {principal.name!r} was revoked"
+            return StreamEnd(unauthenticated, TOKEN_REVOKED, why)
+        if now.tenant != principal.tenant:
+            why = f"token {principal.name!r} was moved to another tenant"
+            return StreamEnd(unauthenticated, TOKEN_REVOKED, why)
+        if Role.WATCH not in now.roles:
+            why = f"token {now.name!r} no longer has the 'watch' role"
+            return StreamEnd(grpc.StatusCode.PERMISSION_DENIED, TOKEN_REVOKED, why)
+        return None
+
+    return guard

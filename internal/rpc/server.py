@@ -28,12 +28,13 @@ from internal.config.holder import ConfigHolder
 from internal.config.settings import OpsSettings, Settings
 from internal.config.sla_config import load_config
 from internal.config.tokens import AuthConfigError, Authenticator, build_authenticator
+from internal.config.tokens_watcher import TokensWatcher, start_tokens_reload
 from internal.obs.grpc_interceptor import ObservabilityInterceptor
 from internal.obs.metrics import PoolStats, track_policy
 from internal.obs.ops_http import start_ops_server
 from internal.rpc.alert_hub import AlertHub
 from internal.rpc.alert_stream import StreamOptions
-from internal.rpc.auth import AuthInterceptor
+from internal.rpc.auth import AuthInterceptor, stream_guard
 from internal.rpc.decoding import add_ticket_service
 from internal.rpc.page_token import PageTokens
 from internal.rpc.ticket_service import TicketService
@@ -123,6 +124,7 @@ class RunningServer:
     config: ConfigHolder
     hub: AlertHub
     watcher: ConfigReload
+    tokens_watcher: TokensWatcher | None = None  # with SLAWATCH_TOKENS_FILE
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, grace: float = 10.0) -> None:
@@ -133,6 +135,8 @@ class RunningServer:
         self.health_servicer.enter_graceful_shutdown()
         self.db_health.stop()
         self.watcher.stop()
+        if self.tokens_watcher is not None:
+            self.tokens_watcher.stop()
         # Streams first, while the transport still carries their final status to the client.
         self.hub.close()
         self.server.stop(grace).wait(grace + 1)
@@ -201,7 +205,10 @@ def start_server(
         poll_interval=streams.poll_interval,
         # A single read never exceeds a queue on its own; falling behind takes several.
         page_size=min(1000, streams.queue_size),
+        guard=stream_guard(auth),
     )
+    # A reload of the tokens file ends the streams of the tokens it revokes.
+    auth.on_change(lambda _change: hub.recheck())
     hub.start(wait=HUB_CONNECT_WAIT_SECONDS)
     threads = UNARY_WORKERS + streams.max_streams
     server = grpc.server(
@@ -250,9 +257,12 @@ def start_server(
     )
     db_health.start()
     watcher = start_config_reload(config, settings.sla_config_path, pool)
+    tokens_watcher = start_tokens_reload(auth, settings.tokens_json, settings.tokens_file)
     server.start()
     log.info("slawatch gRPC server listening on port %d (policy %s)", port, config.current.version)
-    return RunningServer(server, port, pool, health_servicer, db_health, config, hub, watcher)
+    return RunningServer(
+        server, port, pool, health_servicer, db_health, config, hub, watcher, tokens_watcher
+    )
 
 
 # After the grace period, streams and RPCs are cancelled and the pool closes; a handler thread

@@ -271,14 +271,15 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchAlertsResponse]:
-        tenant = current_principal.get().tenant  # from the token, never the request
+        principal = current_principal.get()
         if self._alerts is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server does not stream alerts")
         return alert_stream.watch(
             self._alerts,
             self._pool,
-            tenant,
+            principal.tenant,  # from the token, never the request
             request,
             context,
             self._stream_options,
+            principal,
         )

@@ -8,6 +8,9 @@ whose reason is one of the constants below; match on the reason, never on the me
 - STREAM_TOO_SLOW (RESOURCE_EXHAUSTED) and SERVER_SHUTTING_DOWN (UNAVAILABLE): a WatchAlerts
   stream was ended; metadata `after_alert_id` is the point to resume from (the last alert the
   server finished sending, so never past what the client has).
+- TOKEN_REVOKED (UNAUTHENTICATED, or PERMISSION_DENIED when the token lost the `watch` role): a
+  WatchAlerts stream was ended because the server's tokens were reloaded without its token (or
+  with another tenant or roles for it); reconnecting with the same token is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ ERROR_DOMAIN = "slawatch.dev"
 RATE_LIMITED = "RATE_LIMITED"
 STREAM_TOO_SLOW = "STREAM_TOO_SLOW"
 SERVER_SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
+TOKEN_REVOKED = "TOKEN_REVOKED"
 RESUME_KEY = "after_alert_id"  # ErrorInfo.metadata key of an ended stream's resume point
 
 

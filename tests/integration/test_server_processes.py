@@ -14,7 +14,7 @@ from bench.common import children
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.events import event
-from support.ops import get, server_process
+from support.ops import established_connections, get, server_process
 from support.servers import wait_for
 
 
@@ -24,26 +24,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def established_connections(pid: int, port: int) -> int:
-    """TCP connections accepted on `port` that process `pid` holds."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port = int(fields[1].rpartition(":")[2], 16)
-            if local_port == port and fields[3] == "01" and fields[9] in inodes:
-                count += 1
-    return count
 
 
 def test_processes_share_the_port_and_stop_together_on_sigterm(

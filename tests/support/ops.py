@@ -153,6 +153,26 @@ def has(samples: Samples, name: str) -> bool:
     return any(n == name for n, _ in samples)
 
 
+def established_connections(pid: int, port: int) -> int:
+    """TCP connections accepted on `port` that process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rpartition(":")[2], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Every non-empty line as a JSON object; fails on the first line that is not one."""
     lines = []

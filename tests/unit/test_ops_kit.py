@@ -169,6 +169,7 @@ def test_the_dashboard_covers_each_area_of_the_service() -> None:
         "slawatch_bridge_websockets_open",
         "slawatch_bridge_upstream_feeds",
         "slawatch_config_reloads_total",
+        "slawatch_tokens_reloads_total",
         "slawatch_db_pool_connections",
         "slawatch_db_pool_requests_waiting",
     ):
@@ -199,6 +200,7 @@ def test_every_alert_rule_is_documented() -> None:
         "SlawatchNoSchedulerTicks",
         "SlawatchNotificationsStuck",
         "SlawatchPolicyRejected",
+        "SlawatchTokensRejected",
         "SlawatchBridgeFeedsDown",
         "SlawatchRpcErrors",
     }

@@ -123,3 +123,12 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     (err,) = outcome
     assert isinstance(err, AuthConfigError)
     assert "a FIFO, not a regular file" in str(err)
+
+
+def test_one_token_in_two_entries_is_refused_naming_the_second(tmp_path: Path) -> None:
+    """Two entries with one hash would give one token two tenants or role sets: refused, at
+    start-up as on a reload, naming both entries and showing neither the hash nor the token."""
+    second = ENTRY.replace("name: ci", "name: ci-globex").replace("tenant: acme", "tenant: globex")
+    message = refusal(tmp_path, ENTRY + second)
+    assert "tokens.yaml[1].sha256: the same token as" in message
+    assert message.endswith("tokens.yaml[0]; one entry a token")
