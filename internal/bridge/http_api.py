@@ -106,6 +106,13 @@ ROUTES: tuple[Route, ...] = (
         body=True,
         summary="Mark an alert handled: its repeats stop (AcknowledgeAlert)",
     ),
+    Route(
+        "GET",
+        "/v1/reports/sla",
+        "GetSlaReport",
+        body=False,
+        summary="SLA attainment per interval and group, from the rollups (GetSlaReport)",
+    ),
 )
 OPENAPI_PATH = "/v1/openapi.json"
 

@@ -33,6 +33,7 @@ METHOD_ROLES = {
     "WatchAlerts": Role.WATCH,
     "DeleteTicket": Role.ADMIN,
     "AcknowledgeAlert": Role.ACK,
+    "GetSlaReport": Role.READ,
 }
 
 # The caller of the RPC being served on this thread; set by the interceptor.

@@ -27,8 +27,10 @@ from internal.rpc.validation import (
     check_text,
     validate_acknowledge,
     validate_ingest,
+    validate_report,
 )
-from internal.usecase import alert_changes, erase, explain, ingest, queries
+from internal.sla.report import Interval
+from internal.usecase import alert_changes, erase, explain, ingest, queries, report
 from internal.usecase.errors import UNREACHABLE_ERRORS
 from internal.usecase.queries import DashboardFilter
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -283,3 +285,39 @@ class TicketService(pb_grpc.TicketServiceServicer):
             self._stream_options,
             principal,
         )
+
+    @database_errors_unavailable
+    def GetSlaReport(
+        self, request: pb.GetSlaReportRequest, context: grpc.ServicerContext
+    ) -> pb.GetSlaReportResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
+        violations, asked = validate_report(request, report.MAX_INTERVALS)
+        if violations or asked is None:
+            abort_bad_request(context, violations)
+        rows = report.sla_report(
+            self._pool,
+            tenant,
+            asked.start,
+            asked.end,
+            Interval(asked.interval),
+            asked.zone,
+            asked.group_by,
+            asked.filters,
+            self._now(),
+        )
+        out = pb.GetSlaReportResponse()
+        for r in rows:
+            row = out.rows.add(
+                achieved=r.achieved,
+                breached=r.breached,
+                attainment=r.attainment,
+                running_past_target=r.running_past_target,
+                **r.group,
+            )
+            row.interval_start.CopyFrom(convert.ts(r.start))
+            row.interval_end.CopyFrom(convert.ts(r.end))
+            p50, p90 = r.p50, r.p90
+            if p50 is not None and p90 is not None:
+                row.p50_elapsed.CopyFrom(convert.duration(p50))
+                row.p90_elapsed.CopyFrom(convert.duration(p90))
+        return out

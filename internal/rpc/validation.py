@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import Activity as SlaActivity
 from internal.sla.model import Status
+from internal.sla.report import Interval, count_windows
 from internal.sla.ticket_sla import Event
 from internal.usecase.ingest import Activity, EventDetails
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -326,3 +328,83 @@ def validate_batch(
     """The events of `validate_ingest` without their optional fields."""
     events, _, violations = validate_ingest(request, config, now, max_events)
     return events, violations
+
+
+REPORT_INTERVALS = {
+    pb.REPORT_INTERVAL_HOUR: "hour",
+    pb.REPORT_INTERVAL_DAY: "day",
+    pb.REPORT_INTERVAL_WEEK: "week",
+    pb.REPORT_INTERVAL_MONTH: "month",
+}
+REPORT_DIMENSIONS = {
+    pb.REPORT_DIMENSION_METRIC: "metric",
+    pb.REPORT_DIMENSION_PRIORITY: "priority",
+    pb.REPORT_DIMENSION_CUSTOMER_TIER: "customer_tier",
+}
+MAX_TIME_ZONE = 64
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    start: datetime
+    end: datetime
+    interval: str
+    zone: ZoneInfo
+    group_by: tuple[str, ...]
+    filters: dict[str, list[str]]
+
+
+def validate_report(
+    request: pb.GetSlaReportRequest, max_intervals: int
+) -> tuple[list[Violation], ReportRequest | None]:
+    """Every bad field of a GetSlaReport request; the parsed request when there is none."""
+    out: list[Violation] = []
+    start = end = None
+    for name in ("start", "end"):
+        if not request.HasField(name):
+            out.append(Violation(name, "required"))
+            continue
+        value: Timestamp = getattr(request, name)
+        if not _MIN_SECONDS <= value.seconds < _MAX_SECONDS or not 0 <= value.nanos < 10**9:
+            out.append(Violation(name, "must be between 2000-01-01 and 9999-01-01"))
+        elif name == "start":
+            start = value.ToDatetime(UTC)
+        else:
+            end = value.ToDatetime(UTC)
+    if start is not None and end is not None and end <= start:
+        out.append(Violation("end", "must be after start"))
+    interval = REPORT_INTERVALS.get(request.interval)
+    if interval is None:
+        out.append(Violation("interval", "required: HOUR, DAY, WEEK or MONTH"))
+    zone = None
+    name = request.time_zone or "UTC"
+    if len(name) > MAX_TIME_ZONE or not name.isprintable() or name.startswith(("/", ".")):
+        out.append(Violation("time_zone", "not an IANA time zone name"))
+    else:
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.append(Violation("time_zone", f"unknown time zone {name!r}"))
+    group_by: list[str] = []
+    for i, d in enumerate(request.group_by):
+        dim = REPORT_DIMENSIONS.get(d)
+        if dim is None:
+            out.append(Violation(f"group_by[{i}]", "unknown dimension"))
+        elif dim in group_by:
+            out.append(Violation(f"group_by[{i}]", f"{dim} named twice"))
+        else:
+            group_by.append(dim)
+    check_filter(request.metrics, "metrics", out)
+    check_filter(request.priorities, "priorities", out)
+    check_filter(request.customer_tiers, "customer_tiers", out)
+    if out or start is None or end is None or interval is None or zone is None:
+        return out, None
+    if count_windows(start, end, Interval(interval), zone, max_intervals) > max_intervals:
+        out.append(Violation("end", f"the range spans more than {max_intervals} {interval}s"))
+        return out, None
+    filters = {
+        "metric": sorted(set(request.metrics)),
+        "priority": sorted(set(request.priorities)),
+        "customer_tier": sorted(set(request.customer_tiers)),
+    }
+    return out, ReportRequest(start, end, interval, zone, tuple(group_by), filters)

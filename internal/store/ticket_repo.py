@@ -17,9 +17,10 @@ from typing import Any
 
 import psycopg
 
-from internal.sla.model import Activity, Status
+from internal.sla.model import Activity, Mode, Status
+from internal.sla.report import Contribution, contribution
 from internal.sla.ticket_sla import Event, TicketSla
-from internal.store import deadline_repo, state_buckets
+from internal.store import deadline_repo, report_rollups, state_buckets
 from internal.store.event_details import NO_DETAILS_ROW, EventDetails
 
 
@@ -30,6 +31,9 @@ class Prior:
     updated_at: datetime
     fired: dict[tuple[str, int], int]  # (metric, cycle) -> the level that cycle has fired
     bucket: state_buckets.BucketKey  # where the dashboard counts it now
+    # Where GetSlaReport's rollups count its clocks now: (metric, contribution) of each cycle
+    # that is decided.
+    report: list[tuple[str, Contribution]]
 
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
@@ -84,6 +88,7 @@ _CLOCK_TYPES = [
     "int4",
     "timestamptz",
 ]
+_MODES = {mode.value: mode for mode in Mode}
 _prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
 # Sets of ticket ids travel as one newline-separated text (ids are printable, so never hold a
@@ -119,7 +124,8 @@ CROSS JOIN LATERAL (
 """
 
 _FIRED = f"""
-SELECT ticket_id, clock, cycle, fired_level FROM sla_clocks
+SELECT ticket_id, clock, cycle, fired_level, mode, anchor_at, anchor_elapsed, due_at
+FROM sla_clocks
 WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
 """
 
@@ -219,6 +225,7 @@ def prepare_session(conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
             conn.execute(_TEMP_TABLES)
             conn.execute(state_buckets.TEMP_TABLE)
+            conn.execute(report_rollups.TEMP_TABLE)
         _prepared.add(conn)
 
 
@@ -240,12 +247,18 @@ def lock_tickets(cur: Cursor, tenant: str, ids: Iterable[str]) -> None:
 def read_prior(cur: Cursor, tenant: str, ids: Iterable[str]) -> dict[str, Prior]:
     """The stored tickets among `ids`, their rows locked until the transaction ends."""
     prior = {
-        str(tid): Prior(at, {}, state_buckets.bucket_key(*key))
+        str(tid): Prior(at, {}, state_buckets.bucket_key(*key), [])
         for tid, at, *key in cur.execute(_LOCK_PRIOR, {"tenant": tenant, "ids": _ids(ids)})
     }
     if prior:  # a batch of new tickets has no fired levels to read
-        for tid, clock, cycle, fired in cur.execute(_FIRED, {"tenant": tenant, "ids": _ids(prior)}):
-            prior[str(tid)].fired[(str(clock), int(cycle))] = int(fired)
+        for tid, clock, cycle, fired, mode, anchor_at, anchor_elapsed, due_at in cur.execute(
+            _FIRED, {"tenant": tenant, "ids": _ids(prior)}
+        ):
+            p = prior[str(tid)]
+            p.fired[(str(clock), int(cycle))] = int(fired)
+            counted = contribution(_MODES[mode], anchor_at, float(anchor_elapsed), due_at)
+            if counted is not None:
+                p.report.append((str(clock), counted))
     return prior
 
 
@@ -355,8 +368,17 @@ def write_ticket_slas(
         )
         cur.execute(_UPSERT_TICKETS, {"tenant": tenant, "correlation_id": correlation_id})
     moves: Counter[state_buckets.BucketKey] = Counter()
+    report: Counter[report_rollups.RollupKey] = Counter()
     for s in slas:
         e = s.latest
+        for c in s.clocks:
+            counted = contribution(c.mode, c.anchor_at, c.anchor_elapsed, c.due_at)
+            if counted is not None:
+                report[(c.metric, e.priority, e.customer_tier, counted)] += 1
+        was = prior.get(e.ticket_id)
+        if was is not None:
+            for metric, counted in was.report:
+                report[(metric, was.bucket[0], was.bucket[1], counted)] -= 1
         moves[
             state_buckets.bucket_key(
                 e.priority, e.customer_tier, e.status, s.active, s.warn_at, s.breach_at
@@ -364,8 +386,9 @@ def write_ticket_slas(
         ] += 1
         if e.ticket_id in prior:
             moves[prior[e.ticket_id].bucket] -= 1
-    # Last: the bucket rows are shared by every concurrent writer, so their locks are held
-    # only until commit.
+    # Last: the bucket and rollup rows are shared by every concurrent writer, so their locks
+    # are held only until commit (each statement takes its rows in key order: no deadlock).
+    report_rollups.record_changes(cur, tenant, report)
     state_buckets.record_changes(cur, tenant, moves)
     # The scheduler sleeps until the earliest check it knows of: wake it if this is earlier.
     checks = [c.next_check_at for s in slas for c in s.clocks if c.next_check_at is not None]

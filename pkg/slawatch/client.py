@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
@@ -287,6 +288,39 @@ class SlawatchClient:
             timeout=self._timeout if timeout is None else timeout,
             metadata=self._metadata,
         ).alert
+
+    def get_sla_report(
+        self,
+        start: datetime,
+        end: datetime,
+        interval: pb.ReportInterval.ValueType = pb.REPORT_INTERVAL_DAY,
+        *,
+        time_zone: str = "",
+        group_by: Sequence[pb.ReportDimension.ValueType] = (),
+        metrics: Sequence[str] = (),
+        priorities: Sequence[str] = (),
+        customer_tiers: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> list[pb.SlaReportRow]:
+        """SLA attainment per interval of [start, end) (timezone-aware datetimes) in
+        `time_zone` (IANA; empty: UTC), grouped by `group_by` (role `read`)."""
+        request = pb.GetSlaReportRequest(
+            interval=interval,
+            time_zone=time_zone,
+            group_by=group_by,
+            metrics=metrics,
+            priorities=priorities,
+            customer_tiers=customer_tiers,
+        )
+        request.start.FromDatetime(start)
+        request.end.FromDatetime(end)
+        return list(
+            self.stub.GetSlaReport(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            ).rows
+        )
 
 
 # Changes of alerts sent before (they do not move the resume point).

@@ -288,6 +288,56 @@ NOTIFICATION_STATE_SENT: NotificationState.ValueType  # 2
 NOTIFICATION_STATE_FAILED: NotificationState.ValueType  # 3
 Global___NotificationState: _TypeAlias = NotificationState  # noqa: Y015
 
+class _ReportInterval:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportIntervalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportInterval.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_INTERVAL_UNSPECIFIED: _ReportInterval.ValueType  # 0
+    REPORT_INTERVAL_HOUR: _ReportInterval.ValueType  # 1
+    REPORT_INTERVAL_DAY: _ReportInterval.ValueType  # 2
+    REPORT_INTERVAL_WEEK: _ReportInterval.ValueType  # 3
+    """ISO weeks, from Monday 00:00."""
+    REPORT_INTERVAL_MONTH: _ReportInterval.ValueType  # 4
+
+class ReportInterval(_ReportInterval, metaclass=_ReportIntervalEnumTypeWrapper):
+    """ReportInterval is the length of a report's rows, in the request's time zone."""
+
+REPORT_INTERVAL_UNSPECIFIED: ReportInterval.ValueType  # 0
+REPORT_INTERVAL_HOUR: ReportInterval.ValueType  # 1
+REPORT_INTERVAL_DAY: ReportInterval.ValueType  # 2
+REPORT_INTERVAL_WEEK: ReportInterval.ValueType  # 3
+"""ISO weeks, from Monday 00:00."""
+REPORT_INTERVAL_MONTH: ReportInterval.ValueType  # 4
+Global___ReportInterval: _TypeAlias = ReportInterval  # noqa: Y015
+
+class _ReportDimension:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportDimensionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportDimension.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_DIMENSION_UNSPECIFIED: _ReportDimension.ValueType  # 0
+    REPORT_DIMENSION_METRIC: _ReportDimension.ValueType  # 1
+    REPORT_DIMENSION_PRIORITY: _ReportDimension.ValueType  # 2
+    """The ticket's priority (its current one when the instance was last
+    written).
+    """
+    REPORT_DIMENSION_CUSTOMER_TIER: _ReportDimension.ValueType  # 3
+
+class ReportDimension(_ReportDimension, metaclass=_ReportDimensionEnumTypeWrapper):
+    """ReportDimension is what a report's rows may be grouped by."""
+
+REPORT_DIMENSION_UNSPECIFIED: ReportDimension.ValueType  # 0
+REPORT_DIMENSION_METRIC: ReportDimension.ValueType  # 1
+REPORT_DIMENSION_PRIORITY: ReportDimension.ValueType  # 2
+"""The ticket's priority (its current one when the instance was last
+written).
+"""
+REPORT_DIMENSION_CUSTOMER_TIER: ReportDimension.ValueType  # 3
+Global___ReportDimension: _TypeAlias = ReportDimension  # noqa: Y015
+
 @_typing.final
 class TicketEvent(_message.Message):
     """TicketEvent is one observation of a ticket at updated_at."""
@@ -1245,3 +1295,150 @@ class AcknowledgeAlertResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AcknowledgeAlertResponse: _TypeAlias = AcknowledgeAlertResponse  # noqa: Y015
+
+@_typing.final
+class GetSlaReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    PRIORITIES_FIELD_NUMBER: _builtins.int
+    CUSTOMER_TIERS_FIELD_NUMBER: _builtins.int
+    interval: Global___ReportInterval.ValueType
+    time_zone: _builtins.str
+    """An IANA time zone ("Europe/Berlin"); empty: UTC. Interval edges are local
+    midnights (hours), DST changes included.
+    """
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """The range: rows for every interval from the one holding start to the one
+        holding the instant before end, each whole (end > start).
+        """
+
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def group_by(self) -> _containers.RepeatedScalarFieldContainer[Global___ReportDimension.ValueType]:
+        """Each dimension at most once; empty: one row per interval."""
+
+    @_builtins.property
+    def metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty lists match everything."""
+
+    @_builtins.property
+    def priorities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def customer_tiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        interval: Global___ReportInterval.ValueType = ...,
+        time_zone: _builtins.str = ...,
+        group_by: _abc.Iterable[Global___ReportDimension.ValueType] | None = ...,
+        metrics: _abc.Iterable[_builtins.str] | None = ...,
+        priorities: _abc.Iterable[_builtins.str] | None = ...,
+        customer_tiers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_tiers", b"customer_tiers", "end", b"end", "group_by", b"group_by", "interval", b"interval", "metrics", b"metrics", "priorities", b"priorities", "start", b"start", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSlaReportRequest: _TypeAlias = GetSlaReportRequest  # noqa: Y015
+
+@_typing.final
+class SlaReportRow(_message.Message):
+    """SlaReportRow is the attainment of one group in one interval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERVAL_START_FIELD_NUMBER: _builtins.int
+    INTERVAL_END_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    CUSTOMER_TIER_FIELD_NUMBER: _builtins.int
+    ACHIEVED_FIELD_NUMBER: _builtins.int
+    BREACHED_FIELD_NUMBER: _builtins.int
+    ATTAINMENT_FIELD_NUMBER: _builtins.int
+    P50_ELAPSED_FIELD_NUMBER: _builtins.int
+    P90_ELAPSED_FIELD_NUMBER: _builtins.int
+    RUNNING_PAST_TARGET_FIELD_NUMBER: _builtins.int
+    metric: _builtins.str
+    """The group-by values (empty for a dimension not grouped by)."""
+    priority: _builtins.str
+    customer_tier: _builtins.str
+    achieved: _builtins.int
+    """Instances that stopped before reaching their target."""
+    breached: _builtins.int
+    """Instances that reached their target (stopped since or not)."""
+    attainment: _builtins.float
+    """achieved / (achieved + breached)."""
+    running_past_target: _builtins.int
+    """Of breached, those not stopped yet (running or paused past their target)."""
+    @_builtins.property
+    def interval_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def interval_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def p50_elapsed(self) -> _duration_pb2.Duration:
+        """Elapsed time of the instances that stopped (achieved or breached), read
+        from a log-scale histogram: within 9% of the exact percentile. Unset when
+        none stopped.
+        """
+
+    @_builtins.property
+    def p90_elapsed(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        interval_start: _timestamp_pb2.Timestamp | None = ...,
+        interval_end: _timestamp_pb2.Timestamp | None = ...,
+        metric: _builtins.str = ...,
+        priority: _builtins.str = ...,
+        customer_tier: _builtins.str = ...,
+        achieved: _builtins.int = ...,
+        breached: _builtins.int = ...,
+        attainment: _builtins.float = ...,
+        p50_elapsed: _duration_pb2.Duration | None = ...,
+        p90_elapsed: _duration_pb2.Duration | None = ...,
+        running_past_target: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval_end", b"interval_end", "interval_start", b"interval_start", "p50_elapsed", b"p50_elapsed", "p90_elapsed", b"p90_elapsed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["achieved", b"achieved", "attainment", b"attainment", "breached", b"breached", "customer_tier", b"customer_tier", "interval_end", b"interval_end", "interval_start", b"interval_start", "metric", b"metric", "p50_elapsed", b"p50_elapsed", "p90_elapsed", b"p90_elapsed", "priority", b"priority", "running_past_target", b"running_past_target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlaReportRow: _TypeAlias = SlaReportRow  # noqa: Y015
+
+@_typing.final
+class GetSlaReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___SlaReportRow]:
+        """By interval, then by the group-by values; intervals and groups in which
+        nothing was decided are left out, as is the quarter hour holding the time
+        of the request and everything after it.
+        """
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___SlaReportRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSlaReportResponse: _TypeAlias = GetSlaReportResponse  # noqa: Y015

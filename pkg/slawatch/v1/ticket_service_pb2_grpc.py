@@ -65,6 +65,11 @@ class TicketServiceStub:
                 request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertRequest.SerializeToString,
                 response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertResponse.FromString,
                 _registered_method=True)
+        self.GetSlaReport = channel.unary_unary(
+                '/slawatch.v1.TicketService/GetSlaReport',
+                request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportRequest.SerializeToString,
+                response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportResponse.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -123,6 +128,18 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSlaReport(self, request, context):
+        """GetSlaReport gives SLA attainment over a time range, per interval in a
+        time zone, grouped by metric, priority and/or customer tier (role read).
+        An instance (one cycle of one metric on one ticket) is decided at the
+        earlier of its stop and its breach and counts in the interval of that
+        instant. Served from rollups kept at write time: its cost follows the rows
+        returned, not the tickets stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +172,11 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.AcknowledgeAlert,
                     request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertRequest.FromString,
                     response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertResponse.SerializeToString,
+            ),
+            'GetSlaReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSlaReport,
+                    request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportRequest.FromString,
+                    response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -320,6 +342,33 @@ class TicketService:
             '/slawatch.v1.TicketService/AcknowledgeAlert',
             slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertRequest.SerializeToString,
             slawatch_dot_v1_dot_ticket__service__pb2.AcknowledgeAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSlaReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/slawatch.v1.TicketService/GetSlaReport',
+            slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportRequest.SerializeToString,
+            slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,14 @@ class TicketServiceStub:
     changes nothing and answers the first acknowledgement. NOT_FOUND when the
     tenant has no such alert.
     """
+    GetSlaReport: _grpc.UnaryUnaryMultiCallable[_ticket_service_pb2.GetSlaReportRequest, _ticket_service_pb2.GetSlaReportResponse]
+    """GetSlaReport gives SLA attainment over a time range, per interval in a
+    time zone, grouped by metric, priority and/or customer tier (role read).
+    An instance (one cycle of one metric on one ticket) is decided at the
+    earlier of its stop and its breach and counts in the interval of that
+    instant. Served from rollups kept at write time: its cost follows the rows
+    returned, not the tickets stored.
+    """
 
 @_typing.type_check_only
 class TicketServiceAsyncStub(TicketServiceStub):
@@ -90,6 +98,14 @@ class TicketServiceAsyncStub(TicketServiceStub):
     alert again with the acknowledgement. Acknowledging an acknowledged alert
     changes nothing and answers the first acknowledgement. NOT_FOUND when the
     tenant has no such alert.
+    """
+    GetSlaReport: _aio.UnaryUnaryMultiCallable[_ticket_service_pb2.GetSlaReportRequest, _ticket_service_pb2.GetSlaReportResponse]  # type: ignore[assignment]
+    """GetSlaReport gives SLA attainment over a time range, per interval in a
+    time zone, grouped by metric, priority and/or customer tier (role read).
+    An instance (one cycle of one metric on one ticket) is decided at the
+    earlier of its stop and its breach and counts in the interval of that
+    instant. Served from rollups kept at write time: its cost follows the rows
+    returned, not the tickets stored.
     """
 
 class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +171,20 @@ class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
         alert again with the acknowledgement. Acknowledging an acknowledged alert
         changes nothing and answers the first acknowledgement. NOT_FOUND when the
         tenant has no such alert.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSlaReport(
+        self,
+        request: _ticket_service_pb2.GetSlaReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_service_pb2.GetSlaReportResponse, _abc.Awaitable[_ticket_service_pb2.GetSlaReportResponse]]:
+        """GetSlaReport gives SLA attainment over a time range, per interval in a
+        time zone, grouped by metric, priority and/or customer tier (role read).
+        An instance (one cycle of one metric on one ticket) is decided at the
+        earlier of its stop and its breach and counts in the interval of that
+        instant. Served from rollups kept at write time: its cost follows the rows
+        returned, not the tickets stored.
         """
 
 def add_TicketServiceServicer_to_server(servicer: TicketServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
