@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["ingest", "evaluation", "realtime", "delivery"]
+BENCHMARKS = ["ingest", "evaluation", "realtime", "delivery", "report"]
 
 
 def main() -> int:
