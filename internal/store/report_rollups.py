@@ -79,10 +79,10 @@ class Cell:
 
     window: int  # index of the interval
     group: tuple[str, ...]  # the group-by values, in the order asked
-    breached: bool
-    stopped: bool
-    instances: int
-    hist: list[int]
+    achieved: int
+    breached: int
+    running_past_target: int  # of breached, those not stopped
+    hist: list[int]  # the stopped instances' elapsed times, by bin
 
 
 DIMENSIONS = ("metric", "priority", "customer_tier")
@@ -111,29 +111,39 @@ def read_cells(
             where.append(f"r.{d} = ANY(%({d})s)")
             params[d] = list(values)
     group_cols = "".join(f", r.{d}" for d in dims)
+    # The histogram comes back as one text of comma-separated sums: parsing 80 numbers per row
+    # from it costs a tenth of decoding them as 80 columns.
     sql = f"""
-    SELECT b.w{group_cols}, r.breached, r.stopped, sum(r.instances),
-           {", ".join(f"sum(r.{h})" for h in _HIST)}
+    SELECT b.w{group_cols},
+           sum(r.instances) FILTER (WHERE NOT r.breached)::int8,
+           sum(r.instances) FILTER (WHERE r.breached)::int8,
+           sum(r.instances) FILTER (WHERE r.breached AND NOT r.stopped)::int8,
+           concat_ws(',', {", ".join(f"sum(r.{h})" for h in _HIST)})
     FROM unnest(%(w)s::int4[], %(span)s::int4[], %(block)s::int8[]) AS b(w, span, block)
-    JOIN sla_report_rollups r
-      ON r.tenant_id = %(tenant)s AND r.span_s = b.span AND r.block = b.block
-    {"WHERE " + " AND ".join(where) if where else ""}
-    GROUP BY b.w{group_cols}, r.breached, r.stopped
+    -- LATERAL: one primary-key range read per block, whatever the planner estimates (a hash
+    -- join chose to scan the whole table at a million tickets' rollups).
+    CROSS JOIN LATERAL (
+        SELECT * FROM sla_report_rollups r
+        WHERE r.tenant_id = %(tenant)s AND r.span_s = b.span AND r.block = b.block
+        {"AND " + " AND ".join(where) if where else ""}
+        OFFSET 0
+    ) AS r
+    GROUP BY b.w{group_cols}
     """
     cells = []
     n = len(dims)
     for row in conn.execute(sql, params):
-        instances = int(row[n + 3])
-        if instances == 0:
+        achieved, breached, running = (int(v or 0) for v in row[n + 1 : n + 4])
+        if achieved + breached == 0:
             continue  # moved out again: nothing decided here
         cells.append(
             Cell(
                 int(row[0]),
                 tuple(str(v) for v in row[1 : n + 1]),
-                bool(row[n + 1]),
-                bool(row[n + 2]),
-                instances,
-                [int(v) for v in row[n + 4 :]],
+                achieved,
+                breached,
+                running,
+                [int(v) for v in str(row[n + 4]).split(",")],
             )
         )
     return cells

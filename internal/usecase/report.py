@@ -76,12 +76,8 @@ def sla_report(
             row = rows[key] = ReportRow(
                 window.start, window.end, dict(zip(group_by, cell.group, strict=True))
             )
-        if cell.breached:
-            row.breached += cell.instances
-            if not cell.stopped:
-                row.running_past_target += cell.instances
-        else:
-            row.achieved += cell.instances
-        if cell.stopped:
-            row.hist = [a + b for a, b in zip(row.hist, cell.hist, strict=True)]
+        row.achieved += cell.achieved
+        row.breached += cell.breached
+        row.running_past_target += cell.running_past_target
+        row.hist = [a + b for a, b in zip(row.hist, cell.hist, strict=True)]
     return [rows[key] for key in sorted(rows)]
