@@ -123,31 +123,40 @@ class Policy:
 
 
 class PolicyList:
-    """Ordered policies: the first whose match holds applies. Candidates are looked up by
-    priority first (most configs name priorities, and then only a few policies are tried)."""
+    """Ordered policies: the first whose match holds applies. Candidates are looked up by the
+    priority or by the group, whichever more policies name (most configs name one of them), so
+    that only the few policies that could hold are tried, not all of them."""
 
     def __init__(self, policies: Sequence[Policy]) -> None:
         self.policies = tuple(policies)
         self.uses_fields = any(p.match.uses_fields for p in self.policies)
-        any_priority = [p for p in self.policies if p.match.priority is None]
-        named = {v for p in self.policies if p.match.priority for v in p.match.priority}
-        self._by_priority: dict[str, tuple[Policy, ...]] = {
-            v: tuple(p for p in self.policies if p.match.priority is None or v in p.match.priority)
+        by_group = sum(p.match.group is not None for p in self.policies)
+        by_priority = sum(p.match.priority is not None for p in self.policies)
+        self._by_group = by_group > by_priority
+        field_of = (lambda m: m.group) if self._by_group else (lambda m: m.priority)
+        named = {v for p in self.policies for v in (field_of(p.match) or ())}
+        self._index: dict[str, tuple[Policy, ...]] = {
+            v: tuple(p for p in self.policies if (field_of(p.match) or {v}).__contains__(v))
             for v in named
         }
-        self._any_priority = tuple(any_priority)
+        self._unnamed = tuple(p for p in self.policies if field_of(p.match) is None)
 
-    def _candidates(self, priority: str) -> Iterable[Policy]:
-        return self._by_priority.get(priority, self._any_priority)
+    def _candidates(self, facts: Facts) -> Iterable[Policy]:
+        key = facts.group if self._by_group else facts.priority
+        return self._index.get(key, self._unnamed)
 
     def choose(self, facts: Facts) -> Policy | None:
-        for p in self._candidates(facts.priority):
+        for p in self._candidates(facts):
             if p.match.holds(facts):
                 return p
         return None
 
     def may_match(self, facts: Facts) -> bool:
-        return any(p.match.may_hold(facts) for p in self._candidates(facts.priority))
+        # An event without a group may have any group: every policy is a candidate.
+        candidates = (
+            self.policies if self._by_group and not facts.group else self._candidates(facts)
+        )
+        return any(p.match.may_hold(facts) for p in candidates)
 
 
 @dataclass(frozen=True)
