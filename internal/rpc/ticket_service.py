@@ -13,6 +13,7 @@ import grpc
 import psycopg_pool
 
 from internal.config.holder import ConfigHolder
+from internal.config.sla_config import SlaConfig
 from internal.obs import metrics
 from internal.obs.correlation import current_correlation_id
 from internal.rpc import alert_stream, convert, page_token
@@ -28,6 +29,7 @@ from internal.rpc.validation import (
     validate_acknowledge,
     validate_ingest,
 )
+from internal.sla.policy import Facts, Targets
 from internal.usecase import alert_changes, erase, explain, ingest, queries
 from internal.usecase.errors import UNREACHABLE_ERRORS
 from internal.usecase.queries import DashboardFilter
@@ -59,6 +61,30 @@ def database_errors_unavailable(method: F) -> F:
             context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry later")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _chooser(config: SlaConfig) -> ingest.Chooser | None:
+    """The map form's targets depend on priority and tier alone (targets_for); ordered
+    policies are matched on each ticket's current fields."""
+    if config.is_map_form:
+        return None
+
+    def choose(facts: Facts) -> Targets | None:
+        policy = config.choose(facts)
+        return None if policy is None else policy.targets
+
+    return ingest.Chooser(choose, config.ordered_policies.uses_fields)
+
+
+def _no_match_violation(request: pb.IngestTicketsRequest, err: ingest.NoPolicyMatches) -> Violation:
+    """`events[i]`: the request's newest event of the ticket no policy matches."""
+    newest, index = None, 0
+    for i, e in enumerate(request.events):
+        if e.ticket_id == err.ticket_id:
+            at = (e.updated_at.seconds, e.updated_at.nanos)
+            if newest is None or at > newest:
+                newest, index = at, i
+    return Violation(f"events[{index}]", ingest.describe(err.facts))
 
 
 class TicketService(pb_grpc.TicketServiceServicer):
@@ -96,16 +122,21 @@ class TicketService(pb_grpc.TicketServiceServicer):
             assert targets is not None  # validated above against the same config snapshot
             return targets
 
-        with self._pool.connection() as conn:
-            outcomes = ingest.ingest(
-                conn,
-                tenant,
-                events,
-                targets_for,
-                config.rules,
-                correlation_id=current_correlation_id.get(),
-                details=details,
-            )
+        try:
+            with self._pool.connection() as conn:
+                outcomes = ingest.ingest(
+                    conn,
+                    tenant,
+                    events,
+                    targets_for,
+                    config.rules,
+                    correlation_id=current_correlation_id.get(),
+                    details=details,
+                    chooser=_chooser(config),
+                )
+        except ingest.NoPolicyMatches as err:
+            # Fields given by earlier events made a ticket match none: name its newest event.
+            abort_bad_request(context, [_no_match_violation(request, err)])
         for outcome, n in Counter(outcomes).items():
             metrics.EVENTS_INGESTED.labels(outcome.value).inc(n)
         response = pb.IngestTicketsResponse()
