@@ -54,10 +54,14 @@ CHANNEL_TYPES = ("slack",)
 @dataclass(frozen=True)
 class Channel:
     name: str
+    # Where the webhook URL is: an environment variable (`slack_webhook_env`; '' when the
+    # channel names a file instead) or a file (`slack_webhook_file`, a mounted Secret), read at
+    # each send so that a rotated secret applies without a reload.
     slack_webhook_env: str
     type: str = "slack"
     # `quiet_hours` and `quiet_min_level` (internal/sla/quiet_hours.py); None: never quiet.
     quiet: QuietHours | None = None
+    slack_webhook_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,13 @@ class SlaConfig:
     def for_tenant(self, tenant: str) -> SlaConfig:
         """One file-wide config serves every tenant (a TenantPolicies of its own)."""
         return self
+
+    def scope_of(self, tenant: str) -> str:
+        """The config a tenant is served by: '' names the file-wide one (holder.ServedPolicies)."""
+        return ""
+
+    def scopes(self) -> Mapping[str, SlaConfig]:
+        return {"": self}
 
 
 MAX_DURATION_SECONDS = 3650 * 86400
@@ -568,21 +579,42 @@ def _parse_quiet(
     return QuietHours(calendars[cal_name], level)
 
 
+def _parse_webhook(entry: Mapping[str, Any], key: str) -> tuple[str, str | None]:
+    """(variable, file): a channel names exactly one place its webhook URL is read from."""
+    if "slack_webhook_file" in entry:
+        if "slack_webhook_env" in entry:
+            raise ConfigError(
+                f"{key}.slack_webhook_file: give slack_webhook_env or slack_webhook_file, not both"
+            )
+        path = entry["slack_webhook_file"]
+        if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+            raise ConfigError(f"{key}.slack_webhook_file: expected an absolute file path")
+        if len(path) > 4096:
+            raise ConfigError(f"{key}.slack_webhook_file: a path of at most 4096 characters")
+        return "", path
+    env = entry.get("slack_webhook_env")
+    if not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise ConfigError(f"{key}.slack_webhook_env: expected an environment variable name")
+    return env, None
+
+
 def _parse_channels(raw: object, calendars: Mapping[str, Calendar]) -> dict[str, Channel]:
     channels: dict[str, Channel] = {}
     for name, item in _mapping(raw, "channels").items():
         key = f"channels.{show_key(name)}"
         entry = _mapping(item, key)
-        _unknown_keys(entry, {"type", "slack_webhook_env", "quiet_hours", "quiet_min_level"}, key)
+        _unknown_keys(
+            entry,
+            {"type", "slack_webhook_env", "slack_webhook_file", "quiet_hours", "quiet_min_level"},
+            key,
+        )
         kind = entry.get("type", "slack")
         if not isinstance(kind, str) or kind not in CHANNEL_TYPES:
             raise ConfigError(
                 f"{key}.type: expected one of {', '.join(CHANNEL_TYPES)}, got {show_value(kind)}"
             )
-        env = entry.get("slack_webhook_env")
-        if not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
-            raise ConfigError(f"{key}.slack_webhook_env: expected an environment variable name")
-        channels[name] = Channel(name, env, kind, _parse_quiet(entry, key, calendars))
+        env, path = _parse_webhook(entry, key)
+        channels[name] = Channel(name, env, kind, _parse_quiet(entry, key, calendars), path)
     return channels
 
 

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import grpc
 import psycopg_pool
 
-from internal.config.holder import ConfigHolder
+from internal.config.holder import TenantPolicies
 from internal.config.sla_config import SlaConfig
+from internal.config.tenant_configs import NoTenantConfig
 from internal.obs import metrics
 from internal.obs.correlation import current_correlation_id
 from internal.rpc import alert_stream, convert, page_token
@@ -91,7 +92,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def __init__(
         self,
         pool: psycopg_pool.ConnectionPool,
-        config: ConfigHolder,
+        config: TenantPolicies,
         *,
         max_batch_events: int = 1000,
         now: Callable[[], datetime] = utc_now,
@@ -107,12 +108,20 @@ class TicketService(pb_grpc.TicketServiceServicer):
         self._max_batch = max_batch_events
         self._now = now
 
+    def _policy(self, tenant: str, context: grpc.ServicerContext) -> SlaConfig:
+        """The caller's tenant's config; FAILED_PRECONDITION when the per-tenant directory has
+        no file for it and no default (an operator's omission, not the caller's)."""
+        try:
+            return self._config.for_tenant(tenant)
+        except NoTenantConfig as err:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+
     @database_errors_unavailable
     def IngestTickets(
         self, request: pb.IngestTicketsRequest, context: grpc.ServicerContext
     ) -> pb.IngestTicketsResponse:
         tenant = current_principal.get().tenant  # from the token, never the request
-        config = self._config.for_tenant(tenant)
+        config = self._policy(tenant, context)
         events, details, violations = validate_ingest(request, config, self._now(), self._max_batch)
         if violations:
             abort_bad_request(context, violations)
@@ -159,7 +168,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         detail = queries.get_ticket(self._pool, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
-        config, now = self._config.for_tenant(tenant), self._now()
+        config, now = self._policy(tenant, context), self._now()
         # The basic view lists the current cycle of each metric; the full view every cycle,
         # each with its timeline (worked out from the history: only the full view pays for it).
         full = request.view == pb.TICKET_VIEW_FULL
@@ -224,7 +233,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             abort_bad_request(context, violations)
 
         size = request.page_size or DEFAULT_PAGE_SIZE
-        config, now = self._config.for_tenant(tenant), self._now()
+        config, now = self._policy(tenant, context), self._now()
         found_page = queries.dashboard(self._pool, tenant, f, now, after, size + 1)
         rows, counts = found_page.rows, found_page.counts
         page = rows[:size]

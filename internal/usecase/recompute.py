@@ -101,19 +101,23 @@ def recompute_open_tickets(
     *,
     stop: Callable[[], bool] | None = None,
     scope: str = DEFAULT_SCOPE,
+    exclude: tuple[str, ...] = (),
+    serves: Callable[[str], bool] | None = None,
 ) -> int:
     """Recompute the open tickets (see the module docstring) not yet on `config`'s version, of
-    one tenant or of all; returns how many were rewritten. `scope` is the config's, as in
-    claim_version.
+    one tenant or of all but those in `exclude` (the tenants with a file of their own, for the
+    default of a directory); returns how many were rewritten. `scope` is the config's, as in
+    claim_version. `serves(tenant)`, asked at each batch, says whether `config` still serves the
+    tenant: a tenant whose own file appeared during the walk is left to that file's recompute.
 
-    A whole run (every tenant) records the version as recomputed at the end. A run that stops
-    early, because `stop()` turned true or another version was claimed meanwhile, hands the
-    claim back instead and returns what it did so far.
+    A whole run (every tenant, or the one tenant the scope is) records the version as
+    recomputed at the end. A run that stops early, because `stop()` turned true or another
+    version was claimed meanwhile, hands the claim back instead and returns what it did so far.
     """
     version = config.version
     with pool.connection() as conn:
         since = recompute_repo.claimed_at(conn, scope, version)
-        pending = recompute_repo.pending_closed(conn, version, tenant)
+        pending = recompute_repo.pending_closed(conn, version, tenant, exclude)
     recomputed = skipped = 0
     cursor: Key = ("", "")
     walking = True
@@ -131,7 +135,9 @@ def recompute_open_tickets(
                 )
                 return recomputed
             if walking:
-                batch = recompute_repo.next_active(conn, version, tenant, cursor, batch_size)
+                batch = recompute_repo.next_active(
+                    conn, version, tenant, cursor, batch_size, exclude
+                )
                 if len(batch) < batch_size:
                     walking = False
                 if batch:
@@ -143,10 +149,12 @@ def recompute_open_tickets(
                 break
             ticket_repo.prepare_session(conn)
             for tenant_id, ids in _by_tenant(batch).items():
+                if serves is not None and not serves(tenant_id):
+                    continue
                 done, left = _recompute_batch(conn, config, tenant_id, ids)
                 recomputed += done
                 skipped += left
-    if tenant is None:
+    if tenant is None or tenant == scope:
         with pool.connection() as conn:
             recompute_repo.mark_done(conn, scope, version, recomputed)
     if skipped:

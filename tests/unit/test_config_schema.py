@@ -148,6 +148,9 @@ VALID = {
     "an ordered policy with an empty match": with_(
         policies=[{"name": "all", "match": {}, "targets": {"response": 60, "resolution": "1d"}}]
     ),
+    "a channel whose webhook is in a file": with_(
+        channels={**BASE["channels"], "team": {"slack_webhook_file": "/run/secrets/team/url"}}
+    ),
     "a channel of type slack": with_(
         channels={
             **BASE["channels"],
@@ -227,6 +230,17 @@ INVALID = {
     "channel without a variable": with_(channels={"team": {}}),
     "channel variable not a name": with_(channels={"team": {"slack_webhook_env": "not a name"}}),
     "channel variable with a newline": with_(channels={"team": {"slack_webhook_env": "HOOK\n"}}),
+    "channel webhook file relative": with_(channels={"team": {"slack_webhook_file": "url"}}),
+    "channel webhook file not a string": with_(channels={"team": {"slack_webhook_file": 1}}),
+    "channel webhook file with a NUL": with_(channels={"team": {"slack_webhook_file": "/a\x00"}}),
+    "channel webhook file too long": with_(
+        channels={"team": {"slack_webhook_file": "/" + "a" * 4096}}
+    ),
+    "channel webhook in a variable and a file": with_(
+        channels={
+            "team": {"slack_webhook_env": "SLACK_WEBHOOK_URL", "slack_webhook_file": "/run/url"}
+        }
+    ),
     "channel not a mapping": with_(channels={"team": "SLACK_WEBHOOK_URL"}),
     "channel of an unknown type": with_(
         channels={
