@@ -8,7 +8,10 @@
 
 `--config FILE` runs it under another SLA config (e.g. examples/zendesk-like.yaml, whose metrics
 include reply metrics with a cycle per customer wait); `--replies` makes every second event a
-reply: a customer's among the new events, an agent's among the updates.
+reply: a customer's among the new events, an agent's among the updates. `--fields` gives every
+event a group and a tag (one of 50); `--policies N` serves the config with its policies replaced
+by N ordered policies matched on group and tags (N-1 of them, then a catch-all), for the
+comparison with the priority x tier map (run both with `--fields`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.common import (
@@ -50,7 +54,32 @@ def ts(value: datetime) -> Timestamp:
     return out
 
 
-def make_events(count: int, now: datetime, replies: bool = False) -> list[pb.TicketEvent]:
+GROUPS = 50
+
+
+def ordered_policies(text: str, count: int) -> str:
+    """The config `text` with `count` ordered policies matched on group and tags, each with the
+    targets of the map's high/gold (the last policy, the catch-all, with low/silver's)."""
+    doc = yaml.safe_load(text)
+
+    def targets(entry: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in entry.items() if k != "calendar"}
+
+    first, last = doc["policies"]["high"]["gold"], doc["policies"]["low"]["silver"]
+    doc["policies"] = [
+        {
+            "name": f"group-{k}",
+            "match": {"group": [f"group-{k}"], "tags_any": [f"tag-{k}", "vip"]},
+            "targets": targets(first),
+        }
+        for k in range(count - 1)
+    ] + [{"name": "default", "targets": targets(last)}]
+    return yaml.safe_dump(doc)
+
+
+def make_events(
+    count: int, now: datetime, replies: bool = False, fields: bool = False
+) -> list[pb.TicketEvent]:
     rnd = random.Random(7)
     events = []
     for i in range(count):
@@ -69,6 +98,9 @@ def make_events(count: int, now: datetime, replies: bool = False) -> list[pb.Tic
                 else pb.TICKET_ACTIVITY_UNSPECIFIED,
             )
         )
+        if fields:
+            events[-1].group = f"group-{i % GROUPS}"
+            events[-1].tags.append(f"tag-{(i // GROUPS) % GROUPS}")
     return events
 
 
@@ -185,14 +217,28 @@ def main() -> None:
     parser.add_argument(
         "--replies", action="store_true", help="every second event is a customer or agent reply"
     )
+    parser.add_argument(
+        "--fields", action="store_true", help="every event carries a group and a tag"
+    )
+    parser.add_argument(
+        "--policies",
+        type=int,
+        default=0,
+        help="serve N ordered policies matched on group and tags instead of the config's map",
+    )
     opts = parser.parse_args()
 
     now = datetime.now(UTC)
-    events = make_events(opts.events, now, opts.replies)
-    print(f"config {opts.config}{', a reply on every second event' if opts.replies else ''}")
+    events = make_events(opts.events, now, opts.replies, opts.fields)
+    print(
+        f"config {opts.config}{', a reply on every second event' if opts.replies else ''}"
+        f"{', group and tag on every event' if opts.fields else ''}"
+        f"{f', {opts.policies} ordered policies' if opts.policies else ''}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "sla_config.yaml"
-        config.write_text(opts.config.read_text())
+        text = opts.config.read_text()
+        config.write_text(ordered_policies(text, opts.policies) if opts.policies else text)
         for processes in opts.processes:
             print(f"-- server with {processes} process(es) (SLAWATCH_SERVER_PROCESSES)")
             with (

@@ -16,9 +16,9 @@ import threading
 
 import redis
 
-from internal.config.holder import ConfigHolder
 from internal.config.settings import OpsSettings, Settings, SettingsError
-from internal.config.sla_config import ConfigError, load_config
+from internal.config.sla_config import ConfigError
+from internal.config.tenant_configs import load_policies
 from internal.obs.health import redis_reachable
 from internal.obs.logs import configure_logging
 from internal.obs.metrics import track_policy
@@ -74,7 +74,7 @@ def main() -> int:
     # The scheduler decides nothing by policy, but it validates and reports the active version
     # like every process, so a broken save shows up in its logs and metrics too.
     try:
-        policy = ConfigHolder(load_config(settings.sla_config_path))
+        policy = load_policies(settings.sla_config_path)
     except ConfigError as err:
         print(f"slawatch-scheduler: invalid SLA config: {err}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from internal.config.sla_config import SlaConfig
@@ -12,11 +12,21 @@ Listener = Callable[[SlaConfig], None]
 
 
 class TenantPolicies(Protocol):
-    """Where code that works for a tenant finds that tenant's SLA config. Every tenant has the one
-    config of the process today (an SlaConfig or a ConfigHolder answers); per-tenant files will
-    answer differently without their callers changing."""
+    """Where code that works for a tenant finds that tenant's SLA config: the one config of the
+    process (an SlaConfig or a ConfigHolder answers), or the tenant's own file in a directory of
+    them (internal/config/tenant_configs.py), without the callers changing."""
 
     def for_tenant(self, tenant: str) -> SlaConfig: ...
+
+
+class ServedPolicies(TenantPolicies, Protocol):
+    """What a process serves, config by config. A scope names one config: '' the file-wide one
+    (a single file, or a directory's default.yaml), else the tenant whose own file it is. The
+    delivery keys channel state by scope, so that two tenants' `team` channels are two."""
+
+    def scope_of(self, tenant: str) -> str: ...
+
+    def scopes(self) -> Mapping[str, SlaConfig]: ...
 
 
 class ConfigHolder:
@@ -34,6 +44,16 @@ class ConfigHolder:
     def for_tenant(self, tenant: str) -> SlaConfig:
         # A single reference read: callers take one snapshot per request and use it throughout.
         return self._config
+
+    def scope_of(self, tenant: str) -> str:
+        return ""
+
+    def scopes(self) -> Mapping[str, SlaConfig]:
+        return {"": self._config}
+
+    def describe(self) -> str:
+        """What is in force, for log lines."""
+        return f"policy {self._config.version}"
 
     def on_change(self, listener: Listener) -> None:
         with self._lock:

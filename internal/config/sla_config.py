@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -39,7 +39,7 @@ from internal.sla.metric import (
     once_resume_default,
 )
 from internal.sla.model import AlertKind, Status
-from internal.sla.policy import Rules, Targets
+from internal.sla.policy import Facts, Match, Policy, PolicyList, Rules, Targets
 from internal.sla.quiet_hours import QuietHours
 
 
@@ -54,10 +54,14 @@ CHANNEL_TYPES = ("slack",)
 @dataclass(frozen=True)
 class Channel:
     name: str
+    # Where the webhook URL is: an environment variable (`slack_webhook_env`; '' when the
+    # channel names a file instead) or a file (`slack_webhook_file`, a mounted Secret), read at
+    # each send so that a rotated secret applies without a reload.
     slack_webhook_env: str
     type: str = "slack"
     # `quiet_hours` and `quiet_min_level` (internal/sla/quiet_hours.py); None: never quiet.
     quiet: QuietHours | None = None
+    slack_webhook_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,16 +70,54 @@ class SlaConfig:
     ladder: Ladder
     pause_statuses: frozenset[Status]
     channels: Mapping[str, Channel]
+    # The part-one map form's priority -> tier -> targets; empty for the list form.
     policies: Mapping[str, Mapping[str, Targets]]
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
     # The metrics every ticket is measured by, in the file's order: without a `metrics:`
     # section, part one's response and resolution (default_metrics).
     metrics: tuple[MetricDefinition, ...] = ()
     defines_metrics: bool = False  # whether the file has a `metrics:` section
+    # The ordered policies, the first that matches applies; None: the map form's, one per
+    # priority x tier (named "priority/tier"), made from `policies`.
+    policy_list: PolicyList | None = None
     _rules: Rules = field(init=False, repr=False, compare=False)
 
+    @property
+    def is_map_form(self) -> bool:
+        """Whether `policies` is part one's map (then priority and tier alone choose)."""
+        return bool(self.policies)
+
     def targets(self, priority: str, tier: str) -> Targets | None:
-        return self.policies.get(priority, {}).get(tier)
+        """The targets of a ticket with this priority and tier and no other field given."""
+        if self.policies:
+            return self.policies.get(priority, {}).get(tier)
+        chosen = self.ordered_policies.choose(Facts(priority, tier))
+        return None if chosen is None else chosen.targets
+
+    @property
+    def ordered_policies(self) -> PolicyList:
+        assert self.policy_list is not None  # made in __post_init__
+        return self.policy_list
+
+    def may_match(
+        self,
+        priority: str,
+        tier: str,
+        group: str = "",
+        assignee: str = "",
+        tags: Iterable[str] = (),
+        attributes: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Whether some policy may apply to a ticket whose newest event carries these fields
+        (a field it leaves empty may come from an earlier event: see Match.may_hold)."""
+        if self.policies:
+            return tier in self.policies.get(priority, {})
+        facts = Facts(priority, tier, group, assignee, frozenset(tags), attributes or {})
+        return self.ordered_policies.may_match(facts)
+
+    def choose(self, facts: Facts) -> Policy | None:
+        """The first policy whose match holds for a ticket's current fields; None if none."""
+        return self.ordered_policies.choose(facts)
 
     def metric(self, name: str) -> MetricDefinition:
         """The metric named `name`; KeyError if the config has none."""
@@ -95,12 +137,21 @@ class SlaConfig:
         return self._rules
 
     def __post_init__(self) -> None:
+        if self.policy_list is None:
+            object.__setattr__(self, "policy_list", _map_policies(self.policies))
         rules = Rules(self.ladder, self.pause_statuses, self.version, self.metrics)
         object.__setattr__(self, "_rules", rules)
 
     def for_tenant(self, tenant: str) -> SlaConfig:
         """One file-wide config serves every tenant (a TenantPolicies of its own)."""
         return self
+
+    def scope_of(self, tenant: str) -> str:
+        """The config a tenant is served by: '' names the file-wide one (holder.ServedPolicies)."""
+        return ""
+
+    def scopes(self) -> Mapping[str, SlaConfig]:
+        return {"": self}
 
 
 MAX_DURATION_SECONDS = 3650 * 86400
@@ -343,6 +394,142 @@ def _parse_calendars(raw: object) -> dict[str, Calendar]:
     return calendars
 
 
+def _map_policies(policies: Mapping[str, Mapping[str, Targets]]) -> PolicyList:
+    """The map form as the ordered list it means: one policy per priority x tier."""
+    return PolicyList(
+        [
+            Policy(t.policy, Match(frozenset({priority}), frozenset({tier})), t)
+            for priority, tiers in policies.items()
+            for tier, t in tiers.items()
+        ]
+    )
+
+
+def _parse_targets(
+    entry: Mapping[str, Any],
+    key: str,
+    metrics: tuple[str, ...] | None,
+    calendar: tuple[object, str, Mapping[str, Calendar]],
+    policy: str,
+) -> Targets:
+    """A policy's targets (`entry`, at `key`), on `calendar`: (its name, the name's key, the
+    calendars). In the map form the calendar's name is a key of `entry` itself."""
+    allowed = {"calendar"} if calendar[1] == f"{key}.calendar" else set()
+    if metrics is None:
+        _unknown_keys(entry, {"response", "resolution", *allowed}, key)
+        for required in ("response", "resolution"):
+            if required not in entry:
+                raise ConfigError(f"{key}.{required}: missing")
+        names: tuple[str, ...] = ("response", "resolution")
+    else:
+        for target in entry:
+            if target not in allowed and target not in metrics:
+                raise ConfigError(
+                    f"{key}.{show_key(target)}: a target for a metric that is not"
+                    " defined under metrics"
+                )
+        names = tuple(n for n in metrics if n in entry)
+    cal = _parse_calendar_name(*calendar)
+    return Targets({n: parse_duration(entry[n], f"{key}.{n}") for n in names}, cal, policy)
+
+
+def _parse_calendar_name(value: object, key: str, calendars: Mapping[str, Calendar]) -> Calendar:
+    # isinstance first: a list or mapping here cannot even be looked up (unhashable).
+    if not isinstance(value, str) or value not in calendars:
+        raise ConfigError(f"{key}: unknown calendar {show_value(value)}")
+    return calendars[value]
+
+
+_MATCH_LISTS = ("priority", "customer_tier", "group", "assignee", "tags_any", "tags_all")
+_POLICY_KEYS = {"name", "match", "targets", "calendar"}
+_POLICY_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+MAX_MATCH_VALUES = 1000
+
+
+def _parse_match(raw: object, key: str) -> Match:
+    entry = _mapping(raw, key)
+    _unknown_keys(entry, {*_MATCH_LISTS, "attributes"}, key)
+    values: dict[str, frozenset[str]] = {}
+    for name in _MATCH_LISTS:
+        if name not in entry:
+            continue
+        items = _list(entry[name], f"{key}.{name}")
+        if not items:
+            raise ConfigError(f"{key}.{name}: at least one value (or leave the key out)")
+        if len(items) > MAX_MATCH_VALUES:
+            raise ConfigError(f"{key}.{name}: at most {MAX_MATCH_VALUES} values")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item or len(item) > 256:
+                raise ConfigError(
+                    f"{key}.{name}[{i}]: expected a non-empty string of at most 256 characters,"
+                    f" got {show_value(item)}"
+                )
+        values[name] = frozenset(items)
+    attributes = None
+    if "attributes" in entry:
+        attrs = _mapping(entry["attributes"], f"{key}.attributes")
+        if not attrs:
+            raise ConfigError(f"{key}.attributes: at least one attribute (or leave the key out)")
+        for k, v in attrs.items():
+            if not k or len(k) > 64 or not isinstance(v, str) or len(v) > 256:
+                raise ConfigError(
+                    f"{key}.attributes.{show_key(k)}: expected a key of 1-64 characters and a"
+                    f" string value of at most 256, got {show_value(v)}"
+                )
+        attributes = dict(attrs)
+    return Match(
+        values.get("priority"),
+        values.get("customer_tier"),
+        values.get("group"),
+        values.get("assignee"),
+        values.get("tags_any"),
+        values.get("tags_all"),
+        attributes,
+    )
+
+
+def _parse_policy_list(
+    raw: list[Any], calendars: Mapping[str, Calendar], metrics: tuple[str, ...] | None
+) -> PolicyList:
+    """The list form: `policies[i]` with a unique `name`, an optional `match`, `targets` and an
+    optional `calendar`."""
+    policies: list[Policy] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        key = f"policies[{i}]"
+        if not isinstance(item, Mapping):
+            # Either form is meant: say both (a list of lists is neither).
+            raise ConfigError(
+                f"policies: expected a mapping (priority -> tier -> targets) or a list of"
+                f" policies, each a mapping; {key} is a {type(item).__name__}"
+            )
+        entry = _mapping(item, key)
+        _unknown_keys(entry, _POLICY_KEYS, key)
+        for required in ("name", "targets"):
+            if required not in entry:
+                raise ConfigError(f"{key}.{required}: missing")
+        name = entry["name"]
+        if not isinstance(name, str) or not _POLICY_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{key}.name: expected 1-128 printable characters, got {show_value(name)}"
+            )
+        if name in names:
+            raise ConfigError(f"{key}.name: {show_value(name)} names an earlier policy too")
+        names.add(name)
+        match = _parse_match(entry.get("match", {}), f"{key}.match")
+        targets = _parse_targets(
+            _mapping(entry["targets"], f"{key}.targets"),
+            f"{key}.targets",
+            metrics,
+            (entry.get("calendar", TWENTY_FOUR_SEVEN), f"{key}.calendar", calendars),
+            name,
+        )
+        policies.append(Policy(name, match, targets))
+    if not policies:
+        raise ConfigError("policies: at least one policy is required")
+    return PolicyList(policies)
+
+
 def _parse_policies(
     raw: object, calendars: Mapping[str, Calendar], metrics: tuple[str, ...] | None = None
 ) -> dict[str, dict[str, Targets]]:
@@ -354,27 +541,12 @@ def _parse_policies(
         for tier, item in _mapping(tiers, f"policies.{show_key(priority)}").items():
             key = f"policies.{show_key(priority)}.{show_key(tier)}"
             entry = _mapping(item, key)
-            if metrics is None:
-                _unknown_keys(entry, {"response", "resolution", "calendar"}, key)
-                for required in ("response", "resolution"):
-                    if required not in entry:
-                        raise ConfigError(f"{key}.{required}: missing")
-                names: tuple[str, ...] = ("response", "resolution")
-            else:
-                for target in entry:
-                    if target != "calendar" and target not in metrics:
-                        raise ConfigError(
-                            f"{key}.{show_key(target)}: a target for a metric that is not"
-                            " defined under metrics"
-                        )
-                names = tuple(n for n in metrics if n in entry)
-            cal_name = entry.get("calendar", TWENTY_FOUR_SEVEN)
-            # isinstance first: a list or mapping here cannot even be looked up (unhashable).
-            if not isinstance(cal_name, str) or cal_name not in calendars:
-                raise ConfigError(f"{key}.calendar: unknown calendar {show_value(cal_name)}")
-            policies[priority][tier] = Targets(
-                {n: parse_duration(entry[n], f"{key}.{n}") for n in names},
-                calendars[cal_name],
+            policies[priority][tier] = _parse_targets(
+                entry,
+                key,
+                metrics,
+                (entry.get("calendar", TWENTY_FOUR_SEVEN), f"{key}.calendar", calendars),
+                f"{priority}/{tier}",
             )
         if not policies[priority]:
             raise ConfigError(f"policies.{show_key(priority)}: no customer tiers")
@@ -407,21 +579,42 @@ def _parse_quiet(
     return QuietHours(calendars[cal_name], level)
 
 
+def _parse_webhook(entry: Mapping[str, Any], key: str) -> tuple[str, str | None]:
+    """(variable, file): a channel names exactly one place its webhook URL is read from."""
+    if "slack_webhook_file" in entry:
+        if "slack_webhook_env" in entry:
+            raise ConfigError(
+                f"{key}.slack_webhook_file: give slack_webhook_env or slack_webhook_file, not both"
+            )
+        path = entry["slack_webhook_file"]
+        if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+            raise ConfigError(f"{key}.slack_webhook_file: expected an absolute file path")
+        if len(path) > 4096:
+            raise ConfigError(f"{key}.slack_webhook_file: a path of at most 4096 characters")
+        return "", path
+    env = entry.get("slack_webhook_env")
+    if not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise ConfigError(f"{key}.slack_webhook_env: expected an environment variable name")
+    return env, None
+
+
 def _parse_channels(raw: object, calendars: Mapping[str, Calendar]) -> dict[str, Channel]:
     channels: dict[str, Channel] = {}
     for name, item in _mapping(raw, "channels").items():
         key = f"channels.{show_key(name)}"
         entry = _mapping(item, key)
-        _unknown_keys(entry, {"type", "slack_webhook_env", "quiet_hours", "quiet_min_level"}, key)
+        _unknown_keys(
+            entry,
+            {"type", "slack_webhook_env", "slack_webhook_file", "quiet_hours", "quiet_min_level"},
+            key,
+        )
         kind = entry.get("type", "slack")
         if not isinstance(kind, str) or kind not in CHANNEL_TYPES:
             raise ConfigError(
                 f"{key}.type: expected one of {', '.join(CHANNEL_TYPES)}, got {show_value(kind)}"
             )
-        env = entry.get("slack_webhook_env")
-        if not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
-            raise ConfigError(f"{key}.slack_webhook_env: expected an environment variable name")
-        channels[name] = Channel(name, env, kind, _parse_quiet(entry, key, calendars))
+        env, path = _parse_webhook(entry, key)
+        channels[name] = Channel(name, env, kind, _parse_quiet(entry, key, calendars), path)
     return channels
 
 
@@ -466,12 +659,19 @@ def parse_config(text: str | bytes) -> SlaConfig:
         names: tuple[str, ...] | None = tuple(d.name for d in metrics)
     else:
         metrics, names = default_metrics(pauses), None
+    raw_policies = doc.get("policies")
+    if isinstance(raw_policies, list):
+        policies: dict[str, dict[str, Targets]] = {}
+        policy_list: PolicyList | None = _parse_policy_list(raw_policies, calendars, names)
+    else:
+        policies, policy_list = _parse_policies(raw_policies, calendars, names), None
     return SlaConfig(
         version=hashlib.sha256(raw_bytes).hexdigest()[:16],
         ladder=ladder,
         pause_statuses=frozenset(pauses),
         channels=channels,
-        policies=_parse_policies(doc.get("policies"), calendars, names),
+        policies=policies,
+        policy_list=policy_list,
         calendars=calendars,
         metrics=metrics,
         defines_metrics=defines_metrics,

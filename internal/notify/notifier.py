@@ -11,9 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from internal.config.sla_config import Channel
+from internal.config.yaml_load import YamlLoadError, read_bounded
+
+# A webhook URL is short; a larger file is not one (a directory's worth of keys, say).
+MAX_WEBHOOK_FILE_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,33 @@ def for_channel(
     ticket_url_template: str | None = None,
 ) -> Notifier:
     """The notifier of a configured channel, by its `type`. Slack incoming webhooks are the only
-    type so far (the URL in the environment variable the channel names); the config loader
-    refuses any other, so an unknown type here is a programming error."""
+    type so far (the URL in the environment variable the channel names, or in its file); the
+    config loader refuses any other, so an unknown type here is a programming error."""
     from internal.notify.slack import SlackNotifier  # slack imports this module's types
 
     if channel.type != "slack":
         raise ValueError(f"no notifier for channel type {channel.type!r}")
-    webhook = env.get(channel.slack_webhook_env, "")
-    if not webhook:
-        raise ChannelUnavailable(f"{channel.slack_webhook_env} is not set")
+    if channel.slack_webhook_file is not None:
+        webhook = webhook_from_file(channel.slack_webhook_file)
+    else:
+        webhook = env.get(channel.slack_webhook_env, "")
+        if not webhook:
+            raise ChannelUnavailable(f"{channel.slack_webhook_env} is not set")
     return SlackNotifier(webhook, timeout=timeout, ticket_url_template=ticket_url_template)
+
+
+def webhook_from_file(path: str) -> str:
+    """The URL in a `slack_webhook_file`, read at each send: a mounted Secret is rotated by
+    swapping the file, and the next message uses the new URL without a reload. Surrounding
+    whitespace (the newline editors and `kubectl create secret --from-file` leave) is dropped.
+    The error never shows the file's content: it is a secret."""
+    try:
+        data = read_bounded(Path(path), MAX_WEBHOOK_FILE_BYTES)
+    except OSError as err:
+        raise ChannelUnavailable(f"cannot read {path}: {err.strerror or err}") from None
+    except YamlLoadError as err:
+        raise ChannelUnavailable(f"cannot read {path}: {err}") from None
+    webhook = data.decode("utf-8", errors="replace").strip()
+    if not webhook:
+        raise ChannelUnavailable(f"{path} is empty")
+    return webhook

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -207,12 +207,11 @@ class Versioned(Protocol):
 
 
 class ConfigSource(Protocol):
-    """What `track_policy` needs of a ConfigHolder."""
+    """What `track_policy` needs of a ConfigHolder (or of a directory's TenantConfigs)."""
 
-    @property
-    def current(self) -> Versioned: ...
+    def scopes(self) -> Mapping[str, Versioned]: ...
 
-    def on_change(self, listener: Callable[[Any], None]) -> None: ...
+    def on_change(self, listener: Callable[..., None]) -> None: ...
 
 
 _policy_lock = threading.Lock()
@@ -221,18 +220,30 @@ _active_policy: list[str] = []
 
 def set_policy_version(version: str) -> None:
     """Mark `version` as this process's active policy (and the one before it as replaced)."""
+    set_policy_versions([version])
+
+
+def set_policy_versions(versions: Iterable[str]) -> None:
+    """Mark `versions` as this process's active policies (one per config of a directory of
+    per-tenant files: as bounded as the files), and those before them as replaced."""
+    active = sorted(set(versions))
     with _policy_lock:
         for old in _active_policy:
-            if old != version:
+            if old not in active:
                 POLICY_VERSION.labels(version=old).set(0)
-        _active_policy[:] = [version]
-        POLICY_VERSION.labels(version=version).set(1)
+        _active_policy[:] = active
+        for version in active:
+            POLICY_VERSION.labels(version=version).set(1)
 
 
 def track_policy(holder: ConfigSource) -> None:
-    """Follow a ConfigHolder: its current version now, and every version it switches to."""
-    set_policy_version(holder.current.version)
-    holder.on_change(lambda config: set_policy_version(config.version))
+    """Follow a ConfigHolder: its versions now, and every version it switches to."""
+
+    def show(*_: object) -> None:
+        set_policy_versions(c.version for c in holder.scopes().values())
+
+    show()
+    holder.on_change(show)
 
 
 class StatsPool(Protocol):

@@ -187,6 +187,7 @@ def ticket_to_pb(
         updated_at=ts(row.updated_at),
         escalation_level=row.escalation_level,
         policy_version=row.policy_version,
+        policy=row.policy,
     )
     worst = State.MET
     current = current_cycles(clocks)

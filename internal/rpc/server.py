@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from internal.config.holder import ConfigHolder
 from internal.config.settings import OpsSettings, Settings
-from internal.config.sla_config import load_config
+from internal.config.tenant_configs import TenantConfigs, load_policies
 from internal.config.tokens import AuthConfigError, Authenticator, build_authenticator
 from internal.config.tokens_watcher import TokensWatcher, start_tokens_reload
 from internal.obs.grpc_interceptor import ObservabilityInterceptor
@@ -121,7 +121,7 @@ class RunningServer:
     pool: psycopg_pool.ConnectionPool
     health_servicer: health.HealthServicer
     db_health: DatabaseHealth
-    config: ConfigHolder
+    config: ConfigHolder | TenantConfigs
     hub: AlertHub
     watcher: ConfigReload
     tokens_watcher: TokensWatcher | None = None  # with SLAWATCH_TOKENS_FILE
@@ -194,7 +194,7 @@ def start_server(
     page_tokens = page_tokens or PageTokens.from_env(settings.database_url)
     auth = authenticator_for(settings)
     credentials = server_credentials(settings)
-    config = ConfigHolder(load_config(settings.sla_config_path))
+    config = load_policies(settings.sla_config_path)
     migrate(settings.database_url)
     pool = make_pool(settings.database_url, max_size=UNARY_WORKERS // 2)
     hub = AlertHub(
@@ -259,7 +259,7 @@ def start_server(
     watcher = start_config_reload(config, settings.sla_config_path, pool)
     tokens_watcher = start_tokens_reload(auth, settings.tokens_json, settings.tokens_file)
     server.start()
-    log.info("slawatch gRPC server listening on port %d (policy %s)", port, config.current.version)
+    log.info("slawatch gRPC server listening on port %d (%s)", port, config.describe())
     return RunningServer(
         server, port, pool, health_servicer, db_health, config, hub, watcher, tokens_watcher
     )

@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 import grpc
 import psycopg_pool
 
-from internal.config.holder import ConfigHolder
+from internal.config.holder import TenantPolicies
+from internal.config.sla_config import SlaConfig
+from internal.config.tenant_configs import NoTenantConfig
 from internal.obs import metrics
 from internal.obs.correlation import current_correlation_id
 from internal.rpc import alert_stream, convert, page_token
@@ -29,6 +31,7 @@ from internal.rpc.validation import (
     validate_ingest,
     validate_report,
 )
+from internal.sla.policy import Facts, Targets
 from internal.sla.report import Interval
 from internal.usecase import alert_changes, erase, explain, ingest, queries, report
 from internal.usecase.errors import UNREACHABLE_ERRORS
@@ -63,11 +66,35 @@ def database_errors_unavailable(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _chooser(config: SlaConfig) -> ingest.Chooser | None:
+    """The map form's targets depend on priority and tier alone (targets_for); ordered
+    policies are matched on each ticket's current fields."""
+    if config.is_map_form:
+        return None
+
+    def choose(facts: Facts) -> Targets | None:
+        policy = config.choose(facts)
+        return None if policy is None else policy.targets
+
+    return ingest.Chooser(choose, config.ordered_policies.uses_fields)
+
+
+def _no_match_violation(request: pb.IngestTicketsRequest, err: ingest.NoPolicyMatches) -> Violation:
+    """`events[i]`: the request's newest event of the ticket no policy matches."""
+    newest, index = None, 0
+    for i, e in enumerate(request.events):
+        if e.ticket_id == err.ticket_id:
+            at = (e.updated_at.seconds, e.updated_at.nanos)
+            if newest is None or at > newest:
+                newest, index = at, i
+    return Violation(f"events[{index}]", ingest.describe(err.facts))
+
+
 class TicketService(pb_grpc.TicketServiceServicer):
     def __init__(
         self,
         pool: psycopg_pool.ConnectionPool,
-        config: ConfigHolder,
+        config: TenantPolicies,
         *,
         max_batch_events: int = 1000,
         now: Callable[[], datetime] = utc_now,
@@ -83,12 +110,20 @@ class TicketService(pb_grpc.TicketServiceServicer):
         self._max_batch = max_batch_events
         self._now = now
 
+    def _policy(self, tenant: str, context: grpc.ServicerContext) -> SlaConfig:
+        """The caller's tenant's config; FAILED_PRECONDITION when the per-tenant directory has
+        no file for it and no default (an operator's omission, not the caller's)."""
+        try:
+            return self._config.for_tenant(tenant)
+        except NoTenantConfig as err:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+
     @database_errors_unavailable
     def IngestTickets(
         self, request: pb.IngestTicketsRequest, context: grpc.ServicerContext
     ) -> pb.IngestTicketsResponse:
         tenant = current_principal.get().tenant  # from the token, never the request
-        config = self._config.for_tenant(tenant)
+        config = self._policy(tenant, context)
         events, details, violations = validate_ingest(request, config, self._now(), self._max_batch)
         if violations:
             abort_bad_request(context, violations)
@@ -98,16 +133,21 @@ class TicketService(pb_grpc.TicketServiceServicer):
             assert targets is not None  # validated above against the same config snapshot
             return targets
 
-        with self._pool.connection() as conn:
-            outcomes = ingest.ingest(
-                conn,
-                tenant,
-                events,
-                targets_for,
-                config.rules,
-                correlation_id=current_correlation_id.get(),
-                details=details,
-            )
+        try:
+            with self._pool.connection() as conn:
+                outcomes = ingest.ingest(
+                    conn,
+                    tenant,
+                    events,
+                    targets_for,
+                    config.rules,
+                    correlation_id=current_correlation_id.get(),
+                    details=details,
+                    chooser=_chooser(config),
+                )
+        except ingest.NoPolicyMatches as err:
+            # Fields given by earlier events made a ticket match none: name its newest event.
+            abort_bad_request(context, [_no_match_violation(request, err)])
         for outcome, n in Counter(outcomes).items():
             metrics.EVENTS_INGESTED.labels(outcome.value).inc(n)
         response = pb.IngestTicketsResponse()
@@ -130,7 +170,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         detail = queries.get_ticket(self._pool, tenant, request.ticket_id)
         if detail is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"ticket {request.ticket_id!r} not found")
-        config, now = self._config.for_tenant(tenant), self._now()
+        config, now = self._policy(tenant, context), self._now()
         # The basic view lists the current cycle of each metric; the full view every cycle,
         # each with its timeline (worked out from the history: only the full view pays for it).
         full = request.view == pb.TICKET_VIEW_FULL
@@ -195,7 +235,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
             abort_bad_request(context, violations)
 
         size = request.page_size or DEFAULT_PAGE_SIZE
-        config, now = self._config.for_tenant(tenant), self._now()
+        config, now = self._policy(tenant, context), self._now()
         found_page = queries.dashboard(self._pool, tenant, f, now, after, size + 1)
         rows, counts = found_page.rows, found_page.counts
         page = rows[:size]

@@ -14,9 +14,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from internal.config.sla_config import SlaConfig
 from internal.sla.model import Activity as SlaActivity
 from internal.sla.model import Status
+from internal.sla.policy import Facts
 from internal.sla.report import Interval, count_windows
 from internal.sla.ticket_sla import Event
-from internal.usecase.ingest import Activity, EventDetails
+from internal.usecase.ingest import Activity, EventDetails, describe
 from slawatch.v1 import ticket_service_pb2 as pb
 
 MAX_TICKET_ID = 128
@@ -191,6 +192,34 @@ def _check_details(e: pb.TicketEvent, path: str, out: list[Violation]) -> None:
 Accepted = tuple[Event, EventDetails | None]
 
 
+def _may_match(config: SlaConfig, priority: str, tier: str, details: EventDetails | None) -> bool:
+    if details is None:
+        return config.may_match(priority, tier)
+    return config.may_match(
+        priority,
+        tier,
+        details.group or "",
+        details.assignee or "",
+        details.tags or (),
+        details.attributes,
+    )
+
+
+def no_policy_matches(priority: str, tier: str, details: EventDetails | None) -> str:
+    """The violation's text for an event no policy can match: the fields it gives."""
+    if details is None:
+        return describe(Facts(priority, tier))
+    facts = Facts(
+        priority,
+        tier,
+        details.group or "",
+        details.assignee or "",
+        frozenset(details.tags or ()),
+        details.attributes or {},
+    )
+    return describe(facts)
+
+
 def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Accepted | None:
     """The event (and its optional fields, if it carries any) if it passes every check of
     `_check`, else None. Nearly every event does, and this way of asking builds no field paths,
@@ -217,11 +246,15 @@ def _accept(e: pb.TicketEvent, config: SlaConfig, latest: datetime) -> Accepted 
             return None
     elif status is None:
         return None
+    if config.is_map_form:
+        if config.targets(priority, tier) is None:  # None too when the priority is unknown
+            return None
+    elif not _may_match(config, priority, tier, details):
+        return None
     if (
         not ticket_id
         or len(ticket_id) > MAX_TICKET_ID
         or not ticket_id.isprintable()
-        or config.targets(priority, tier) is None  # None too when the priority is unknown
         or not e.HasField("created_at")
         or not e.HasField("updated_at")
     ):
@@ -246,7 +279,11 @@ def _check(
     """Every violation of one event, each named by its path under `path`; the event if none."""
     found: list[Violation] = []
     check_text(e.ticket_id, f"{path}.ticket_id", found)
-    if e.priority not in config.policies:
+    if not config.is_map_form:
+        # Checked like every string field; whether a policy matches, once the rest passes.
+        check_text(e.priority, f"{path}.priority", found)
+        check_text(e.customer_tier, f"{path}.customer_tier", found)
+    elif e.priority not in config.policies:
         # Checked like every string field first; a value that passes is named unknown.
         if not check_text(e.priority, f"{path}.priority", found):
             known = ", ".join(sorted(config.policies))
@@ -284,6 +321,8 @@ def _check(
     if e.activity or e.group or e.assignee or e.tags or e.attributes:
         details = _details(e, ACTIVITY_FROM_PB[e.activity])
         assert details is not None, "_check_details passed what _details refuses"
+    if not config.is_map_form and not _may_match(config, e.priority, e.customer_tier, details):
+        return None, [Violation(path, no_policy_matches(e.priority, e.customer_tier, details))]
     event = Event(
         e.ticket_id,
         e.priority,

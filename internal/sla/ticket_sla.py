@@ -121,13 +121,21 @@ class TicketSla:
     warn_at: datetime | None = field(init=False, repr=False, compare=False)
     active: bool = field(init=False, repr=False, compare=False)
     urgent_at: datetime = field(init=False, repr=False, compare=False)
+    policy: str = field(init=False, compare=False)  # the name of the policy that applies
 
-    def __init__(self, latest: Event, policy_version: str, clocks: tuple[ClockSla, ...]) -> None:
+    def __init__(
+        self,
+        latest: Event,
+        policy_version: str,
+        clocks: tuple[ClockSla, ...],
+        policy: str = "",
+    ) -> None:
         # Filled directly rather than a call per field: see the note above Change in clocks.py.
         attrs = self.__dict__
         attrs["latest"] = latest
         attrs["policy_version"] = policy_version
         attrs["clocks"] = clocks
+        attrs["policy"] = policy
         # One pass, the earliest of each kept (the first one on a tie): min() over generators
         # would cost several calls per ticket, and the ingest builds one per ticket it writes.
         breach = warn = urgent = None
@@ -225,7 +233,7 @@ def history_sla(
         for name, cycles in by_metric.items()
         for cycle in cycles
     ]
-    return TicketSla(latest, rules.version, tuple(clocks))
+    return TicketSla(latest, rules.version, tuple(clocks), targets.policy)
 
 
 # A ticket known by one event, what most new tickets are, gets the same answer as history_sla
@@ -281,7 +289,7 @@ def single_event_sla(
                 fired_levels.get((metric, 1), 0),
             )
         )
-    return TicketSla(event, rules.version, tuple(clocks))
+    return TicketSla(event, rules.version, tuple(clocks), targets.policy)
 
 
 def _single_run_clock(

@@ -23,6 +23,49 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+
+@dataclass(frozen=True)
+class Lane:
+    """The rows that share one channel state (breaker, pacing, quiet hours): the rows of one
+    channel of one config. `scope` names the config: '' the file-wide one or a directory's
+    default.yaml, whose lane holds the channel's rows of every tenant but `others` (the tenants
+    with a file of their own); else the tenant whose own file it is, whose lane holds its rows
+    only. Two tenants' `team` channels are two lanes, as their webhooks may differ; tenants on
+    the default share its channels, webhooks and so their pacing."""
+
+    channel: str
+    scope: str = ""
+    others: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """For logs and metric labels: `team`, or `acme/team` for tenant acme's own file (as
+        bounded as the configs' channels)."""
+        return self.channel if not self.scope else f"{self.scope}/{self.channel}"
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lane_channel": self.channel,
+            "lane_scope": self.scope,
+            "lane_others": list(self.others),
+        }
+
+
+def _of_scope(alias: str) -> str:
+    """SQL: the row `alias` is one of scope %(lane_scope)s's (see Lane)."""
+    return (
+        f"(%(lane_scope)s = '' AND {alias}.tenant_id <> ALL(%(lane_others)s)"
+        f" OR {alias}.tenant_id = %(lane_scope)s)"
+    )
+
+
+def _in_lane(alias: str) -> str:
+    return f"{alias}.channel = %(lane_channel)s AND {_of_scope(alias)}"
+
+
+# SQL: the scope of row n's channel state, given %(own)s, the tenants with a file of their own.
+_ROW_SCOPE = "CASE WHEN n.tenant_id = ANY(%(own)s) THEN n.tenant_id ELSE '' END"
+
 # When a notification was made, which its delivery deadline counts from (or from the end of its
 # quiet-hours hold): its alert's creation, or for a repeat its own.
 _MADE_AT = "CASE WHEN n.repeat > 0 THEN n.created_at ELSE a.created_at END"
@@ -66,17 +109,23 @@ class Claimed:
     quiet_until: datetime | None = None
 
     @property
+    def tenant(self) -> str:
+        return str(self.alert["tenant_id"])
+
+    @property
     def deadline_from(self) -> datetime:
         """Where the delivery deadline counts from: the alert, or the end of the row's hold."""
         alerted: datetime = self.alert["alerted_at"]
         return alerted if self.quiet_until is None else max(alerted, self.quiet_until)
 
 
-def channel_of(conn: psycopg.Connection[Any], notification_id: int) -> str | None:
+def channel_of(conn: psycopg.Connection[Any], notification_id: int) -> tuple[str, str] | None:
+    """(tenant, channel) of a row."""
     row = conn.execute(
-        "SELECT channel FROM notifications WHERE notification_id = %s", (notification_id,)
+        "SELECT tenant_id, channel FROM notifications WHERE notification_id = %s",
+        (notification_id,),
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), str(row[1]))
 
 
 def expire(conn: psycopg.Connection[Any], notification_id: int, reason: str) -> None:
@@ -89,21 +138,21 @@ def expire(conn: psycopg.Connection[Any], notification_id: int, reason: str) -> 
     )
 
 
-def hold_for_channel(conn: psycopg.Connection[Any], channel: str, until: datetime) -> None:
-    """Bring the channel's pending rows whose backoff ends after `until` forward to it (the
+def hold_for_channel(conn: psycopg.Connection[Any], lane: Lane, until: datetime) -> None:
+    """Bring the lane's pending rows whose backoff ends after `until` forward to it (the
     open breaker's next probe). Rows with an attempt in flight, or whose last outcome is
     unknown, keep theirs; so do rows held by quiet hours (they are not due before their end)."""
     conn.execute(
-        "UPDATE notifications SET next_attempt_at = %s"
-        " WHERE channel = %s AND state = 'pending' AND sending_at IS NULL"
-        " AND next_attempt_at > %s AND (quiet_until IS NULL OR quiet_until <= %s)",
-        (until, channel, until, until),
+        "UPDATE notifications n SET next_attempt_at = %(until)s"
+        f" WHERE {_in_lane('n')} AND state = 'pending' AND sending_at IS NULL"
+        " AND next_attempt_at > %(until)s AND (quiet_until IS NULL OR quiet_until <= %(until)s)",
+        {"until": until, **lane.params()},
     )
 
 
 def hold_quiet(
     conn: psycopg.Connection[Any],
-    channel: str,
+    lane: Lane,
     now: datetime,
     until: datetime,
     min_level: int | None,
@@ -114,18 +163,18 @@ def hold_quiet(
     already past their delivery `deadline` are left due, for the delivery to fail them."""
     cur = conn.execute(
         "UPDATE notifications n SET next_attempt_at = %(until)s, quiet_until = %(until)s"
-        " FROM alerts a WHERE a.alert_id = n.alert_id AND n.channel = %(channel)s"
+        f" FROM alerts a WHERE a.alert_id = n.alert_id AND {_in_lane('n')}"
         " AND n.state = 'pending' AND n.next_attempt_at <= %(now)s"
         " AND (%(min)s::integer IS NULL OR a.escalation_level < %(min)s::integer)"
         f" AND greatest({_MADE_AT}, n.quiet_until) + %(deadline)s > %(now)s",
-        {"channel": channel, "now": now, "until": until, "min": min_level, "deadline": deadline},
+        {"now": now, "until": until, "min": min_level, "deadline": deadline, **lane.params()},
     )
     return cur.rowcount
 
 
 def rehold(
     conn: psycopg.Connection[Any],
-    channel: str,
+    lane: Lane,
     now: datetime,
     until: datetime | None,
     min_level: int | None,
@@ -141,48 +190,53 @@ def rehold(
         "   WHEN %(until)s::timestamptz IS NULL OR a.escalation_level >= %(min)s::integer"
         "   THEN %(now)s::timestamptz ELSE %(until)s::timestamptz END AS release"
         "  FROM notifications n2 JOIN alerts a ON a.alert_id = n2.alert_id"
-        "  WHERE n2.channel = %(channel)s AND n2.state = 'pending'"
+        f"  WHERE {_in_lane('n2')} AND n2.state = 'pending'"
         "  AND n2.quiet_until > %(now)s) r"
         " WHERE n.notification_id = r.notification_id AND n.quiet_until > r.release",
-        {"channel": channel, "now": now, "until": until, "min": min_level},
+        {"now": now, "until": until, "min": min_level, **lane.params()},
     )
     return cur.rowcount
 
 
-def release_unlisted(conn: psycopg.Connection[Any], channels: list[str], now: datetime) -> int:
-    """Release the rows held for channels not in `channels` (a reload removed them or their
-    quiet hours): due now, as any row of theirs."""
+def release_unlisted(
+    conn: psycopg.Connection[Any], scope: Lane, channels: list[str], now: datetime
+) -> int:
+    """Release the rows of `scope` (a Lane whose channel is not read) held for channels not in
+    `channels` (a reload removed them or their quiet hours): due now, as any row of theirs."""
     cur = conn.execute(
-        "UPDATE notifications SET next_attempt_at = %(now)s, quiet_until = %(now)s"
-        " WHERE state = 'pending' AND quiet_until > %(now)s AND channel <> ALL(%(channels)s)",
-        {"now": now, "channels": channels},
+        "UPDATE notifications n SET next_attempt_at = %(now)s, quiet_until = %(now)s"
+        " WHERE state = 'pending' AND quiet_until > %(now)s AND channel <> ALL(%(channels)s)"
+        f" AND {_of_scope('n')}",
+        {"now": now, "channels": channels, **scope.params()},
     )
     return cur.rowcount
 
 
-def held_counts(conn: psycopg.Connection[Any], now: datetime) -> dict[str, int]:
-    """Rows held by quiet hours, per channel."""
+def held_counts(
+    conn: psycopg.Connection[Any], now: datetime, own: tuple[str, ...] = ()
+) -> dict[tuple[str, str], int]:
+    """Rows held by quiet hours, per (scope, channel); `own`: the tenants with their own file."""
     rows = conn.execute(
-        "SELECT channel, count(*) FROM notifications"
-        " WHERE state = 'pending' AND quiet_until > %s GROUP BY channel",
-        (now,),
+        f"SELECT {_ROW_SCOPE}, channel, count(*) FROM notifications n"
+        " WHERE state = 'pending' AND quiet_until > %(now)s GROUP BY 1, 2",
+        {"now": now, "own": list(own)},
     ).fetchall()
-    return {str(r[0]): int(r[1]) for r in rows}
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
 
 
 def oldest_due(
-    conn: psycopg.Connection[Any], channel: str, now: datetime
+    conn: psycopg.Connection[Any], lane: Lane, now: datetime
 ) -> tuple[int, datetime, bool] | None:
-    """The channel's due pending row of the oldest alert, locked for the caller's transaction
+    """The lane's due pending row of the oldest alert, locked for the caller's transaction
     (rows other transactions hold are skipped), with the instant its delivery deadline counts
     from (its alert's creation, or the end of its quiet-hours hold) and whether it was held."""
     row = conn.execute(
         f"SELECT n.notification_id, greatest({_MADE_AT}, n.quiet_until),"
         " n.quiet_until IS NOT NULL FROM notifications n"
         " JOIN alerts a ON a.alert_id = n.alert_id"
-        " WHERE n.channel = %s AND n.state = 'pending' AND n.next_attempt_at <= %s"
+        f" WHERE {_in_lane('n')} AND n.state = 'pending' AND n.next_attempt_at <= %(now)s"
         " ORDER BY n.alert_id, n.notification_id LIMIT 1 FOR UPDATE OF n SKIP LOCKED",
-        (channel, now),
+        {"now": now, **lane.params()},
     ).fetchone()
     return None if row is None else (int(row[0]), row[1], bool(row[2]))
 
@@ -251,7 +305,11 @@ def mark_failed(conn: psycopg.Connection[Any], notification_id: int, error: str)
 
 
 def take_lost(
-    conn: psycopg.Connection[Any], before: datetime, now: datetime, limit: int
+    conn: psycopg.Connection[Any],
+    before: datetime,
+    now: datetime,
+    limit: int,
+    own: tuple[str, ...] = (),
 ) -> list[tuple[int, str | None]]:
     """Pending rows due before `before`, with their correlation ids: what the sweeper hands back
     to the workers. Their next_attempt_at becomes `now`, the time their new message is sent, so
@@ -259,23 +317,25 @@ def take_lost(
     taken a second time.
 
     Rows of a channel whose deliveries are parked on it (breaker open, a probe in flight, send
-    slots handed out ahead) are left alone: their messages come back when the channel says."""
+    slots handed out ahead) are left alone: their messages come back when the channel says.
+    `own`: the tenants with a file of their own, whose channels have their own state (Lane)."""
     with conn.transaction():
         rows = conn.execute(
             "UPDATE notifications SET next_attempt_at = %(now)s WHERE notification_id IN ("
             " SELECT notification_id FROM notifications n"
             " WHERE state = 'pending' AND next_attempt_at <= %(before)s"
             " AND NOT EXISTS (SELECT 1 FROM delivery_channels c WHERE c.channel = n.channel"
+            f"  AND c.scope = {_ROW_SCOPE}"
             "  AND greatest(c.retry_at, c.probe_until, c.reserved_until) > %(now)s)"
             " ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " RETURNING notification_id, correlation_id",
-            {"now": now, "before": before, "limit": limit},
+            {"now": now, "before": before, "limit": limit, "own": list(own)},
         ).fetchall()
     return [(int(r[0]), r[1]) for r in rows]
 
 
 def take_released(
-    conn: psycopg.Connection[Any], now: datetime, limit: int
+    conn: psycopg.Connection[Any], now: datetime, limit: int, own: tuple[str, ...] = ()
 ) -> list[tuple[int, str | None]]:
     """Rows whose quiet-hours hold has ended and that no message has been sent for yet, as
     `take_lost` takes them (their next_attempt_at becomes `now`, so they are taken once; rows
@@ -291,9 +351,10 @@ def take_released(
             " WHERE state = 'pending' AND next_attempt_at <= %(now)s"
             " AND next_attempt_at = quiet_until"
             " AND NOT EXISTS (SELECT 1 FROM delivery_channels c WHERE c.channel = n.channel"
+            f"  AND c.scope = {_ROW_SCOPE}"
             "  AND greatest(c.retry_at, c.probe_until, c.reserved_until) > %(now)s)"
             " ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " RETURNING notification_id, correlation_id",
-            {"now": now, "limit": limit},
+            {"now": now, "limit": limit, "own": list(own)},
         ).fetchall()
     return [(int(r[0]), r[1]) for r in rows]

@@ -40,7 +40,7 @@ _TICKET = "tenant_id = %(tenant)s AND ticket_id = %(id)s"
 TICKET_READS: tuple[tuple[str, type[Any]], ...] = (
     (
         "SELECT ticket_id, priority, customer_tier, status, created_at, updated_at,"
-        f" escalation_level, policy_version FROM tickets WHERE {_TICKET}",
+        f" escalation_level, policy_version, policy FROM tickets WHERE {_TICKET}",
         TicketRow,
     ),
     (
@@ -133,7 +133,7 @@ def _params(tenant: str, f: DashboardFilter, now: datetime) -> dict[str, object]
 # columns first (DashboardTicket's fields), then the clock's (ClockRow's, prefixed).
 _PAGE_SQL = """
 SELECT t.ticket_id, t.priority, t.customer_tier, t.status, t.created_at, t.updated_at,
-       t.escalation_level, t.policy_version, t.urgent_at, t.sla_state,
+       t.escalation_level, t.policy_version, t.policy, t.urgent_at, t.sla_state,
        c.clock AS clock_clock, c.cycle AS clock_cycle, c.target_s AS clock_target_s,
        c.calendar AS clock_calendar,
        c.mode AS clock_mode, c.anchor_at AS clock_anchor_at,
@@ -141,7 +141,7 @@ SELECT t.ticket_id, t.priority, t.customer_tier, t.status, t.created_at, t.updat
        c.warn_at AS clock_warn_at, c.fired_level AS clock_fired_level
 FROM (
     SELECT tenant_id, ticket_id, priority, customer_tier, status, created_at, updated_at,
-           escalation_level, policy_version, urgent_at, {state} AS sla_state
+           escalation_level, policy_version, policy, urgent_at, {state} AS sla_state
     FROM tickets WHERE {where}
     ORDER BY urgent_at, ticket_id LIMIT %(limit)s
 ) AS t

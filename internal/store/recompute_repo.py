@@ -51,6 +51,7 @@ WHERE tenant_id = %s AND version = %s
 _NEXT_ACTIVE = """
 SELECT tenant_id, ticket_id FROM tickets
 WHERE active AND policy_version <> %(version)s AND (tenant_id, ticket_id) > (%(t)s, %(id)s)
+  AND tenant_id <> ALL(%(exclude)s)
 ORDER BY tenant_id, ticket_id LIMIT %(limit)s
 """
 _NEXT_ACTIVE_OF_TENANT = """
@@ -68,6 +69,7 @@ FROM sla_clocks c JOIN tickets t USING (tenant_id, ticket_id)
 WHERE c.next_check_at IS NOT NULL AND c.mode = 'stopped'
   AND NOT t.active AND t.policy_version <> %(version)s
   AND (%(tenant)s::text IS NULL OR c.tenant_id = %(tenant)s)
+  AND c.tenant_id <> ALL(%(exclude)s)
 ORDER BY 1, 2
 """
 
@@ -107,17 +109,36 @@ def mark_done(conn: Conn, scope: str, version: str, tickets: int) -> None:
     conn.execute(_DONE, (tickets, scope, version))
 
 
-def next_active(conn: Conn, version: str, tenant: str | None, after: Key, limit: int) -> list[Key]:
-    """Up to `limit` active tickets not on `version`, of `tenant` or of all, after `after` in
-    (tenant_id, ticket_id) order."""
+def next_active(
+    conn: Conn,
+    version: str,
+    tenant: str | None,
+    after: Key,
+    limit: int,
+    exclude: tuple[str, ...] = (),
+) -> list[Key]:
+    """Up to `limit` active tickets not on `version`, of `tenant` or of all but the tenants in
+    `exclude`, after `after` in (tenant_id, ticket_id) order."""
     rows = conn.execute(
         _NEXT_ACTIVE if tenant is None else _NEXT_ACTIVE_OF_TENANT,
-        {"version": version, "tenant": tenant, "t": after[0], "id": after[1], "limit": limit},
+        {
+            "version": version,
+            "tenant": tenant,
+            "t": after[0],
+            "id": after[1],
+            "limit": limit,
+            "exclude": list(exclude),
+        },
     ).fetchall()
     return [(str(t), str(i)) for t, i in rows]
 
 
-def pending_closed(conn: Conn, version: str, tenant: str | None) -> list[Key]:
-    """Stopped tickets not on `version` with a check still pending, of `tenant` or of all."""
-    rows = conn.execute(_PENDING_CLOSED, {"version": version, "tenant": tenant})
+def pending_closed(
+    conn: Conn, version: str, tenant: str | None, exclude: tuple[str, ...] = ()
+) -> list[Key]:
+    """Stopped tickets not on `version` with a check still pending, of `tenant` or of all but
+    the tenants in `exclude`."""
+    rows = conn.execute(
+        _PENDING_CLOSED, {"version": version, "tenant": tenant, "exclude": list(exclude)}
+    )
     return [(str(t), str(i)) for t, i in rows]

@@ -42,6 +42,7 @@ class TicketRow(ByColumn):
     updated_at: datetime
     escalation_level: int
     policy_version: str
+    policy: str  # the name of the policy that applies ("" if stored before policies had names)
 
 
 @dataclass(frozen=True)

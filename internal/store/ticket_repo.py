@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from internal.sla.model import Activity, Mode, Status
+from internal.sla.policy import FieldRow
 from internal.sla.report import Contribution, contribution
 from internal.sla.ticket_sla import Event, TicketSla
 from internal.store import deadline_repo, report_rollups, state_buckets
@@ -49,7 +50,7 @@ CREATE TEMP TABLE IF NOT EXISTS in_events (
 CREATE TEMP TABLE IF NOT EXISTS in_tickets (
     ticket_id text, priority text, customer_tier text, status text, created_at timestamptz,
     updated_at timestamptz, policy_version text, breach_at timestamptz, warn_at timestamptz,
-    active boolean, urgent_at timestamptz) ON COMMIT DELETE ROWS;
+    active boolean, urgent_at timestamptz, policy text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS in_clocks (
     ticket_id text, clock text, cycle int, target_s float8, calendar text, mode text,
     anchor_at timestamptz, anchor_elapsed float8, due_at timestamptz, warn_at timestamptz,
@@ -73,6 +74,7 @@ _TICKET_TYPES = [
     "timestamptz",
     "bool",
     "timestamptz",
+    "text",
 ]
 _CLOCK_TYPES = [
     "text",
@@ -165,10 +167,20 @@ SELECT e.ticket_id, e.priority, e.customer_tier,
 FROM ticket_events e WHERE e.tenant_id = %(tenant)s AND e.ticket_id = ANY({_IDS})
 """
 
+# The group, assignee, tags and attributes of the events that carry any, in event-time order:
+# what policies match on besides priority and tier (read only when a policy does).
+_FIELDS = f"""
+SELECT ticket_id, group_name, assignee, tags, attributes FROM ticket_events
+WHERE tenant_id = %(tenant)s AND ticket_id = ANY({_IDS})
+  AND (group_name IS NOT NULL OR assignee IS NOT NULL OR tags IS NOT NULL
+       OR attributes IS NOT NULL)
+ORDER BY ticket_id, updated_at
+"""
+
 # A recomputation without a call behind it (correlation_id NULL) keeps the ticket's last one.
 _UPSERT_TICKETS = """
 INSERT INTO tickets (tenant_id, ticket_id, priority, customer_tier, status, created_at,
-                     updated_at, policy_version, breach_at, warn_at, active, urgent_at,
+                     updated_at, policy_version, breach_at, warn_at, active, urgent_at, policy,
                      correlation_id)
 SELECT %(tenant)s, *, %(correlation_id)s FROM in_tickets
 ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
@@ -176,13 +188,13 @@ ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
     status = EXCLUDED.status, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, policy_version = EXCLUDED.policy_version,
     breach_at = EXCLUDED.breach_at, warn_at = EXCLUDED.warn_at,
-    active = EXCLUDED.active, urgent_at = EXCLUDED.urgent_at,
+    active = EXCLUDED.active, urgent_at = EXCLUDED.urgent_at, policy = EXCLUDED.policy,
     correlation_id = coalesce(EXCLUDED.correlation_id, tickets.correlation_id)
 """
 
 _COPY_NEW_TICKETS = (
     "COPY tickets (ticket_id, priority, customer_tier, status, created_at, updated_at,"
-    " policy_version, breach_at, warn_at, active, urgent_at, tenant_id, correlation_id)"
+    " policy_version, breach_at, warn_at, active, urgent_at, policy, tenant_id, correlation_id)"
     " FROM STDIN (FORMAT BINARY)"
 )
 _COPY_NEW_CLOCKS = (
@@ -290,6 +302,17 @@ def read_history(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[Eve
     return history
 
 
+def read_fields(cur: Cursor, tenant: str, ids: list[str]) -> dict[str, list[FieldRow]]:
+    """The stored group, assignee, tags and attributes of the tickets `ids`, by ticket: one row
+    per event that carries any, in event-time order (policy.facts_of reads them)."""
+    out: dict[str, list[FieldRow]] = defaultdict(list)
+    for tid, group, assignee, tags, attributes in cur.execute(
+        _FIELDS, {"tenant": tenant, "ids": _ids(ids)}
+    ):
+        out[tid].append((group, assignee, tags, attributes))
+    return out
+
+
 def _ticket_row(s: TicketSla) -> tuple[Any, ...]:
     e = s.latest
     return (
@@ -304,6 +327,7 @@ def _ticket_row(s: TicketSla) -> tuple[Any, ...]:
         s.warn_at,
         s.active,
         s.urgent_at,
+        s.policy,
     )
 
 

@@ -19,6 +19,7 @@ import psycopg
 
 from internal.config.holder import TenantPolicies
 from internal.config.sla_config import SlaConfig
+from internal.config.tenant_configs import NoTenantConfig
 from internal.sla.model import Mode
 from internal.sla.stored_clock import StoredClock
 from internal.store import alert_change_repo, deadline_repo, evaluate_repo
@@ -62,6 +63,9 @@ def _stored(due: DueClock, config: SlaConfig) -> StoredClock:
     )
 
 
+UNSERVED_RECHECK = timedelta(minutes=1)
+
+
 def evaluate_batch(
     conn: psycopg.Connection[Any], policies: TenantPolicies, now: datetime, limit: int = 1000
 ) -> BatchResult:
@@ -81,10 +85,28 @@ def evaluate_batch(
         correlation_by_ticket: dict[tuple[str, str], str | None] = {}
         # (policy version, calendar name) -> due clocks counted on a calendar it lacks
         unknown_calendars: Counter[tuple[str, str]] = Counter()
+        unserved: Counter[str] = Counter()
         for d in due:
             config = configs.get(d.tenant_id)
             if config is None:
-                config = configs[d.tenant_id] = policies.for_tenant(d.tenant_id)
+                try:
+                    config = configs[d.tenant_id] = policies.for_tenant(d.tenant_id)
+                except NoTenantConfig:
+                    # A directory of per-tenant files without a default, and a tenant with
+                    # stored tickets but no file: its clocks are looked at again in a minute
+                    # (not at once: they would fill every batch), nothing fires meanwhile.
+                    unserved[d.tenant_id] += 1
+                    checks.append(
+                        ClockCheck(
+                            d.tenant_id,
+                            d.ticket_id,
+                            d.clock,
+                            d.cycle,
+                            int(d.fired_level),
+                            now + UNSERVED_RECHECK,
+                        )
+                    )
+                    continue
             clock = _stored(d, config)
             if clock.calendar is None:
                 unknown_calendars[(config.version, clock.calendar_name)] += 1
@@ -123,6 +145,13 @@ def evaluate_batch(
                     outcome.fired_level,
                     outcome.next_check_at,
                 )
+            )
+        for tenant, count in sorted(unserved.items()):
+            log.warning(
+                "%d due clock(s) of tenant %s wait: no SLA config serves the tenant (no file of"
+                " its own, and no default.yaml)",
+                count,
+                tenant,
             )
         for (version, name), count in sorted(unknown_calendars.items()):
             log.warning(

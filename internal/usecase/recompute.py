@@ -13,7 +13,8 @@ number only grows.
 
 Tickets are walked in keyset batches, each its own short transaction with the same locks as
 ingest (advisory lock per ticket, then the ticket rows), so ingest and evaluation carry on while
-a large recompute runs. A ticket whose priority/tier the new config no longer has keeps the
+a large recompute runs. A ticket that no policy of the new config matches (an unknown
+priority/tier, or ordered policies none of which matches its current fields) keeps the
 clocks it has (the config's validation cannot know about stored tickets); they are counted in
 one warning.
 """
@@ -28,6 +29,7 @@ import psycopg
 import psycopg_pool
 
 from internal.config.sla_config import SlaConfig
+from internal.sla.policy import facts_of
 from internal.sla.ticket_sla import TicketSla, compute_ticket_sla, latest_event
 from internal.store import recompute_repo, ticket_repo
 from internal.store.recompute_repo import DEFAULT_SCOPE, Key
@@ -62,11 +64,19 @@ def _recompute_batch(conn: Conn, config: SlaConfig, tenant: str, ids: list[str])
         ticket_repo.lock_tickets(cur, tenant, ids)
         prior = ticket_repo.read_prior(cur, tenant, ids)  # FOR UPDATE on the ticket rows
         history = ticket_repo.read_history(cur, tenant, ids)
+        # Ordered policies are chosen again, on each ticket's current fields.
+        uses_fields = not config.is_map_form and config.ordered_policies.uses_fields
+        fields = ticket_repo.read_fields(cur, tenant, ids) if uses_fields else {}
         for tid in ids:
             if tid not in history:
                 continue
             latest = latest_event(history[tid])
-            targets = config.targets(latest.priority, latest.customer_tier)
+            if config.is_map_form:
+                targets = config.targets(latest.priority, latest.customer_tier)
+            else:
+                facts = facts_of(latest.priority, latest.customer_tier, fields.get(tid, ()))
+                chosen = config.choose(facts)
+                targets = None if chosen is None else chosen.targets
             if targets is None:
                 skipped += 1
                 continue
@@ -91,19 +101,23 @@ def recompute_open_tickets(
     *,
     stop: Callable[[], bool] | None = None,
     scope: str = DEFAULT_SCOPE,
+    exclude: tuple[str, ...] = (),
+    serves: Callable[[str], bool] | None = None,
 ) -> int:
     """Recompute the open tickets (see the module docstring) not yet on `config`'s version, of
-    one tenant or of all; returns how many were rewritten. `scope` is the config's, as in
-    claim_version.
+    one tenant or of all but those in `exclude` (the tenants with a file of their own, for the
+    default of a directory); returns how many were rewritten. `scope` is the config's, as in
+    claim_version. `serves(tenant)`, asked at each batch, says whether `config` still serves the
+    tenant: a tenant whose own file appeared during the walk is left to that file's recompute.
 
-    A whole run (every tenant) records the version as recomputed at the end. A run that stops
-    early, because `stop()` turned true or another version was claimed meanwhile, hands the
-    claim back instead and returns what it did so far.
+    A whole run (every tenant, or the one tenant the scope is) records the version as
+    recomputed at the end. A run that stops early, because `stop()` turned true or another
+    version was claimed meanwhile, hands the claim back instead and returns what it did so far.
     """
     version = config.version
     with pool.connection() as conn:
         since = recompute_repo.claimed_at(conn, scope, version)
-        pending = recompute_repo.pending_closed(conn, version, tenant)
+        pending = recompute_repo.pending_closed(conn, version, tenant, exclude)
     recomputed = skipped = 0
     cursor: Key = ("", "")
     walking = True
@@ -121,7 +135,9 @@ def recompute_open_tickets(
                 )
                 return recomputed
             if walking:
-                batch = recompute_repo.next_active(conn, version, tenant, cursor, batch_size)
+                batch = recompute_repo.next_active(
+                    conn, version, tenant, cursor, batch_size, exclude
+                )
                 if len(batch) < batch_size:
                     walking = False
                 if batch:
@@ -133,16 +149,18 @@ def recompute_open_tickets(
                 break
             ticket_repo.prepare_session(conn)
             for tenant_id, ids in _by_tenant(batch).items():
+                if serves is not None and not serves(tenant_id):
+                    continue
                 done, left = _recompute_batch(conn, config, tenant_id, ids)
                 recomputed += done
                 skipped += left
-    if tenant is None:
+    if tenant is None or tenant == scope:
         with pool.connection() as conn:
             recompute_repo.mark_done(conn, scope, version, recomputed)
     if skipped:
         log.warning(
-            "%d open tickets have a priority/tier that policy %s does not define; their"
-            " deadlines are unchanged",
+            "%d open tickets have a priority/tier that policy %s does not define (or match"
+            " none of its ordered policies); their deadlines are unchanged",
             skipped,
             version,
         )

@@ -28,7 +28,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from internal.config.holder import ConfigHolder
 from internal.config.settings import Settings
-from internal.config.sla_config import load_config
+from internal.config.tenant_configs import TenantConfigs, load_policies
 from internal.notify.notifier import for_channel
 from internal.obs import metrics
 from internal.obs.correlation import correlation
@@ -50,7 +50,7 @@ NOTIFY_QUEUE = "notify"
 REDIS_NAMESPACE = "dramatiq"  # the RedisBroker's default key namespace
 SWEEP_LIMIT = 1000
 # The config version whose quiet hours this process last applied to the held rows.
-_quiet_applied: str | None = None
+_quiet_applied: dict[str, str] | None = None  # scope -> version of the holds applied
 
 P = ParamSpec("P")
 
@@ -118,7 +118,7 @@ def declared() -> Actors:
 @dataclass(frozen=True)
 class Runtime:
     pool: psycopg_pool.ConnectionPool
-    config: ConfigHolder
+    config: ConfigHolder | TenantConfigs
     reload: ConfigReload
 
 
@@ -142,7 +142,7 @@ def runtime() -> Runtime:
 def _build_runtime(settings: Settings) -> Runtime:
     pool = make_pool(settings.database_url, min_size=1, max_size=8)
     try:
-        config = ConfigHolder(load_config(settings.sla_config_path))
+        config = load_policies(settings.sla_config_path)
         rt = Runtime(pool, config, start_config_reload(config, settings.sla_config_path, pool))
     except BaseException:
         pool.close()  # the next try makes its own
@@ -202,7 +202,7 @@ def deliver(notification_id: int, holds_slot: bool = False) -> None:
     timeout = float(settings.slack_timeout_seconds)
     outcome = delivery.deliver(
         rt.pool,
-        rt.config.current,
+        rt.config,
         notification_id,
         utc_now(),
         notifier_for=functools.partial(
@@ -242,22 +242,26 @@ def sweep() -> None:
             return
     global _quiet_applied
     rt = runtime()
-    config = rt.config.current
+    config = rt.config
+    versions = {scope: c.version for scope, c in config.scopes().items()}
+    own = delivery.own_tenants(config)
     now = utc_now()
     with rt.pool.connection() as conn:
-        if _quiet_applied != config.version:
+        if _quiet_applied != versions:
             # Holds taken under an earlier config (before a reload, or a restart with a new
             # file) follow this one's quiet hours.
             delivery.apply_quiet_hours(conn, config, now)
-            _quiet_applied = config.version
-        released = outbox_repo.take_released(conn, now, SWEEP_LIMIT)
+            _quiet_applied = versions
+        released = outbox_repo.take_released(conn, now, SWEEP_LIMIT, own)
         grace = timedelta(seconds=actors.settings.sweep_grace_seconds)
-        lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT)
+        lost = outbox_repo.take_lost(conn, now - grace, now, SWEEP_LIMIT, own)
         channels = channel_repo.all_rows(conn)
         delivery.show_held(conn, config, now)
     # The breaker gauges follow the table even while no delivery runs in this process.
-    for channel, row in channels.items():
-        delivery.show_breaker(config, channel, ChannelState.from_row(row))
+    for (scope, channel), row in channels.items():
+        delivery.show_breaker(
+            config, delivery.lane_of(config, scope, channel), ChannelState.from_row(row)
+        )
     for notification_id, correlation_id in released + lost:
         _send_delivery(notification_id, correlation_id)
     if released:

@@ -47,8 +47,10 @@ import psycopg
 import psycopg_pool
 
 from internal.backoff import next_delay
+from internal.config.holder import ServedPolicies
 from internal.config.settings import Settings
 from internal.config.sla_config import Channel, SlaConfig
+from internal.config.tenant_configs import NoTenantConfig
 from internal.notify.notifier import (
     AlertMessage,
     ChannelUnavailable,
@@ -58,6 +60,7 @@ from internal.notify.notifier import (
 from internal.obs import metrics
 from internal.sla.quiet_hours import QuietHours, quiet_until
 from internal.store import channel_repo, outbox_repo
+from internal.store.outbox_repo import Lane
 from internal.worker import breaker
 from internal.worker.breaker import BreakerPolicy, BreakerState, ChannelState, SendOutcome
 
@@ -165,9 +168,23 @@ def _past_deadline(policy: DeliveryPolicy, held: bool = False) -> str:
     return f"not delivered within the delivery deadline ({deadline} {after})"
 
 
-def quiet_of(config: SlaConfig, channel: str) -> QuietHours | None:
-    configured = config.channels.get(channel)
+def quiet_of(config: SlaConfig | None, channel: str) -> QuietHours | None:
+    configured = None if config is None else config.channels.get(channel)
     return None if configured is None else configured.quiet
+
+
+def own_tenants(config: ServedPolicies) -> tuple[str, ...]:
+    """The tenants with a config file of their own (none for a single file)."""
+    return tuple(sorted(s for s in config.scopes() if s))
+
+
+def lane_of(config: ServedPolicies, scope: str, channel: str) -> Lane:
+    return Lane(channel, scope, own_tenants(config) if not scope else ())
+
+
+def lane_for(config: ServedPolicies, tenant: str, channel: str) -> Lane:
+    """The lane of a tenant's row: its channel in the config that serves the tenant."""
+    return lane_of(config, config.scope_of(tenant), channel)
 
 
 def _message(claimed: outbox_repo.Claimed, reason: str | None) -> AlertMessage:
@@ -202,35 +219,52 @@ def _finished(result: Result, attempts: int) -> None:
     metrics.NOTIFICATION_ATTEMPTS.labels(result.value).observe(attempts)
 
 
-def show_breaker(config: SlaConfig, channel: str, state: ChannelState) -> None:
-    """The breaker gauges of a configured channel (the label stays bounded by the config)."""
-    if channel in config.channels:
-        metrics.BREAKER_STATE.labels(channel).set(_GAUGE_VALUE[state.state])
-        metrics.BREAKER_FAILURES.labels(channel).set(state.failures)
+def show_breaker(config: ServedPolicies, lane: Lane, state: ChannelState) -> None:
+    """The breaker gauges of a configured channel, labelled with its lane's name (`team`, or
+    `acme/team` for a tenant's own file: the label stays bounded by the configs)."""
+    served = config.scopes().get(lane.scope)
+    if served is not None and lane.channel in served.channels:
+        metrics.BREAKER_STATE.labels(lane.name).set(_GAUGE_VALUE[state.state])
+        metrics.BREAKER_FAILURES.labels(lane.name).set(state.failures)
 
 
-def apply_quiet_hours(conn: psycopg.Connection[Any], config: SlaConfig, now: datetime) -> int:
-    """The rows channels hold, under `config`'s quiet hours (after a load or a reload): a hold
-    the new hours end, shorten or let through is released or shortened now; one they make longer
-    ends as it was, and its row is held again when it comes due. Returns the rows changed. The
-    level test reads every held row once; holds taken under `config` need no second call."""
-    quiet = {name: c.quiet for name, c in config.channels.items() if c.quiet is not None}
+def apply_quiet_hours(conn: psycopg.Connection[Any], config: ServedPolicies, now: datetime) -> int:
+    """The rows channels hold, under the quiet hours of each of `config`'s configs (after a load
+    or a reload): a hold the new hours end, shorten or let through is released or shortened
+    now; one they make longer ends as it was, and its row is held again when it comes due.
+    Returns the rows changed. The level test reads every held row once; holds taken under
+    `config` need no second call."""
+    changed = 0
     with conn.transaction():
-        changed = outbox_repo.release_unlisted(conn, sorted(quiet), now)
-        for name, hours in quiet.items():
-            changed += outbox_repo.rehold(conn, name, now, quiet_until(hours, now), hours.min_level)
-    if changed:
-        log.info(
-            "config %s: %d held notifications released or rescheduled", config.version, changed
-        )
+        for scope, served in sorted(config.scopes().items()):
+            quiet = {n: c.quiet for n, c in served.channels.items() if c.quiet is not None}
+            rows = lane_of(config, scope, "")
+            done = outbox_repo.release_unlisted(conn, rows, sorted(quiet), now)
+            for name, hours in quiet.items():
+                done += outbox_repo.rehold(
+                    conn,
+                    lane_of(config, scope, name),
+                    now,
+                    quiet_until(hours, now),
+                    hours.min_level,
+                )
+            if done:
+                log.info(
+                    "config %s: %d held notifications released or rescheduled",
+                    served.version,
+                    done,
+                )
+            changed += done
     return changed
 
 
-def show_held(conn: psycopg.Connection[Any], config: SlaConfig, now: datetime) -> None:
+def show_held(conn: psycopg.Connection[Any], config: ServedPolicies, now: datetime) -> None:
     """The held-notification gauge of each configured channel (0 when it holds none)."""
-    held = outbox_repo.held_counts(conn, now)
-    for name in config.channels:
-        metrics.NOTIFICATIONS_HELD.labels(name).set(held.get(name, 0))
+    held = outbox_repo.held_counts(conn, now, own_tenants(config))
+    for scope, served in config.scopes().items():
+        for name in served.channels:
+            lane = lane_of(config, scope, name)
+            metrics.NOTIFICATIONS_HELD.labels(lane.name).set(held.get((scope, name), 0))
 
 
 @dataclass(frozen=True)
@@ -254,7 +288,7 @@ class _Quiet:
 
 def _admit(
     conn: psycopg.Connection[Any],
-    config: SlaConfig,
+    config: ServedPolicies,
     notification_id: int,
     clock: Callable[[], datetime],
     lease: timedelta,
@@ -267,20 +301,22 @@ def _admit(
     wait for its slot. _Quiet: quiet hours held rows and nothing else is due. None: nothing of
     the channel is due."""
     with conn.transaction():
-        channel = outbox_repo.channel_of(conn, notification_id)
-        if channel is None:
+        row = outbox_repo.channel_of(conn, notification_id)
+        if row is None:
             return None
-        state = ChannelState.from_row(channel_repo.lock(conn, channel))
+        lane = lane_for(config, *row)
+        channel = lane.name  # for log lines
+        state = ChannelState.from_row(channel_repo.lock(conn, lane))
         # Read once the channel's row is ours: another worker's send may have held it, and a
         # send slot granted at an instant already past would let the next one come too soon.
         now = clock()
-        quiet = quiet_of(config, channel)
+        quiet = quiet_of(config.scopes().get(lane.scope), lane.channel)
         quiet_end = quiet_until(quiet, now)
         put_aside = 0
         if quiet is not None and quiet_end is not None:
             # Before the breaker: a held row is not an attempt and must not wait on an outage.
             put_aside = outbox_repo.hold_quiet(
-                conn, channel, now, quiet_end, quiet.min_level, policy.deadline
+                conn, lane, now, quiet_end, quiet.min_level, policy.deadline
             )
             if put_aside:
                 metrics.NOTIFICATIONS.labels(Result.HELD.value).inc(put_aside)
@@ -293,13 +329,13 @@ def _admit(
         held = breaker.blocked(state, policy.breaker, now)
         if held is not None:  # decided before looking at any row: a backlog waits cheaply
             return _Held(held.until, held.reason, now)
-        candidate = _oldest_in_time(conn, channel, now, policy)
+        candidate = _oldest_in_time(conn, lane, now, policy)
         if candidate is None:
             return _Quiet(quiet_end) if quiet_end is not None and put_aside else None
         decision = breaker.admit(
             state, policy.breaker, now, candidate, lease, holds_slot=holds_slot
         )
-        channel_repo.save(conn, channel, decision.state.to_row())
+        channel_repo.save(conn, lane, decision.state.to_row())
         if isinstance(decision, breaker.Wait):
             return _Held(decision.until, decision.reason, now)
         claimed = outbox_repo.claim(conn, candidate, now, lease)
@@ -308,7 +344,7 @@ def _admit(
         if decision.probe:
             log.info("channel %s: notification %d probes the open breaker", channel, candidate)
         reason = late_reason(claimed.previous_error, state, claimed.alert["alerted_at"])
-    show_breaker(config, channel, decision.state)
+    show_breaker(config, lane, decision.state)
     return _Admitted(claimed, reason, now)
 
 
@@ -316,13 +352,13 @@ _EXPIRE_PER_ADMISSION = 1000
 
 
 def _oldest_in_time(
-    conn: psycopg.Connection[Any], channel: str, now: datetime, policy: DeliveryPolicy
+    conn: psycopg.Connection[Any], lane: Lane, now: datetime, policy: DeliveryPolicy
 ) -> int | None:
     """The channel's oldest due row still within its delivery deadline. Older rows past theirs
     are failed with the reason: the backlog is sent oldest first, so expired rows are always at
     its head, and this costs one row read per expired row."""
     for _ in range(_EXPIRE_PER_ADMISSION):
-        due = outbox_repo.oldest_due(conn, channel, now)
+        due = outbox_repo.oldest_due(conn, lane, now)
         if due is None:
             return None
         notification_id, deadline_from, was_held = due
@@ -332,7 +368,7 @@ def _oldest_in_time(
         log.error(
             "notification %d failed: its delivery deadline passed",
             notification_id,
-            extra={"channel": channel},
+            extra={"channel": lane.name},
         )
         metrics.NOTIFICATIONS.labels(Result.FAILED.value).inc()
     return None  # the next delivery of the channel goes on from here
@@ -340,7 +376,7 @@ def _oldest_in_time(
 
 def deliver(
     pool: psycopg_pool.ConnectionPool,
-    config: SlaConfig,
+    config: ServedPolicies,
     notification_id: int,
     now: datetime,
     *,
@@ -353,11 +389,12 @@ def deliver(
     clock: Callable[[], datetime] | None = None,
 ) -> DeliveryOutcome:
     """One send on the channel of `notification_id` (its oldest due row), or the wait the
-    channel asks for. `lease` must outlast any send (a few times the notifier's timeout), so
-    that a live worker's claim is never taken over. `holds_slot`: this delivery was handed a
-    send slot by an earlier paced wait and comes back for it. `clock`: the workers' clock,
-    read again at each admission (then `now` is only the first reading); without it, every
-    instant is `now` (plus any wait), as tests give it."""
+    channel asks for. The channel is the one of that name in the config serving the row's
+    tenant (an SlaConfig serves every tenant). `lease` must outlast any send (a few times the
+    notifier's timeout), so that a live worker's claim is never taken over. `holds_slot`: this
+    delivery was handed a send slot by an earlier paced wait and comes back for it. `clock`:
+    the workers' clock, read again at each admission (then `now` is only the first reading);
+    without it, every instant is `now` (plus any wait), as tests give it."""
     admitted: _Admitted | _Held | _Quiet | None = None
 
     def current() -> datetime:
@@ -454,7 +491,7 @@ def _safe_error(err: BaseException) -> str:
 
 def _attempt(
     pool: psycopg_pool.ConnectionPool,
-    config: SlaConfig,
+    config: ServedPolicies,
     claimed: outbox_repo.Claimed,
     reason: str | None,
     now: datetime,
@@ -463,8 +500,13 @@ def _attempt(
     policy: DeliveryPolicy,
     log_extra: dict[str, Any],
 ) -> DeliveryOutcome:
-    channel = config.channels.get(claimed.channel)
     try:
+        try:
+            served = config.for_tenant(claimed.tenant)
+        except NoTenantConfig as err:
+            raise ChannelUnavailable(str(err)) from None
+        # The tenant's own channels only: another tenant's `team` is another channel.
+        channel = served.channels.get(claimed.channel)
         if channel is None:
             raise ChannelUnavailable(f"channel {claimed.channel!r} is not configured")
         notifier = notifier_for(channel)
@@ -507,7 +549,7 @@ def _attempt(
 
 def _record(
     conn: psycopg.Connection[Any],
-    config: SlaConfig,
+    config: ServedPolicies,
     claimed: outbox_repo.Claimed,
     now: datetime,
     outcome: SendOutcome,
@@ -525,8 +567,9 @@ def _record(
     retried later, or failed: a permanent error, past the deadline, or the cap on attempts that
     raised). A retry after an attempt that may have been delivered says it may be a repeat."""
     notification_id = claimed.notification_id
+    lane = lane_for(config, claimed.tenant, claimed.channel)
     with conn.transaction():
-        before = ChannelState.from_row(channel_repo.lock(conn, claimed.channel))
+        before = ChannelState.from_row(channel_repo.lock(conn, lane))
         after = breaker.record(
             before,
             policy.breaker,
@@ -536,7 +579,7 @@ def _record(
             retry_after=retry_after,
             error=error,
         )
-        channel_repo.save(conn, claimed.channel, after.to_row())
+        channel_repo.save(conn, lane, after.to_row())
         result, delay = _row_result(
             conn,
             claimed,
@@ -554,20 +597,20 @@ def _record(
         if after.state is BreakerState.OPEN and after.retry_at is not None:
             # The channel, not each row's backoff, decides when its rows go next: all of them
             # are due when it recovers, and the backlog drains oldest first.
-            outbox_repo.hold_for_channel(conn, claimed.channel, after.retry_at)
-    show_breaker(config, claimed.channel, after)
+            outbox_repo.hold_for_channel(conn, lane, after.retry_at)
+    show_breaker(config, lane, after)
     if after.state is not before.state:
         log.log(
             logging.WARNING if after.state is BreakerState.OPEN else logging.INFO,
             "channel %s: breaker %s -> %s (%d transient failures in a row%s)",
-            claimed.channel,
+            lane.name,
             before.state.value,
             after.state.value,
             after.failures,
             f", next probe in {after.cool_down:g}s" if after.state is BreakerState.OPEN else "",
         )
     if result is Result.SENT:
-        log.info("notification %d sent to %s", notification_id, claimed.channel, extra=log_extra)
+        log.info("notification %d sent to %s", notification_id, lane.name, extra=log_extra)
         _finished(result, claimed.attempts)
     elif result is Result.FAILED:
         log.error(

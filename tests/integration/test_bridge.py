@@ -79,7 +79,12 @@ def test_alert_reaches_websocket_as_documented_json(
         "priority",
         "customer_tier",
         "policy_version",
+        "repeat",
+        "acknowledged_at",
+        "acknowledged_by",
+        "ack_note",
     }
+    assert (alert["repeat"], alert["acknowledged_at"], alert["acknowledged_by"]) == (0, None, None)
 
 
 def test_resume_from_the_ring_and_from_before_it(server: RunningServer, database_url: str) -> None:

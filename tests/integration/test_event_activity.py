@@ -134,8 +134,12 @@ def test_replies_with_attributes_are_stored_and_shown(clocked: Clocked) -> None:
     ]
     assert t.clocks[0] == t.resolution and t.clocks[1] == t.response
     assert t.response.stopped and not t.resolution.stopped
-    # Every metric has one cycle: the full view is the basic view.
-    assert get(stub, "T-1", pb.TICKET_VIEW_FULL) == basic
+    # Every metric has one cycle here: the full view is the basic view, with the timelines.
+    full = get(stub, "T-1", pb.TICKET_VIEW_FULL)
+    assert all(c.timeline for c in full.ticket.clocks)
+    for clock in (*full.ticket.clocks, full.ticket.response, full.ticket.resolution):
+        clock.ClearField("timeline")
+    assert full == basic
     assert get(stub, "T-1", pb.TICKET_VIEW_BASIC) == basic
 
 

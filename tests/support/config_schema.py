@@ -32,6 +32,8 @@ BEYOND_SCHEMA = {
         r"a target for a metric that is not defined under metrics"
     ),
     "the ladder does not ascend": re.compile(r"steps must ascend"),
+    # JSON Schema's uniqueItems compares whole items, not one key of them.
+    "two ordered policies have one name": re.compile(r"\.name: .* names an earlier policy too"),
     "no such time zone": re.compile(r"timezone: unknown time zone"),
     "an empty, inverted or overlapping range": re.compile(r'" (is empty|is inverted|overlaps ")'),
     "a duration string over 3650d": re.compile(r"at most 3650d"),

@@ -26,6 +26,28 @@ from support.config_schema import (
 from support.configs import BASE, config_text
 from support.env import ROOT
 
+ORDERED: list[dict[str, Any]] = [
+    {
+        "name": "vip-billing",
+        "match": {
+            "priority": ["high"],
+            "customer_tier": ["gold"],
+            "group": ["billing"],
+            "assignee": ["alice"],
+            "tags_any": ["vip"],
+            "tags_all": ["vip", "emea"],
+            "attributes": {"region": "emea", "note": ""},
+        },
+        "targets": {"response": "15m", "resolution": "4h"},
+        "calendar": "emea_office",
+    },
+    {"name": "default", "targets": {"response": "1h", "resolution": "1d"}},
+]
+ORDERED_M: list[dict[str, Any]] = [
+    {"name": "vip", "match": {"tags_any": ["vip"]}, "targets": {"reply": "15m"}},
+    {"name": "default", "targets": {}, "calendar": "emea_office"},
+]
+
 
 def with_(**changes: object) -> dict[str, Any]:
     doc = yaml.safe_load(config_text())
@@ -118,6 +140,17 @@ VALID = {
             "lead": {"slack_webhook_env": "SLACK_WEBHOOK_URL_LEAD", "quiet_hours": "24x7"},
         }
     ),
+    "ordered policies": with_(policies=ORDERED),
+    "ordered policies with metrics": metrics(targets={"reply": "1h"}) | {"policies": ORDERED_M},
+    "an ordered policy without match": with_(
+        policies=[{"name": "all", "targets": {"response": 60, "resolution": "1d"}}]
+    ),
+    "an ordered policy with an empty match": with_(
+        policies=[{"name": "all", "match": {}, "targets": {"response": 60, "resolution": "1d"}}]
+    ),
+    "a channel whose webhook is in a file": with_(
+        channels={**BASE["channels"], "team": {"slack_webhook_file": "/run/secrets/team/url"}}
+    ),
     "a channel of type slack": with_(
         channels={
             **BASE["channels"],
@@ -135,6 +168,31 @@ def test_valid_configs_are_valid_for_both(doc: dict[str, Any]) -> None:
 
 
 INVALID = {
+    "ordered policies empty": with_(policies=[]),
+    "an ordered policy without name": with_(policies=[{"targets": ORDERED[0]["targets"]}]),
+    "an ordered policy without targets": with_(policies=[{"name": "a"}]),
+    "an ordered policy with an unknown key": with_(policies=[{**ORDERED[1], "when": 1}]),
+    "an ordered policy name empty": with_(policies=[{**ORDERED[1], "name": ""}]),
+    "an ordered policy name with a newline": with_(policies=[{**ORDERED[1], "name": "a\n"}]),
+    "an ordered policy name not a string": with_(policies=[{**ORDERED[1], "name": 5}]),
+    "an ordered policy not a mapping": with_(policies=["default"]),
+    "a match condition unknown": with_(policies=[{**ORDERED[1], "match": {"tags": ["vip"]}}]),
+    "a match condition not a list": with_(policies=[{**ORDERED[1], "match": {"group": "x"}}]),
+    "a match condition empty": with_(policies=[{**ORDERED[1], "match": {"tags_all": []}}]),
+    "a match value empty": with_(policies=[{**ORDERED[1], "match": {"assignee": [""]}}]),
+    "a match value not a string": with_(policies=[{**ORDERED[1], "match": {"priority": [1]}}]),
+    "match attributes empty": with_(policies=[{**ORDERED[1], "match": {"attributes": {}}}]),
+    "a match attribute not a string": with_(
+        policies=[{**ORDERED[1], "match": {"attributes": {"region": 1}}}]
+    ),
+    "an ordered policy's calendar among targets": with_(
+        policies=[{**ORDERED[1], "targets": {**ORDERED[1]["targets"], "calendar": "24x7"}}]
+    ),
+    "an ordered policy missing resolution": with_(
+        policies=[{"name": "a", "targets": {"response": "1h"}}]
+    ),
+    "an ordered policy's target not a duration": metrics(targets={"reply": "1h"})
+    | {"policies": [{"name": "a", "targets": {"reply": "soon"}}]},
     "empty file": None,
     "a list": [1, 2],
     "no policies": {k: v for k, v in BASE.items() if k != "policies"},
@@ -172,6 +230,17 @@ INVALID = {
     "channel without a variable": with_(channels={"team": {}}),
     "channel variable not a name": with_(channels={"team": {"slack_webhook_env": "not a name"}}),
     "channel variable with a newline": with_(channels={"team": {"slack_webhook_env": "HOOK\n"}}),
+    "channel webhook file relative": with_(channels={"team": {"slack_webhook_file": "url"}}),
+    "channel webhook file not a string": with_(channels={"team": {"slack_webhook_file": 1}}),
+    "channel webhook file with a NUL": with_(channels={"team": {"slack_webhook_file": "/a\x00"}}),
+    "channel webhook file too long": with_(
+        channels={"team": {"slack_webhook_file": "/" + "a" * 4096}}
+    ),
+    "channel webhook in a variable and a file": with_(
+        channels={
+            "team": {"slack_webhook_env": "SLACK_WEBHOOK_URL", "slack_webhook_file": "/run/url"}
+        }
+    ),
     "channel not a mapping": with_(channels={"team": "SLACK_WEBHOOK_URL"}),
     "channel of an unknown type": with_(
         channels={
@@ -277,6 +346,7 @@ ONLY_THE_LOADER = {
     "a policy has a target for a metric that is not defined": metrics(
         targets={"reply": "1h", "first_reply": "1h"}
     ),
+    "two ordered policies have one name": with_(policies=[ORDERED[1], ORDERED[1]]),
 }
 
 

@@ -30,7 +30,9 @@ def history_row(at: datetime, status: str | None, activity: str | None = None) -
 
 
 def detail(clocks: list[ClockRow], history: list[HistoryRow]) -> TicketDetail:
-    ticket = TicketRow("T-1", "high", "silver", "open", CREATED, history[-1].updated_at, 0, "v")
+    ticket = TicketRow(
+        "T-1", "high", "silver", "open", CREATED, history[-1].updated_at, 0, "v", "high/silver"
+    )
     return TicketDetail(ticket, clocks, history, [])
 
 

@@ -724,6 +724,7 @@ class Ticket(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     CLOCKS_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     priority: _builtins.str
     customer_tier: _builtins.str
@@ -740,6 +741,12 @@ class Ticket(_message.Message):
     event that leaves one empty leaves it unchanged. Filled by GetTicket only.
     """
     assignee: _builtins.str
+    policy: _builtins.str
+    """The name of the policy whose targets apply: the first of the config's
+    ordered policies whose match holds for the ticket's current fields
+    ("priority/tier" for a config's priority -> tier map). Filled by GetTicket
+    and GetDashboard; empty for a ticket not rewritten since it was added.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -778,10 +785,11 @@ class Ticket(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         clocks: _abc.Iterable[Global___SlaClock] | None = ...,
+        policy: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "resolution", b"resolution", "response", b"response", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "attributes", b"attributes", "clocks", b"clocks", "created_at", b"created_at", "customer_tier", b"customer_tier", "escalation_level", b"escalation_level", "group", b"group", "policy_version", b"policy_version", "priority", b"priority", "resolution", b"resolution", "response", b"response", "sla_state", b"sla_state", "status", b"status", "tags", b"tags", "ticket_id", b"ticket_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "attributes", b"attributes", "clocks", b"clocks", "created_at", b"created_at", "customer_tier", b"customer_tier", "escalation_level", b"escalation_level", "group", b"group", "policy", b"policy", "policy_version", b"policy_version", "priority", b"priority", "resolution", b"resolution", "response", b"response", "sla_state", b"sla_state", "status", b"status", "tags", b"tags", "ticket_id", b"ticket_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
