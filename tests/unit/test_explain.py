@@ -22,7 +22,7 @@ def hours(n: float) -> datetime:
 
 
 def clock_row(metric: str, calendar: str) -> ClockRow:
-    return ClockRow(metric, 3600.0, calendar, "running", CREATED, 0.0, None, None, 0)
+    return ClockRow(metric, 1, 3600.0, calendar, "running", CREATED, 0.0, None, None, 0)
 
 
 def history_row(at: datetime, status: str | None, activity: str | None = None) -> HistoryRow:
