@@ -234,6 +234,7 @@ async def api_dashboard(request: web.Request) -> web.Response:
             priorities=q.getall("priority", []),
             customer_tiers=q.getall("tier", []),
             statuses=[codec.status_from_name(s) for s in q.getall("status", [])],
+            metrics=q.getall("metric", []),
         )
     except ValueError as err:
         return _error(400, f"bad query: {err}")

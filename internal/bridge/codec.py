@@ -42,6 +42,10 @@ def alert(msg: pb.Alert) -> Json:
         "priority": msg.priority,
         "customer_tier": msg.customer_tier,
         "policy_version": msg.policy_version,
+        # The metric's name ("next_reply") and its 1-based cycle; `clock` above is the contract's
+        # ClockKind, "unspecified" for a metric other than response and resolution.
+        "metric": msg.metric,
+        "cycle": msg.cycle,
         "repeat": msg.repeat,
         "acknowledged_at": _time(msg.acknowledged_at) if msg.HasField("acknowledged_at") else None,
         "acknowledged_by": msg.acknowledged_by or None,
@@ -61,8 +65,8 @@ def _clock(msg: pb.SlaClock) -> Json:
     }
 
 
-# The Ticket fields that hold a clock, each named for its metric. Every clock is also in the
-# "clocks" list, with its metric, so that the page reads them without knowing their names.
+# The Ticket fields that hold a clock, as in part one. Every clock of every metric is in the
+# "clocks" list, with its metric and cycle, so that the page reads them without knowing names.
 _CLOCK_FIELDS = ("response", "resolution")
 
 
@@ -76,12 +80,20 @@ def ticket(msg: pb.Ticket) -> Json:
         "sla_state": _enum(pb.SlaState.Name(msg.sla_state), "SLA_STATE_"),
         "escalation_level": msg.escalation_level,
         **clocks,
-        "clocks": [
-            {"metric": name, **clock}
-            for name, clock in clocks.items()
-            if msg.HasField(name)  # type: ignore[arg-type]
-        ],
+        "clocks": _clocks(msg, clocks),
     }
+
+
+def _clocks(msg: pb.Ticket, fields: dict[str, Json]) -> list[Json]:
+    """Ticket.clocks (on the dashboard, the current cycle of each metric), each with its metric
+    and cycle; a Ticket without that list (from a server before metrics) by its two fields."""
+    if msg.clocks:
+        return [{"metric": c.metric, "cycle": c.cycle, **_clock(c)} for c in msg.clocks]
+    return [
+        {"metric": name, "cycle": getattr(msg, name).cycle or 1, **clock}
+        for name, clock in fields.items()
+        if msg.HasField(name)  # type: ignore[arg-type]
+    ]
 
 
 def dashboard(msg: pb.GetDashboardResponse) -> Json:

@@ -61,12 +61,14 @@ def parse_request(
         violations.append(Violation("min_escalation_level", "must not be negative"))
     check_filter(request.priorities, "priorities", violations)
     check_filter(request.customer_tiers, "customer_tiers", violations)
+    check_filter(request.metrics, "metrics", violations)
     wanted = AlertFilter(
         tenant=tenant,
         kinds=frozenset(kinds),
         min_level=request.min_escalation_level,
         priorities=frozenset(request.priorities),
         tiers=frozenset(request.customer_tiers),
+        metrics=frozenset(request.metrics),
     )
     return after, wanted, violations
 

@@ -196,6 +196,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         violations: list[Violation] = []
         check_filter(request.priorities, "priorities", violations)
         check_filter(request.customer_tiers, "customer_tiers", violations)
+        check_filter(request.metrics, "metrics", violations)
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
             violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
         states = []
@@ -215,10 +216,18 @@ class TicketService(pb_grpc.TicketServiceServicer):
             priorities=sorted(set(request.priorities)),
             tiers=sorted(set(request.customer_tiers)),
             statuses=sorted(set(statuses)),
+            metrics=sorted(set(request.metrics)),
         )
-        fingerprint = page_token.filter_fingerprint(
-            [[s.value for s in f.states], f.priorities, f.tiers, f.statuses]
-        )
+        filter_parts: list[object] = [
+            [s.value for s in f.states],
+            f.priorities,
+            f.tiers,
+            f.statuses,
+        ]
+        if f.metrics:
+            # Only when given: a token issued before the metrics filter existed still pages on.
+            filter_parts.append(f.metrics)
+        fingerprint = page_token.filter_fingerprint(filter_parts)
         after = None
         if request.page_token:
             try:

@@ -39,6 +39,7 @@ class AlertFilter:
     min_level: int = 0
     priorities: frozenset[str] = frozenset()
     tiers: frozenset[str] = frozenset()
+    metrics: frozenset[str] = frozenset()  # metric names (alerts.clock)
 
     def matches(self, row: AlertRow) -> bool:
         return (
@@ -47,6 +48,7 @@ class AlertFilter:
             and row.escalation_level >= self.min_level
             and (not self.priorities or row.priority in self.priorities)
             and (not self.tiers or row.customer_tier in self.tiers)
+            and (not self.metrics or row.clock in self.metrics)
         )
 
     def where(self) -> tuple[sql.Composable, dict[str, object]]:
@@ -64,6 +66,9 @@ class AlertFilter:
         if self.tiers:
             clauses.append(sql.SQL("customer_tier = ANY(%(tiers)s)"))
             params["tiers"] = sorted(self.tiers)
+        if self.metrics:
+            clauses.append(sql.SQL("clock = ANY(%(metrics)s)"))
+            params["metrics"] = sorted(self.metrics)
         return sql.SQL(" AND ").join(clauses), params
 
 

@@ -105,6 +105,9 @@ class DashboardFilter:
     priorities: Sequence[str] = ()
     tiers: Sequence[str] = ()
     statuses: Sequence[str] = ()
+    # Metric names: a ticket matches when it has a clock (any cycle) of one of them. Like
+    # `states`, the page only: the counts stay those of the priority/tier/status part.
+    metrics: Sequence[str] = ()
 
 
 def _where(f: DashboardFilter) -> str:
@@ -126,6 +129,7 @@ def _params(tenant: str, f: DashboardFilter, now: datetime) -> dict[str, object]
         "tiers": list(f.tiers),
         "statuses": list(f.statuses),
         "states": [s.value for s in f.states],
+        "metrics": list(f.metrics),
     }
 
 
@@ -174,6 +178,15 @@ def page_query(
             # Implied (a ticket not breached has no running clock due yet), but sargable: the
             # index scan starts at now instead of walking every overdue ticket first.
             where += " AND urgent_at > %(now)s"
+    if f.metrics:
+        # Either a probe of sla_clocks' primary key per ticket the urgency index walks (a page
+        # costs its size divided by the share of tickets with the metrics), or, for metrics few
+        # tickets have, their clock rows read through sla_clocks_by_metric and their tickets
+        # sorted: the planner takes the cheaper (migration 0016; README, "SLA rules").
+        where += (
+            " AND EXISTS (SELECT 1 FROM sla_clocks m WHERE m.tenant_id = tickets.tenant_id"
+            " AND m.ticket_id = tickets.ticket_id AND m.clock = ANY(%(metrics)s))"
+        )
     params["limit"] = limit
     return _PAGE_SQL.format(state=_STATE_SQL, where=where), params
 

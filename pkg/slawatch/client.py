@@ -200,9 +200,13 @@ class SlawatchClient:
         priorities: Iterable[str] = (),
         customer_tiers: Iterable[str] = (),
         statuses: Iterable[pb.TicketStatus.ValueType] = (),
+        metrics: Iterable[str] = (),
         timeout: float | None = None,
     ) -> pb.GetDashboardResponse:
-        """One dashboard page: tickets most urgent first, counts per SLA state, next token."""
+        """One dashboard page: tickets most urgent first, counts per SLA state, next token.
+
+        `metrics` (names such as "next_reply") keeps the tickets that have a clock of one of
+        them; like `states` it narrows the page, not the counts."""
         return self.stub.GetDashboard(
             pb.GetDashboardRequest(
                 page_size=page_size,
@@ -211,6 +215,7 @@ class SlawatchClient:
                 priorities=priorities,
                 customer_tiers=customer_tiers,
                 statuses=statuses,
+                metrics=metrics,
             ),
             timeout=self._timeout if timeout is None else timeout,
             metadata=self._metadata,
@@ -224,11 +229,13 @@ class SlawatchClient:
         priorities: Iterable[str] = (),
         customer_tiers: Iterable[str] = (),
         statuses: Iterable[pb.TicketStatus.ValueType] = (),
+        metrics: Iterable[str] = (),
         timeout: float | None = None,
     ) -> Iterator[pb.Ticket]:
         """Every ticket matching the filters, most urgent first, fetching pages as needed."""
         states, statuses = list(states), list(statuses)
         priorities, customer_tiers = list(priorities), list(customer_tiers)
+        metrics = list(metrics)
         token = ""
         while True:
             page = self.get_dashboard(
@@ -238,6 +245,7 @@ class SlawatchClient:
                 priorities=priorities,
                 customer_tiers=customer_tiers,
                 statuses=statuses,
+                metrics=metrics,
                 timeout=timeout,
             )
             yield from page.tickets
@@ -253,6 +261,7 @@ class SlawatchClient:
         min_escalation_level: int = 0,
         priorities: Iterable[str] = (),
         customer_tiers: Iterable[str] = (),
+        metrics: Iterable[str] = (),
         max_backoff: float = 10.0,
         changes: bool = False,
     ) -> AlertWatch:
@@ -273,6 +282,7 @@ class SlawatchClient:
             min_escalation_level=min_escalation_level,
             priorities=priorities,
             customer_tiers=customer_tiers,
+            metrics=metrics,
         )
         if after_alert_id is not None:
             request.after_alert_id = after_alert_id

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from internal.embedded.ports import free_port
 from internal.rpc.server import RunningServer, start_server
+from internal.usecase.evaluate import evaluate_batch
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
+from support.alerts import NOW as ALERTS_NOW
 from support.alerts import breach_by_evaluation
 from support.bridge import run_bridge
+from support.configs import config_text
 from support.env import make_settings
+from support.events import ts
 from support.tokens import bearer, secret, tokens_json
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -224,3 +230,76 @@ def test_an_operator_acknowledges_an_alert_from_the_page(
             assert [a.acknowledged_by for a in answer.alerts] == ["acme-oncall"]
     finally:
         server.stop(grace=1)
+
+
+def test_live_page_names_each_clock_by_its_metric_in_words(
+    database_url: str, tmp_path: Path, page: Page
+) -> None:
+    """Under a config with a next_reply metric, the most-urgent table lists each ticket's clocks
+    by metric name in words with the cycle past the first ("next reply (cycle 2)", "resolution"),
+    and an alert of that metric says "next reply" in the feed, not only response/resolution."""
+    path = tmp_path / "metrics.yaml"
+    path.write_text(
+        config_text(
+            metrics={
+                "next_reply": {
+                    "start": ["customer_reply"],
+                    "stop": ["agent_reply"],
+                    "cycles": "each_start",
+                },
+                "resolution": {"start": ["created"], "stop": ["status:resolved"]},
+            },
+            policies={"high": {"gold": {"next_reply": "1h", "resolution": "8h"}}},
+        )
+    )
+    running = start_server(make_settings(database_url, path, **SECURE), bind="127.0.0.1")
+    customer, agent = pb.TICKET_ACTIVITY_CUSTOMER_REPLY, pb.TICKET_ACTIVITY_AGENT_REPLY
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def reply(ticket_id: str, who: int, at: datetime, created: datetime) -> pb.TicketEvent:
+        return pb.TicketEvent(
+            ticket_id=ticket_id,
+            priority="high",
+            customer_tier="gold",
+            activity=who,  # type: ignore[arg-type]
+            created_at=ts(created),
+            updated_at=ts(at),
+        )
+
+    created = now - timedelta(hours=2)
+    late = ALERTS_NOW - timedelta(hours=2)  # its wait breaches at the evaluation instant
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            pb_grpc.TicketServiceStub(channel).IngestTickets(
+                pb.IngestTicketsRequest(
+                    events=[
+                        reply("WAITS-TWICE", customer, created, created),
+                        reply("WAITS-TWICE", agent, created + timedelta(minutes=5), created),
+                        reply("WAITS-TWICE", customer, now - timedelta(minutes=10), created),
+                        reply("LATE-REPLY", customer, late, late),
+                    ]
+                ),
+                metadata=bearer("acme-all"),
+                timeout=30,
+            )
+        with run_bridge(f"127.0.0.1:{running.port}", **SECURE) as bridge:
+            bridge.wait_up()
+            page.goto(f"{bridge.url}/?token={secret('acme-all')}")
+            expect(page.locator("#connection")).to_have_attribute(
+                "data-state", "live", timeout=WAIT_MS
+            )
+            row = page.locator("#urgent tbody tr", has_text="WAITS-TWICE")
+            expect(row.locator('.clock[data-metric="next_reply"]')).to_have_text(
+                re.compile(r"^next reply \(cycle 2\): ok, due "), timeout=WAIT_MS
+            )
+            expect(row.locator('.clock[data-metric="resolution"]')).to_have_text(
+                re.compile(r"^resolution: ok, due ")
+            )
+            with psycopg.connect(database_url) as conn:
+                alert_ids = evaluate_batch(conn, running.config.current, ALERTS_NOW).alerts
+            assert alert_ids
+            item = page.locator(f'#feed li[data-alert-id="{max(alert_ids)}"]')
+            expect(item).to_contain_text("next reply clock", timeout=WAIT_MS)
+            expect(item).to_contain_text("LATE-REPLY")
+    finally:
+        running.stop(grace=1)

@@ -8,10 +8,12 @@ import asyncio
 import json
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 
 from internal.bridge.client import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
@@ -22,8 +24,9 @@ from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import Shape, breach_by_evaluation, write_alerts
 from support.bridge import WS_TIMEOUT, Bridge, alerts_until, get_json, receive, run_bridge
+from support.configs import config_text
 from support.env import make_settings
-from support.events import event
+from support.events import event, ts
 from support.ops import scrape, scrape_when_up, value
 from support.servers import Servers, wait_for
 
@@ -79,11 +82,14 @@ def test_alert_reaches_websocket_as_documented_json(
         "priority",
         "customer_tier",
         "policy_version",
+        "metric",
+        "cycle",
         "repeat",
         "acknowledged_at",
         "acknowledged_by",
         "ack_note",
     }
+    assert (alert["metric"], alert["cycle"]) == ("response", 1)
     assert (alert["repeat"], alert["acknowledged_at"], alert["acknowledged_by"]) == (0, None, None)
 
 
@@ -254,6 +260,79 @@ def test_dashboard_api_and_health(stub: pb_grpc.TicketServiceStub, bridge: Bridg
     status, health = bridge.health()
     assert status == 200 and health["upstream"] == "up"
     assert get_json(f"{bridge.url}/livez") == (200, {"status": "alive"})
+
+
+def test_dashboard_api_filters_by_metric_and_lists_clocks_by_metric_and_cycle(
+    database_url: str, tmp_path: Path
+) -> None:
+    """/api/dashboard passes repeatable `metric` to GetDashboard: under a next_reply config only
+    the ticket with a next_reply clock is listed, its clocks by metric with their cycle (the
+    current one: next_reply's second wait); a bad metric is 400 naming `metrics[0]`; the counts
+    stay those of the whole filter."""
+    path = tmp_path / "metrics.yaml"
+    path.write_text(
+        config_text(
+            metrics={
+                "next_reply": {
+                    "start": ["customer_reply"],
+                    "stop": ["agent_reply"],
+                    "cycles": "each_start",
+                },
+                "resolution": {"start": ["created"], "stop": ["status:resolved"]},
+            },
+            policies={"high": {"gold": {"next_reply": "1h", "resolution": "8h"}}},
+        )
+    )
+    running = start_server(make_settings(database_url, path), bind="127.0.0.1")
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = now - timedelta(hours=2)
+
+    def reply(who: int, at: datetime) -> pb.TicketEvent:
+        return pb.TicketEvent(
+            ticket_id="NR-1",
+            priority="high",
+            customer_tier="gold",
+            activity=who,  # type: ignore[arg-type]
+            created_at=ts(created),
+            updated_at=ts(at),
+        )
+
+    customer, agent = pb.TICKET_ACTIVITY_CUSTOMER_REPLY, pb.TICKET_ACTIVITY_AGENT_REPLY
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            pb_grpc.TicketServiceStub(channel).IngestTickets(
+                pb.IngestTicketsRequest(
+                    events=[
+                        reply(customer, created),
+                        reply(agent, created + timedelta(minutes=5)),
+                        reply(customer, now - timedelta(minutes=10)),
+                        event("PLAIN", created=now),
+                    ]
+                )
+            )
+        with run_bridge(f"127.0.0.1:{running.port}") as bridge:
+            bridge.wait_up()
+            status, body = get_json(f"{bridge.url}/api/dashboard?metric=next_reply")
+            assert status == 200
+            assert [t["ticket_id"] for t in body["tickets"]] == ["NR-1"]
+            assert sum(body["counts"].values()) == 2
+            clocks = body["tickets"][0]["clocks"]
+            assert [(c["metric"], c["cycle"], c["state"]) for c in clocks] == [
+                ("next_reply", 2, "ok"),
+                ("resolution", 1, "ok"),
+            ]
+            assert clocks[0]["due_at"] == (now + timedelta(minutes=50)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            _, both = get_json(f"{bridge.url}/api/dashboard?metric=next_reply&metric=resolution")
+            assert [t["ticket_id"] for t in both["tickets"]] == ["NR-1", "PLAIN"]
+            assert [(c["metric"], c["cycle"]) for c in both["tickets"][1]["clocks"]] == [
+                ("resolution", 1)
+            ]
+            status, bad = get_json(f"{bridge.url}/api/dashboard?metric=")
+            assert status == 400 and "metrics[0]" in bad["error"]
+    finally:
+        running.stop(grace=1)
 
 
 def test_sigterm_closes_websockets_with_1001_and_exits(bridge: Bridge) -> None:

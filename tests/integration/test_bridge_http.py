@@ -391,6 +391,28 @@ def test_the_server_validates_query_built_requests(bridge: Bridge) -> None:
     assert detail["field_violations"][0]["field"] == "page_size"
 
 
+def test_the_dashboard_route_takes_metrics_as_a_repeated_query_parameter(
+    bridge: Bridge, spec: dict[str, Any]
+) -> None:
+    """GET /v1/dashboard?metrics=...: each value reaches GetDashboardRequest.metrics (the
+    tickets with a response clock are there, none has a clock of an undefined metric), the
+    OpenAPI document lists the parameter, and a bad value is the server's 400 naming it."""
+    ticket_id = new_id("MET")
+    assert ingest(bridge, [ticket_event(ticket_id)]).status == 200
+    url = f"{bridge.url}/v1/dashboard?page_size=500"
+    both = http_json("GET", f"{url}&metrics=next_reply&metrics=response", READER)
+    assert both.status == 200, both
+    assert ticket_id in [t["ticket_id"] for t in both.body["tickets"]]
+    valid(spec, "slawatch.v1.GetDashboardResponse", both.body)
+    none = http_json("GET", f"{url}&metrics=next_reply", READER)
+    assert none.status == 200 and none.body["tickets"] == []
+    assert none.body["counts"] == both.body["counts"]  # the page is narrowed, not the counts
+    parameters = spec["paths"]["/v1/dashboard"]["get"]["parameters"]
+    assert any(p["name"] == "metrics" for p in parameters)
+    bad = assert_error(http_json("GET", f"{url}&metrics=", READER), 400, "INVALID_ARGUMENT")
+    assert bad["details"][0]["field_violations"][0]["field"] == "metrics[0]"
+
+
 # -- tokens and roles ----------------------------------------------------------------------------
 
 

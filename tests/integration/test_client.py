@@ -19,9 +19,10 @@ from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import start_server
 from slawatch import AlertWatch, SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
-from support.alerts import Shape, stored_ids, write_alerts
+from support.alerts import Shape, breach_by_evaluation, stored_ids, write_alerts
+from support.configs import config_text, write_config
 from support.env import make_settings
-from support.events import event
+from support.events import event, ts
 from support.servers import Servers, wait_for
 
 
@@ -143,6 +144,75 @@ def test_get_ticket_and_every_dashboard_page(servers: Servers) -> None:
         assert len(tickets) == 130 == len({t.ticket_id for t in tickets})
         gold = [t.ticket_id for t in client.iter_dashboard(page_size=7, customer_tiers=["gold"])]
         assert sorted(gold) == [f"D-{i:03d}" for i in range(0, 130, 5)]
+
+
+def test_the_metrics_filters_of_the_dashboard_and_the_watch(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`metrics=` reaches the server from get_dashboard, iter_dashboard and watch_alerts: under
+    a next_reply config the dashboard keeps the tickets with a next_reply clock (every page of
+    them), and a resolution watch yields the resolution alerts only."""
+    path = tmp_path / "metrics.yaml"
+    path.write_text(
+        config_text(
+            metrics={
+                "next_reply": {
+                    "start": ["customer_reply"],
+                    "stop": ["agent_reply"],
+                    "cycles": "each_start",
+                },
+                "resolution": {"start": ["created"], "stop": ["status:resolved"]},
+            },
+            policies={"high": {"gold": {"next_reply": "1h", "resolution": "8h"}}},
+        )
+    )
+    servers = Servers(database_url, path)
+    servers.start()
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        with SlawatchClient(servers.target) as client:
+            waiting = [f"W-{i}" for i in range(5)]
+            client.ingest(
+                [
+                    pb.TicketEvent(
+                        ticket_id=ticket_id,
+                        priority="high",
+                        customer_tier="gold",
+                        activity=pb.TICKET_ACTIVITY_CUSTOMER_REPLY,
+                        created_at=ts(now - timedelta(minutes=i)),
+                        updated_at=ts(now - timedelta(minutes=i)),
+                    )
+                    for i, ticket_id in enumerate(waiting)
+                ]
+                + [event(f"Q-{i}", created=now - timedelta(minutes=i)) for i in range(4)]
+            )
+            found = [
+                t.ticket_id for t in client.iter_dashboard(page_size=2, metrics=["next_reply"])
+            ]
+            assert sorted(found) == waiting and len(found) == len(set(found))
+            page = client.get_dashboard(metrics=["next_reply"])
+            assert sorted(t.ticket_id for t in page.tickets) == waiting
+            assert len(list(client.iter_dashboard(metrics=["resolution"]))) == 9
+    finally:
+        servers.stop()
+    servers = Servers(database_url, tmp_path / "default.yaml")
+    write_config(servers.config_path)
+    running = servers.start()
+    try:
+        with SlawatchClient(servers.target) as client:
+            config = running.config.current
+            breach_by_evaluation(client.stub, database_url, config, "OLD", minutes_ago=241)
+            breach_by_evaluation(client.stub, database_url, config, "NEW", minutes_ago=20)
+            watch = client.watch_alerts(after_alert_id=0, metrics=["resolution"])
+            first = next(watch)
+            assert (first.metric, first.ticket_id) == ("resolution", "OLD")
+            breach_by_evaluation(client.stub, database_url, config, "NEW-2", minutes_ago=20)
+            breach_by_evaluation(client.stub, database_url, config, "OLD-2", minutes_ago=241)
+            second = next(watch)
+            assert (second.metric, second.ticket_id) == ("resolution", "OLD-2")
+            watch.close()
+    finally:
+        servers.stop()
 
 
 def test_watch_resumes_across_server_restarts_without_gap_or_repeat(

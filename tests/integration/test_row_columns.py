@@ -48,6 +48,7 @@ def test_each_get_ticket_read_selects_its_rows_fields(pool: psycopg_pool.Connect
         (DashboardFilter(), None),
         (DashboardFilter(states=[State.WARNING], priorities=["high"]), (NOW, "T-1")),
         (DashboardFilter(states=[State.BREACHED], tiers=["gold"], statuses=["open"]), None),
+        (DashboardFilter(metrics=["next_reply", "resolution"]), (NOW, "T-1")),
     ],
 )
 def test_the_dashboard_page_selects_the_ticket_then_the_clock_fields(
@@ -60,7 +61,12 @@ def test_the_dashboard_page_selects_the_ticket_then_the_clock_fields(
 
 
 @pytest.mark.parametrize(
-    "where", [None, AlertFilter("default", frozenset({"breach"}), 1, frozenset({"high"}))]
+    "where",
+    [
+        None,
+        AlertFilter("default", frozenset({"breach"}), 1, frozenset({"high"})),
+        AlertFilter("default", metrics=frozenset({"next_reply"})),
+    ],
 )
 def test_the_alert_replay_selects_the_alert_rows_fields(
     pool: psycopg_pool.ConnectionPool, where: AlertFilter | None

@@ -18,7 +18,8 @@ import pytest
 from internal.embedded.ports import free_port
 from internal.rpc.alert_stream import StreamOptions
 from internal.rpc.server import RunningServer
-from internal.store.alert_repo import LISTENER_APPLICATION_NAME
+from internal.store import alert_repo
+from internal.store.alert_repo import LISTENER_APPLICATION_NAME, AlertFilter
 from slawatch import errors
 from slawatch.metadata import RESUME_METADATA_KEY
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -201,12 +202,89 @@ def test_filters_apply_to_replay_and_live(
     call.cancel()
 
 
+def alert_metrics(database_url: str) -> dict[int, str]:
+    """Every stored alert's metric, by id."""
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT alert_id, clock FROM alerts ORDER BY alert_id").fetchall())
+
+
+def test_the_metrics_filter_applies_to_replay_and_live(
+    server: RunningServer, stub: pb_grpc.TicketServiceStub, database_url: str
+) -> None:
+    """`metrics` selects the alerts of those metrics' clocks, stored and live: a ticket 4 hours
+    old at the evaluation has a response and a resolution alert, one 20 minutes old a response
+    alert only; a resolution watcher gets the resolution alerts and nothing else."""
+    config = server.config.current
+    breach_by_evaluation(stub, database_url, config, "M-OLD", minutes_ago=241)
+    breach_by_evaluation(stub, database_url, config, "M-NEW", minutes_ago=20)
+    stored = alert_metrics(database_url)
+    assert sorted(stored.values()) == ["resolution", "response", "response"]
+    resolution = watch(stub, 0, metrics=["resolution"])
+    response = watch(stub, 0, metrics=["response", "first_reply"])
+    wanted = [i for i, m in stored.items() if m == "resolution"]
+    assert read_until(resolution, wanted[-1]) == wanted
+    wanted_response = [i for i, m in stored.items() if m == "response"]
+    assert read_until(response, wanted_response[-1]) == wanted_response
+    breach_by_evaluation(stub, database_url, config, "M-LIVE-NEW", minutes_ago=20)
+    breach_by_evaluation(stub, database_url, config, "M-LIVE-OLD", minutes_ago=241)
+    live = {i: m for i, m in alert_metrics(database_url).items() if i not in stored}
+    live_resolution = [i for i, m in live.items() if m == "resolution"]
+    assert len(live_resolution) == 1
+    got = next(resolution).alert
+    assert (got.alert_id, got.metric, got.ticket_id) == (
+        live_resolution[0],
+        "resolution",
+        "M-LIVE-OLD",
+    )
+    assert got.clock == pb.CLOCK_KIND_RESOLUTION
+    live_response = [i for i, m in live.items() if m == "response"]
+    assert read_until(response, live_response[-1]) == live_response
+    resolution.cancel()
+    response.cancel()
+
+
+def test_the_live_match_and_the_replay_query_agree_on_every_filter(
+    server: RunningServer, stub: pb_grpc.TicketServiceStub, database_url: str
+) -> None:
+    """AlertFilter.matches (live alerts) and AlertFilter.where (the replay) pick the same stored
+    alerts for each filter field alone and together, metrics included."""
+    config = server.config.current
+    breach_by_evaluation(stub, database_url, config, "AG-1", minutes_ago=241)
+    breach_by_evaluation(stub, database_url, config, "AG-2", minutes_ago=20)
+    write_alerts(database_url, 2, Shape("warning", 1, "low", "silver"))
+    write_alerts(database_url, 1, Shape("breach", 3, "high", "gold", tenant="other"))
+    filters = [
+        AlertFilter("default"),
+        AlertFilter("other"),
+        AlertFilter("default", metrics=frozenset({"resolution"})),
+        AlertFilter("default", metrics=frozenset({"response", "next_reply"})),
+        AlertFilter("default", metrics=frozenset({"next_reply"})),
+        AlertFilter("default", kinds=frozenset({"breach"}), metrics=frozenset({"response"})),
+        AlertFilter("default", min_level=4, metrics=frozenset({"response", "resolution"})),
+        AlertFilter("default", priorities=frozenset({"low"}), tiers=frozenset({"silver"})),
+        AlertFilter("default", tiers=frozenset({"gold"}), metrics=frozenset({"resolution"})),
+    ]
+    with psycopg.connect(database_url) as conn:
+        every = alert_repo.alerts_after(conn, 0, 1000)
+        assert len(every) == 6
+        picked = []
+        for f in filters:
+            replayed = alert_repo.alerts_after(conn, 0, 1000, f)
+            assert replayed == [row for row in every if f.matches(row)], f
+            picked.append(len(replayed))
+    # Each filter field narrows something: the comparison is not between empty lists.
+    assert picked == [5, 1, 1, 4, 0, 2, 1, 2, 1]
+
+
 @pytest.mark.parametrize(
     ("request_fields", "field"),
     [
         ({"after_alert_id": -1}, "after_alert_id"),
         ({"kinds": [pb.ALERT_KIND_UNSPECIFIED]}, "kinds[0]"),
         ({"min_escalation_level": -2}, "min_escalation_level"),
+        ({"metrics": ["resolution", ""]}, "metrics[1]"),
+        ({"metrics": ["bad\nname"]}, "metrics[0]"),
+        ({"metrics": [f"m{i}" for i in range(101)]}, "metrics"),
     ],
 )
 def test_invalid_requests_are_refused(

@@ -86,3 +86,18 @@ def test_the_bridge_lists_every_clock_of_a_ticket_with_its_metric() -> None:
         ("resolution", "ok"),
     ]
     assert out["response"]["state"] == "met" and out["resolution"]["state"] == "ok"
+
+
+def test_the_bridge_lists_a_tickets_clocks_by_metric_with_their_cycle() -> None:
+    """A ticket with Ticket.clocks (any metric) is listed from that list, each clock with its
+    metric and cycle; an alert's JSON carries its metric and cycle, its `clock` the ClockKind."""
+    ticket = pb.Ticket(ticket_id="T-1")
+    ticket.clocks.add(metric="next_reply", cycle=3, state=pb.SLA_STATE_WARNING)
+    ticket.clocks.add(metric="resolution", cycle=1, state=pb.SLA_STATE_OK)
+    out = codec.ticket(ticket)
+    assert [(c["metric"], c["cycle"], c["state"]) for c in out["clocks"]] == [
+        ("next_reply", 3, "warning"),
+        ("resolution", 1, "ok"),
+    ]
+    alert = codec.alert(pb.Alert(alert_id=7, metric="next_reply", cycle=2))
+    assert (alert["metric"], alert["cycle"], alert["clock"]) == ("next_reply", 2, "unspecified")

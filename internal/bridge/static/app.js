@@ -160,6 +160,17 @@ function text(tag, className, value) {
   return el;
 }
 
+// A metric's name in words, as Slack messages say it: "first response", "next reply".
+const METRIC_WORDS = { response: "first response" };
+function metricWords(metric) {
+  return METRIC_WORDS[metric] || metric.replaceAll("_", " ");
+}
+
+// "next reply", or "next reply (cycle 2)" from the second cycle on.
+function clockName(metric, cycle) {
+  return metricWords(metric) + (cycle > 1 ? ` (cycle ${cycle})` : "");
+}
+
 function addAlert(alert) {
   if (page.lastId !== null && alert.alert_id <= page.lastId) return;
   setLastId(alert.alert_id);
@@ -174,7 +185,8 @@ function addAlert(alert) {
     text(
       "span",
       "meta",
-      `${alert.clock.replaceAll("_", " ")} clock · ${alert.priority}/${alert.customer_tier}` +
+      `${clockName(alert.metric || alert.clock, alert.cycle || 1)} clock · ` +
+        `${alert.priority}/${alert.customer_tier}` +
         (alert.due_at ? ` · due ${new Date(alert.due_at).toLocaleString()}` : "") +
         ` · #${alert.alert_id}`,
     ),
@@ -255,6 +267,24 @@ async function refreshCounts() {
   }
 }
 
+// Every clock of the ticket by its metric's name in words, with its state and what it waits
+// for: "next reply (cycle 2): warning, due 14:05".
+function clocksCell(clocks) {
+  const cell = document.createElement("td");
+  cell.className = "clocks";
+  for (const c of clocks) {
+    let detail = c.state;
+    if (c.stopped) detail += ", stopped";
+    else if (c.paused) detail += ", paused";
+    else if (c.due_at) detail += `, due ${new Date(c.due_at).toLocaleString()}`;
+    const el = text("span", `clock state-${c.state}`, `${clockName(c.metric, c.cycle)}: ${detail}`);
+    el.dataset.metric = c.metric;
+    el.dataset.cycle = String(c.cycle);
+    cell.append(el);
+  }
+  return cell;
+}
+
 function renderUrgent(tickets) {
   const body = $("urgent").tBodies[0];
   body.replaceChildren(
@@ -269,6 +299,7 @@ function renderUrgent(tickets) {
         text("td", "", t.priority),
         text("td", "", t.customer_tier),
         text("td", "", String(t.escalation_level)),
+        clocksCell(t.clocks || []),
         text("td", "", due ? due.toLocaleString() : "–"),
       );
       return row;

@@ -1059,6 +1059,7 @@ class GetDashboardRequest(_message.Message):
     PRIORITIES_FIELD_NUMBER: _builtins.int
     CUSTOMER_TIERS_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Default 50, at most 500."""
     page_token: _builtins.str
@@ -1073,6 +1074,14 @@ class GetDashboardRequest(_message.Message):
     def customer_tiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TicketStatus.ValueType]: ...
+    @_builtins.property
+    def metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Metric names (SlaClock.metric, e.g. "first_reply"): a ticket matches when it has a clock,
+        of any cycle, of one of them. Order and urgency stay the ticket's (the earliest due time
+        over all its running clocks, whatever the metric). Like `states`, this narrows the page
+        only: `counts` count the priority/tier/status filter.
+        """
+
     def __init__(
         self,
         *,
@@ -1082,10 +1091,11 @@ class GetDashboardRequest(_message.Message):
         priorities: _abc.Iterable[_builtins.str] | None = ...,
         customer_tiers: _abc.Iterable[_builtins.str] | None = ...,
         statuses: _abc.Iterable[Global___TicketStatus.ValueType] | None = ...,
+        metrics: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_tiers", b"customer_tiers", "page_size", b"page_size", "page_token", b"page_token", "priorities", b"priorities", "states", b"states", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_tiers", b"customer_tiers", "metrics", b"metrics", "page_size", b"page_size", "page_token", b"page_token", "priorities", b"priorities", "states", b"states", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1128,7 +1138,9 @@ class GetDashboardResponse(_message.Message):
     def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ticket]: ...
     @_builtins.property
     def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateCount]:
-        """Counts per SLA state for the priority/tier/status filter (not paged)."""
+        """Counts per SLA state for the priority/tier/status filter (not paged; the states and
+        metrics filters narrow the page, not the counts).
+        """
 
     def __init__(
         self,
@@ -1154,6 +1166,7 @@ class WatchAlertsRequest(_message.Message):
     MIN_ESCALATION_LEVEL_FIELD_NUMBER: _builtins.int
     PRIORITIES_FIELD_NUMBER: _builtins.int
     CUSTOMER_TIERS_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
     after_alert_id: _builtins.int
     """With it: every stored alert with a larger id first, then live alerts.
     Without it: live alerts only.
@@ -1168,6 +1181,10 @@ class WatchAlertsRequest(_message.Message):
     def priorities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def customer_tiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Metric names (Alert.metric): only alerts of a clock of one of these metrics."""
+
     def __init__(
         self,
         *,
@@ -1176,10 +1193,11 @@ class WatchAlertsRequest(_message.Message):
         min_escalation_level: _builtins.int = ...,
         priorities: _abc.Iterable[_builtins.str] | None = ...,
         customer_tiers: _abc.Iterable[_builtins.str] | None = ...,
+        metrics: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_after_alert_id", b"_after_alert_id", "after_alert_id", b"after_alert_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_alert_id", b"_after_alert_id", "after_alert_id", b"after_alert_id", "customer_tiers", b"customer_tiers", "kinds", b"kinds", "min_escalation_level", b"min_escalation_level", "priorities", b"priorities"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_alert_id", b"_after_alert_id", "after_alert_id", b"after_alert_id", "customer_tiers", b"customer_tiers", "kinds", b"kinds", "metrics", b"metrics", "min_escalation_level", b"min_escalation_level", "priorities", b"priorities"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__after_alert_id: _TypeAlias = _typing.Literal["after_alert_id"]  # noqa: Y015
     _WhichOneofArgType__after_alert_id: _TypeAlias = _typing.Literal["_after_alert_id", b"_after_alert_id"]  # noqa: Y015
