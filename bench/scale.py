@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import argparse
 import gc
+import queue
 import random
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +56,7 @@ from bench.common import (
 )
 from bench.ingest import NEXT_STATUSES, ingest_all, make_events, steal_share, ts
 from internal.config.sla_config import SlaConfig, load_config
-from internal.sla.model import Activity, Status
+from internal.sla.model import Activity, State, Status
 from internal.sla.ticket_sla import FAR_FUTURE, Event, compute_ticket_sla
 from internal.store import state_buckets
 from internal.store.migrate import migrate
@@ -87,10 +90,12 @@ PAIRS = [("high", "gold"), ("high", "silver"), ("low", "gold"), ("low", "silver"
 CHUNK = 250_000
 
 # Per chunk, one row per ticket with the moments of its history (seconds after created_at):
-# responded after `a` (the first status other than open), resolved after `s`. Uniform numbers
+# answered after `a` (the first status other than open), resolved after `s`. Uniform numbers
 # come from hashes of the ticket number, so that every statement sees the same ticket.
-# Closed tickets (g < closed) are the older ones, created over the year before the last two
-# days, in ticket order; open ones (g >= closed) were created within about 1.25 targets of now.
+# Closed tickets (g < closed) are the older ones, created in ticket order over a year ending
+# ten days ago. Open ones (g >= closed) arrived at a steady rate over the last 1.1 resolution
+# targets (so 9 in 100 are past it): those not answered yet are open with both clocks running,
+# the others in progress or (15%) on hold, whose resolution clock is paused.
 _SETUP = """
 CREATE TEMP TABLE targets (i int, priority text, customer_tier text, r float8, t float8);
 CREATE TEMP TABLE steps (pct float8, level int, kind text, notify text[]);
@@ -106,7 +111,8 @@ CREATE TEMP TABLE plan_clocks (
 _PLAN = """
 INSERT INTO plan
 SELECT g, 'S' || lpad(g::text, 9, '0'), p.priority, p.customer_tier, k.kind,
-       %(now)s - k.age * interval '1 second', p.r, p.t, k.a, k.s
+       %(now)s - k.age * interval '1 second', p.r, p.t,
+       CASE WHEN k.kind <> 'open' THEN k.a END, k.s
 FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 JOIN targets p ON p.i = g %% 4
 CROSS JOIN LATERAL (
@@ -114,33 +120,26 @@ CROSS JOIN LATERAL (
            (hashint8extended(g, 2) & 16777215) / 16777216.0 AS u2,
            (hashint8extended(g, 3) & 16777215) / 16777216.0 AS u3,
            (hashint8extended(g, 4) & 16777215) / 16777216.0 AS u4,
-           (hashint8extended(g, 5) & 16777215) / 16777216.0 AS u5
+           (hashint8extended(g, 5) & 16777215) / 16777216.0 AS u5,
+           (hashint8extended(g, 6) & 16777215) / 16777216.0 AS u6
 ) AS u
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN u3 < 0.05 THEN p.r * (1.0 + 0.6 * u1)       -- response breached
-                ELSE p.r * (0.05 + 0.75 * u1) END AS a
-) AS closed_a
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN g < %(closed)s THEN
-                    CASE WHEN u5 < 0.3 THEN 'closed' ELSE 'resolved' END
-                WHEN u5 < 0.35 THEN 'open'
-                WHEN u5 < 0.9 THEN 'in_progress'
-                ELSE 'on_hold' END AS kind,
-           -- seconds before now of creation
+    SELECT CASE WHEN u3 < 0.05 THEN p.r * (1.0 + 0.6 * u1)  -- one in 20 answered late
+                ELSE p.r * (0.05 + 0.75 * u1) END AS a,
            CASE WHEN g < %(closed)s
-                    THEN 2 * 86400 + (%(closed)s - g)::float8 / %(closed)s * 365 * 86400
-                WHEN u5 < 0.35 THEN p.r * 1.3 * power(u1, 1.5)
-                ELSE p.t * 1.25 * power(u1, 1.5) END AS age
-) AS k0
+                THEN 10 * 86400 + (%(closed)s - g)::float8 / %(closed)s * 365 * 86400
+                ELSE p.t * 1.1 * u6 END AS age  -- seconds from creation to now
+) AS x
 CROSS JOIN LATERAL (
-    SELECT k0.kind, k0.age,
-           CASE WHEN g < %(closed)s THEN closed_a.a
-                WHEN k0.kind = 'open' THEN NULL
-                ELSE least(k0.age, p.r) * 0.8 * u2 END AS a,
+    SELECT x.a, x.age,
+           CASE WHEN g < %(closed)s THEN CASE WHEN u5 < 0.3 THEN 'closed' ELSE 'resolved' END
+                WHEN x.age < x.a THEN 'open'  -- not answered yet
+                WHEN u5 < 0.15 THEN 'on_hold'
+                ELSE 'in_progress' END AS kind,
            CASE WHEN g < %(closed)s THEN
-                    closed_a.a + CASE WHEN u4 < 0.03 THEN p.t * (1.0 + 0.3 * u2)  -- breached
-                                      ELSE p.t * (0.05 + 0.6 * u2) END
-                ELSE NULL END AS s
+                    x.a + CASE WHEN u4 < 0.03 THEN p.t * (1.0 + 0.3 * u2)  -- 3 in 100 resolved late
+                               ELSE p.t * (0.05 + 0.6 * u2) END
+                END AS s
 ) AS k
 """
 
@@ -157,7 +156,6 @@ CROSS JOIN LATERAL (VALUES
     (p.c + (p.s + 3600) * interval '1 second', 'closed')
 ) AS e (at, status)
 WHERE e.at IS NOT NULL AND (e.status <> 'closed' OR p.kind = 'closed')
-ORDER BY p.ticket_id, e.at
 """
 
 # A clock's mode, anchor and elapsed seconds (stopped or paused at `a` or `s`), then its due and
@@ -201,7 +199,7 @@ INSERT INTO sla_clocks (tenant_id, ticket_id, clock, cycle, target_s, calendar, 
                         anchor_elapsed, due_at, warn_at, fired_level, next_check_at)
 SELECT 'default', ticket_id, clock, 1, target, '24x7', mode, anchor_at, elapsed, due_at, warn_at,
        fired, next_check_at
-FROM plan_clocks ORDER BY ticket_id, clock;
+FROM plan_clocks;
 ---
 INSERT INTO tickets (tenant_id, ticket_id, priority, customer_tier, status, created_at,
                      updated_at, policy_version, breach_at, warn_at, active, urgent_at)
@@ -228,7 +226,6 @@ WITH a AS (
            c.c + (c.target * s.pct / 100 + 1) * interval '1 second', c.priority,
            c.customer_tier, %(version)s, 'running', c.c
     FROM plan_clocks c JOIN steps s ON s.level <= c.fired
-    ORDER BY c.ticket_id, c.clock, s.level
     RETURNING alert_id, escalation_level, created_at
 )
 INSERT INTO notifications (tenant_id, alert_id, channel, state, attempts, next_attempt_at,
@@ -261,6 +258,43 @@ TABLES = [
 ]
 
 
+# The loaded tables' keys, constraints and indexes are dropped for the load and built again
+# after it, as a restore does: building an index from the whole table is several times cheaper
+# than as many single inserts into it.
+_CONSTRAINTS = """
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype
+FROM pg_constraint
+WHERE (conrelid = ANY(%(tables)s::regclass[]) AND contype IN ('p', 'u', 'f'))
+   OR (confrelid = ANY(%(tables)s::regclass[]) AND contype = 'f')
+ORDER BY contype = 'f' DESC
+"""
+_INDEXES = """
+SELECT indexname, indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename = ANY(%s)
+  AND indexname NOT IN (SELECT conname FROM pg_constraint)
+"""
+
+
+def drop_keys(conn: psycopg.Connection[Any]) -> list[str]:
+    """Drop the loaded tables' constraints (and foreign keys to them first) and indexes; the
+    statements
+    that make them again, in order (keys before the foreign keys that need them)."""
+    constraints = conn.execute(_CONSTRAINTS, {"tables": LOADED}).fetchall()
+    indexes = conn.execute(_INDEXES, (LOADED,)).fetchall()
+    for table, name, _, _ in constraints:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    remake = [
+        f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+        for table, name, definition, _ in reversed(constraints)
+    ]
+    return remake + [definition for _, definition in indexes]
+
+
+LOADED = ["tickets", "ticket_events", "sla_clocks", "alerts", "notifications"]
+
+
 @dataclass
 class Figures:
     """What one size measured, for the comparison at the end."""
@@ -285,89 +319,129 @@ def run_script(
             seconds[i] += time.perf_counter() - t
 
 
-def load(db: str, config: SlaConfig, tickets: int, open_: int, now: datetime) -> None:
-    closed = tickets - open_
+def _session(db: str, config: SlaConfig) -> psycopg.Connection[Any]:
+    """A loading connection with its temp tables (the targets and the ladder filled)."""
+    conn = psycopg.connect(db)
+    conn.execute("SET work_mem = '64MB'")
+    conn.execute("SET maintenance_work_mem = '512MB'")
+    conn.execute("SET synchronous_commit = off")  # the load's own commits, not the server's
+    conn.execute(_SETUP)
+    rows = []
+    for i, (priority, tier) in enumerate(PAIRS):
+        targets = config.targets(priority, tier)
+        assert targets is not None and targets.calendar.name == "24x7"
+        rows.append((i, priority, tier, targets.seconds["response"], targets.seconds["resolution"]))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO targets VALUES (%s, %s, %s, %s, %s)", rows)
+        cur.executemany(
+            "INSERT INTO steps VALUES (%s, %s, %s, %s)",
+            [(s.at_percent, s.level, s.kind.value, list(s.notify)) for s in config.ladder.steps],
+        )
+    conn.commit()
+    return conn
+
+
+def load(db: str, config: SlaConfig, tickets: int, open_: int, now: datetime, loaders: int) -> None:
+    """Load the tickets in chunks, on `loaders` connections at once."""
     warn_percent = config.ladder.warn_percent
     assert warn_percent is not None
-    with psycopg.connect(db) as conn:
-        conn.execute("SET work_mem = '64MB'")
-        conn.execute("SET synchronous_commit = off")  # the load's own commits, not the server's
-        conn.execute(_SETUP)
-        with conn.cursor() as cur:
-            rows = []
-            for i, (priority, tier) in enumerate(PAIRS):
-                targets = config.targets(priority, tier)
-                assert targets is not None and targets.calendar.name == "24x7"
-                rows.append(
-                    (
-                        i,
-                        priority,
-                        tier,
-                        targets.seconds["response"],
-                        targets.seconds["resolution"],
-                    )
-                )
-            cur.executemany("INSERT INTO targets VALUES (%s, %s, %s, %s, %s)", rows)
-            cur.executemany(
-                "INSERT INTO steps VALUES (%s, %s, %s, %s)",
-                [
-                    (s.at_percent, s.level, s.kind.value, list(s.notify))
-                    for s in config.ladder.steps
-                ],
-            )
-        # The version is recomputed already (as long after a deploy): the server's claim of it
-        # finds nothing to do and walks no tickets.
-        conn.execute(
-            "INSERT INTO policy_versions (tenant_id, version, claimed_at, recomputed_at, tickets)"
-            " VALUES (%s, %s, now(), now(), %s)",
-            (DEFAULT_SCOPE, config.version, open_),
-        )
-        conn.commit()
-        args: dict[str, object] = {
-            "now": now,
-            "closed": closed,
-            "warn": warn_percent / 100,
-            "version": config.version,
-            "far": FAR_FUTURE,
-        }
-        started = time.perf_counter()
-        script = "---".join([_PLAN, _EVENTS, _CLOCKS, _WRITE])
-        seconds = [0.0] * len(script.split("---"))
-        for lo in range(0, tickets, CHUNK):
-            hi = min(tickets, lo + CHUNK)
-            run_script(conn, script, {**args, "lo": lo, "hi": hi}, seconds)
-            conn.commit()
+    args: dict[str, object] = {
+        "now": now,
+        "closed": tickets - open_,
+        "warn": warn_percent / 100,
+        "version": config.version,
+        "far": FAR_FUTURE,
+    }
+    sessions = [_session(db, config) for _ in range(loaders)]
+    conn = sessions[0]
+    # The version is recomputed already (as long after a deploy): the server's claim of it
+    # finds nothing to do and walks no tickets.
+    conn.execute(
+        "INSERT INTO policy_versions (tenant_id, version, claimed_at, recomputed_at, tickets)"
+        " VALUES (%s, %s, now(), now(), %s)",
+        (DEFAULT_SCOPE, config.version, open_),
+    )
+    remake = drop_keys(conn)
+    conn.commit()
+    script = "---".join([_PLAN, _EVENTS, _CLOCKS, _WRITE])
+    seconds = [0.0] * len(script.split("---"))
+    idle: queue.Queue[psycopg.Connection[Any]] = queue.Queue()
+    for session in sessions:
+        idle.put(session)
+    done = [0]
+    lock = threading.Lock()
+    started = time.perf_counter()
+
+    def chunk(lo: int) -> None:
+        session = idle.get()
+        try:
+            spent = [0.0] * len(seconds)
+            run_script(session, script, {**args, "lo": lo, "hi": min(tickets, lo + CHUNK)}, spent)
+            session.commit()
+        finally:
+            idle.put(session)
+        with lock:
+            seconds[:] = [a + b for a, b in zip(seconds, spent, strict=True)]
+            done[0] += min(tickets, lo + CHUNK) - lo
             elapsed = time.perf_counter() - started
             print(
-                f"  loaded {hi:>11,} tickets in {elapsed:6.0f} s ({hi / elapsed:,.0f} tickets/s)",
+                f"  loaded {done[0]:>11,} tickets in {elapsed:6.0f} s "
+                f"({done[0] / elapsed:,.0f} tickets/s)",
                 flush=True,
             )
-        print(
-            "  seconds by statement (plan, events, clocks, sla_clocks, tickets, alerts): "
-            + ", ".join(f"{v:.0f}" for v in seconds)
-        )
-        conn.execute(_BUCKETS)
-        conn.commit()
-        state_buckets.fold_past_hours(conn, now)
-        loaded = time.perf_counter() - started
-        counts = {
-            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-            for t in ("ticket_events", "sla_clocks", "alerts", "notifications")
-        }
-        print(
-            f"load: {tickets:,} tickets ({open_:,} open), {counts['ticket_events']:,} events, "
-            f"{counts['sla_clocks']:,} clock rows, {counts['alerts']:,} alerts, "
-            f"{counts['notifications']:,} notifications in {loaded:.0f} s "
-            f"({tickets / loaded:,.0f} tickets/s, "
-            f"{sum(counts.values()) + tickets:,} rows, "
-            f"{(sum(counts.values()) + tickets) / loaded:,.0f} rows/s), buckets included",
-            flush=True,
-        )
-        conn.commit()
-        conn.autocommit = True
-        t = time.perf_counter()
-        conn.execute("VACUUM ANALYZE")
-        print(f"VACUUM ANALYZE: {time.perf_counter() - t:.0f} s", flush=True)
+
+    with ThreadPoolExecutor(loaders) as pool:
+        list(pool.map(chunk, range(0, tickets, CHUNK)))
+    print(
+        "  seconds by statement, all loaders (plan, events, clocks, sla_clocks, tickets, "
+        "alerts): " + ", ".join(f"{v:.0f}" for v in seconds)
+    )
+    t = time.perf_counter()
+    # Keys and indexes first, each on the next free connection; then the foreign keys, which
+    # need the keys they reference.
+    foreign = [r for r in remake if " FOREIGN KEY " in r]
+
+    def build(statement: str) -> None:
+        session = idle.get()
+        try:
+            session.execute(statement)
+            session.commit()
+        finally:
+            idle.put(session)
+
+    with ThreadPoolExecutor(loaders) as pool:
+        list(pool.map(build, [r for r in remake if r not in foreign]))
+        list(pool.map(build, foreign))
+    print(
+        f"  keys and indexes built again ({len(remake)}): {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
+    for session in sessions[1:]:
+        session.close()
+    conn.execute(_BUCKETS)
+    conn.commit()
+    state_buckets.fold_past_hours(conn, now)
+    loaded = time.perf_counter() - started
+    counts = {}
+    for table in ("ticket_events", "sla_clocks", "alerts", "notifications"):
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert row is not None
+        counts[table] = int(row[0])
+    rows = sum(counts.values()) + tickets
+    print(
+        f"load: {tickets:,} tickets ({open_:,} open), {counts['ticket_events']:,} events, "
+        f"{counts['sla_clocks']:,} clock rows, {counts['alerts']:,} alerts, "
+        f"{counts['notifications']:,} notifications in {loaded:.0f} s with {loaders} "
+        f"connections ({tickets / loaded:,.0f} tickets/s, {rows:,} rows, "
+        f"{rows / loaded:,.0f} rows/s), keys, indexes and buckets included",
+        flush=True,
+    )
+    conn.commit()
+    conn.autocommit = True
+    t = time.perf_counter()
+    conn.execute("VACUUM ANALYZE")
+    print(f"VACUUM ANALYZE: {time.perf_counter() - t:.0f} s", flush=True)
+    conn.close()
 
 
 def check_sample(db: str, config: SlaConfig, tickets: int, now: datetime, n: int = 400) -> None:
@@ -440,6 +514,41 @@ def check_sample(db: str, config: SlaConfig, tickets: int, now: datetime, n: int
     if problems:
         sys.exit("loaded rows differ from what internal/sla computes:\n" + "\n".join(problems[:20]))
     print(f"check: {len(ids)} sampled tickets recomputed from their events match the loaded rows")
+
+
+def check_counts(db: str, now: datetime) -> None:
+    """The dashboard's counts (from the state buckets) against a count over every ticket, and
+    how many tickets the counts read from the tickets' indexes: those with an instant in the
+    current hour (what a dashboard call's cost grows with)."""
+    with psycopg.connect(db) as conn:
+        from_buckets = state_buckets.count_states(
+            conn, "tenant_id = %(tenant)s", {"tenant": "default"}, now
+        )
+        direct: dict[State, int] = dict.fromkeys(State, 0)
+        for state, n in conn.execute(
+            "SELECT CASE WHEN breach_at <= %(now)s THEN 'breached' WHEN NOT active THEN 'met'"
+            " WHEN warn_at <= %(now)s THEN 'warning' ELSE 'ok' END, count(*)"
+            " FROM tickets GROUP BY 1",
+            {"now": now},
+        ):
+            direct[State[state.upper()]] = int(n)
+        hour = state_buckets.hour_of(now)
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM tickets WHERE breach_at >= %(h)s AND breach_at < %(e)s),"
+            " (SELECT count(*) FROM tickets WHERE active AND warn_at >= %(h)s AND warn_at < %(e)s)",
+            {"h": hour, "e": hour + timedelta(hours=1)},
+        ).fetchone()
+        assert row is not None
+    if from_buckets != direct:
+        sys.exit(f"dashboard counts {from_buckets} != counted over the tickets {direct}")
+    print(
+        "check: dashboard counts from the buckets equal a count over every ticket: "
+        + ", ".join(f"{state.name.lower()} {n:,}" for state, n in direct.items())
+    )
+    print(
+        f"  tickets with an instant in the current hour (read by each count from the indexes): "
+        f"breach {row[0]:,}, warning {row[1]:,}"
+    )
 
 
 def _elapsed(c: Any, now: datetime) -> float:
@@ -613,8 +722,9 @@ def run_size(config_path: Path, tickets: int, open_: int, opts: argparse.Namespa
     with scratch_database() as db:
         migrate(db)
         now = datetime.now(UTC)
-        load(db, config, tickets, open_, now)
+        load(db, config, tickets, open_, now, opts.loaders)
         check_sample(db, config, tickets, now)
+        check_counts(db, now)
         disk(db, tickets)
         with server_process(db, config_path, SLAWATCH_SERVER_PROCESSES="2") as server:
             reads(server, figures, opts)
@@ -641,6 +751,7 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=1_000_000)
     parser.add_argument("--baseline-tickets", type=int, default=100_000, help="0: no baseline")
     parser.add_argument("--baseline-open", type=int, default=10_000)
+    parser.add_argument("--loaders", type=int, default=2, help="loading connections at once")
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--walks", type=int, default=10, help="deep-page walks")
     parser.add_argument("--pages", type=int, default=20, help="pages per walk after the first")
