@@ -47,6 +47,7 @@ import psycopg
 from bench.common import (
     ServerProcess,
     cpu_by_process,
+    cpu_seconds,
     machine_ticks,
     peak_rss_mb,
     percentile,
@@ -303,6 +304,7 @@ class Figures:
     open: int
     rates: dict[str, float] = field(default_factory=dict)  # ingest phase -> events/s
     p99: dict[str, float] = field(default_factory=dict)  # read -> ms
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> side -> us/event
 
 
 def run_script(
@@ -669,26 +671,61 @@ def update_events(db: str, figures: Figures, count: int, now: datetime) -> list[
     return events
 
 
+def backend_cpu(db: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to this benchmark's database: on
+    a server other work shares, counting every postgres process (bench.common.cpu_by_process)
+    would count theirs too, and backends of theirs that exit meanwhile subtract."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        pids = [
+            int(pid)
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    used = {}
+    for pid in pids:
+        try:
+            used[pid] = cpu_seconds(pid)
+        except OSError:
+            continue  # exited meanwhile
+    return used
+
+
 def ingest(server: ServerProcess, db: str, figures: Figures, opts: argparse.Namespace) -> None:
     now = datetime.now(UTC)
     phases = (
         ("new", make_events(opts.ingest_events, now)),
         ("updates", update_events(db, figures, opts.ingest_events, now)),
     )
+    # The server's ingest path warmed up first (its first batches are slower), with tickets of
+    # their own.
+    warm = make_events(2000, now)
+    for e in warm:
+        e.ticket_id = "WARM-" + e.ticket_id
+    ingest_all(server.target, warm, opts.batch, opts.clients)
     for label, events in phases:
+        backends_before = backend_cpu(db)
         cpu_before, ticks_before = cpu_by_process(server.proc.pid), machine_ticks()
         total, lat = ingest_all(server.target, events, opts.batch, opts.clients)
         cpu_after, ticks_after = cpu_by_process(server.proc.pid), machine_ticks()
+        backends_after = backend_cpu(db)
         rate = len(events) / total
         figures.rates[label] = rate
         per_event = {k: (cpu_after[k] - cpu_before[k]) / len(events) * 1e6 for k in cpu_after}
+        per_event["postgres"] = (
+            sum(cpu - backends_before.get(pid, 0.0) for pid, cpu in backends_after.items())
+            / len(events)
+            * 1e6
+        )
+        figures.cpu[label] = per_event
         print(
             f"ingest {label:<8} {rate:>8,.0f} events/s ({opts.clients} clients); "
             f"per batch of {opts.batch}: {summary_ms(lat)}"
         )
         print(
             f"  CPU per event: server {per_event['server']:.0f} us, "
-            f"PostgreSQL {per_event['postgres']:.0f} us, "
+            f"PostgreSQL backends {per_event['postgres']:.0f} us, "
             f"benchmark client {per_event['client']:.0f} us; "
             f"CPU stolen by the host: {steal_share(ticks_before, ticks_after):.1%}"
         )
@@ -739,7 +776,10 @@ def compare(base: Figures, big: Figures) -> None:
     for label in base.rates:
         print(
             f"ingest {label}: {big.rates[label]:,.0f} against {base.rates[label]:,.0f} events/s "
-            f"({big.rates[label] / base.rates[label] - 1:+.0%})"
+            f"({big.rates[label] / base.rates[label] - 1:+.0%}); CPU per event "
+            f"server {big.cpu[label]['server']:.0f} against {base.cpu[label]['server']:.0f} us, "
+            f"PostgreSQL backends {big.cpu[label]['postgres']:.0f} against "
+            f"{base.cpu[label]['postgres']:.0f} us"
         )
     for label in base.p99:
         print(f"{label} p99: {big.p99[label]:.2f} against {base.p99[label]:.2f} ms")
