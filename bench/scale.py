@@ -757,6 +757,7 @@ def run_size(config_path: Path, tickets: int, open_: int, opts: argparse.Namespa
     figures = Figures(tickets, open_)
     config = load_config(config_path)
     with scratch_database() as db:
+        print(f"  database {psycopg.conninfo.conninfo_to_dict(db)['dbname']}", flush=True)
         migrate(db)
         now = datetime.now(UTC)
         load(db, config, tickets, open_, now, opts.loaders)
