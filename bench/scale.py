@@ -63,7 +63,7 @@ from bench.ingest import NEXT_STATUSES, ingest_all, make_events, steal_share, ts
 from internal.config.sla_config import SlaConfig, load_config
 from internal.sla.model import Activity, State, Status
 from internal.sla.ticket_sla import FAR_FUTURE, Event, compute_ticket_sla
-from internal.store import state_buckets
+from internal.store import query_repo, state_buckets
 from internal.store.migrate import migrate
 from internal.store.recompute_repo import DEFAULT_SCOPE
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -645,6 +645,19 @@ def reads(server: ServerProcess, figures: Figures, opts: argparse.Namespace) -> 
     gc.unfreeze()
 
 
+def dashboard_parts(db: str) -> None:
+    """Where a dashboard call's time goes: its two statements timed alone, in this process."""
+    now = datetime.now(UTC)
+    every = query_repo.DashboardFilter()
+    with psycopg.connect(db, autocommit=True) as conn:
+        counts = timed(lambda i: query_repo.dashboard_counts(conn, "default", every, now), 100)
+        page = timed(
+            lambda i: query_repo.dashboard_page(conn, "default", every, now, None, 50), 100
+        )
+    print(f"GetDashboard's counts statement alone, in-process: {summary_ms(counts)}")
+    print(f"GetDashboard's page statement alone, in-process:   {summary_ms(page)}")
+
+
 def _p99(samples: list[float]) -> float:
     return percentile([s * 1000 for s in samples], 99)
 
@@ -775,6 +788,7 @@ def run_size(config_path: Path, tickets: int, open_: int, opts: argparse.Namespa
         disk(db, tickets)
         with server_process(db, config_path, SLAWATCH_SERVER_PROCESSES="2") as server:
             reads(server, figures, opts)
+            dashboard_parts(db)
             ingest(server, db, figures, opts)
             rss = max(peak_rss_mb(pid) for pid in server.pids())
             print(f"server peak RSS: {rss:.0f} MB (largest process)", flush=True)
