@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark in turn and print its figures.
 
-`make bench BENCH_ARGS="ingest"` runs one of them. `scale` (ten million tickets, about half an
-hour and 15 GB of disk) runs only when named: `make bench BENCH_ARGS=scale`.
+`make bench BENCH_ARGS="ingest"` runs one of them. `scale` (ten million tickets, ten minutes or
+more and 12 GiB of disk) runs only when named: `make bench BENCH_ARGS=scale`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Scale benchmark (issue 17): ten million tickets, one million of them open.
 
-Opt-in (it takes about half an hour): `make bench BENCH_ARGS=scale`, or `python -m bench.scale
---tickets N --open M`. A baseline size runs first (`--baseline-tickets`, default 100,000 with
-10,000 open; 0 for none), then the main one, each in a database of its own; every figure of both
-is measured by this same code, so their comparison, printed at the end, is like for like.
+Opt-in (ten minutes or more, 12 GiB of disk): `make bench BENCH_ARGS=scale`, or
+`python -m bench.scale --tickets N --open M`. A baseline size runs first (`--baseline-tickets`,
+default 100,000 with 10,000 open; 0 for none), then the main one, each in a database of its own;
+every figure of both is measured by this same code, so their comparison, printed at the end, is
+like for like.
 
 1. Load, by set-based SQL in chunks of 250,000 tickets on two connections, the rows ingest writes
    for such tickets: the ticket, its events (one to four), a clock row per metric (response,
