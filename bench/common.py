@@ -52,7 +52,8 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid`."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
@@ -61,15 +62,15 @@ def cpu_by_process(server_pid: int) -> dict[str, float]:
     """CPU seconds used so far by the server, by this benchmark process (the client) and by
     every PostgreSQL process on the machine."""
     used = {
-        "server": sum(_cpu_seconds(pid) for pid in [server_pid, *children(server_pid)]),
-        "client": _cpu_seconds(os.getpid()),
+        "server": sum(cpu_seconds(pid) for pid in [server_pid, *children(server_pid)]),
+        "client": cpu_seconds(os.getpid()),
         "postgres": 0.0,
     }
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() == "postgres":
-                    used["postgres"] += _cpu_seconds(int(entry.name))
+                    used["postgres"] += cpu_seconds(int(entry.name))
             except OSError:
                 continue  # exited meanwhile
     return used
