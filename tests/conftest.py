@@ -97,17 +97,24 @@ def redis_server_url() -> Iterator[str]:
         server.stop()
 
 
-_redis_db = itertools.count(1)
+def _redis_numbers() -> list[int]:
+    """The Redis database numbers this test process takes in turn: 1-15, or under pytest-xdist
+    its share of them, so that two workers given one REDIS_URL never share a database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    share = [n for n in range(1, 16) if (n - 1) % count == index % count]
+    return share or [15]
+
+
+_redis_db = itertools.cycle(_redis_numbers())
 
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
-    """A Redis database of this test's own (numbers 1-15 in turn), emptied before use."""
-    url = (
-        urllib.parse.urlsplit(redis_server_url)
-        ._replace(path=f"/{next(_redis_db) % 15 + 1}")
-        .geturl()
-    )
+    """A Redis database of this test's own (numbers 1-15 in turn, or this xdist worker's share
+    of them), emptied before use."""
+    url = urllib.parse.urlsplit(redis_server_url)._replace(path=f"/{next(_redis_db)}").geturl()
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

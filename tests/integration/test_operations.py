@@ -239,8 +239,8 @@ def waiting_on_locks(database_url: str) -> int:
     return int(
         rows(
             database_url,
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = 'slawatch' AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'slawatch' AND wait_event_type = 'Lock'",
         )[0][0]  # type: ignore[call-overload]
     )
 
@@ -249,7 +249,8 @@ def slawatch_backends(database_url: str) -> int:
     return int(
         rows(
             database_url,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'slawatch'",
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'slawatch'",
         )[0][0]  # type: ignore[call-overload]
     )
 
