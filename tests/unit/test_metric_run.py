@@ -6,7 +6,6 @@ close on replies by event time, and the two default definitions are part one's c
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -34,6 +33,7 @@ from internal.sla.metric_run import (
     timeline,
 )
 from internal.sla.model import Activity, AlertKind, Mode, State, Status
+from support.metric_shapes import FIRST_REPLY, NEXT_REPLY, metric
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 OFFICE = BusinessCalendar(
@@ -49,34 +49,8 @@ AGENT, CUSTOMER, NOTE, NONE = (
 )
 
 
-def metric(
-    name: str,
-    start: list[str],
-    stop: list[str],
-    pause: Sequence[str] = (),
-    resume: Sequence[str] = (),
-    cycles: Cycles = Cycles.ONCE,
-) -> MetricDefinition:
-    return MetricDefinition(
-        name,
-        Triggers.parse(start),
-        Triggers.parse(stop),
-        Triggers.parse(pause).statuses,
-        Triggers.parse(resume),
-        cycles,
-    )
-
-
-# The four shapes of DESIGN §8 and the example config.
-FIRST_REPLY = metric(
-    "first_reply", ["created"], ["agent_reply"], pause=["status:on_hold"], resume=["reopened"]
-)
-NEXT_REPLY = metric(
-    "next_reply",
-    ["customer_reply"],
-    ["agent_reply", "status:resolved", "status:closed"],
-    cycles=Cycles.EACH_START,
-)
+# The four shapes of DESIGN §8 and the example config (first_reply and next_reply are
+# support/metric_shapes.py's).
 PERIODIC_UPDATE = metric(
     "periodic_update",
     ["agent_reply"],

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from internal.sla.business_calendar import BusinessCalendar
 from internal.sla.calendar import ALWAYS_OPEN, Calendar
-from internal.sla.metric import Cycles, MetricDefinition, Triggers, default_metrics
+from internal.sla.metric import Cycles, MetricDefinition, default_metrics
 from internal.sla.metric_run import HistoryEvent, run_metric
 from internal.sla.model import Activity, Mode, Status
 from internal.sla.timeline import CALENDAR, CREATED, Segment, SegmentKind, metric_timelines
+from support.metric_shapes import FIRST_REPLY, NEXT_REPLY, metric
 
 RUNNING, PAUSED, STOPPED, OUTSIDE = (
     SegmentKind.RUNNING,
@@ -38,33 +39,6 @@ FRIDAY = datetime(2026, 10, 23, 12, 0, tzinfo=UTC)  # 14:00 in Berlin (CEST)
 RESPONSE, RESOLUTION = default_metrics(frozenset({Status.ON_HOLD}))
 
 
-def metric(
-    name: str,
-    start: list[str],
-    stop: list[str],
-    pause: Sequence[str] = (),
-    resume: Sequence[str] = (),
-    cycles: Cycles = Cycles.ONCE,
-) -> MetricDefinition:
-    return MetricDefinition(
-        name,
-        Triggers.parse(start),
-        Triggers.parse(stop),
-        Triggers.parse(pause).statuses,
-        Triggers.parse(resume),
-        cycles,
-    )
-
-
-FIRST_REPLY = metric(
-    "first_reply", ["created"], ["agent_reply"], pause=["status:on_hold"], resume=["reopened"]
-)
-NEXT_REPLY = metric(
-    "next_reply",
-    ["customer_reply"],
-    ["agent_reply", "status:resolved", "status:closed"],
-    cycles=Cycles.EACH_START,
-)
 PERIODIC_UPDATE = metric(
     "periodic_update",
     ["agent_reply"],
