@@ -24,11 +24,8 @@ from internal.store.db import make_pool
 from internal.store.migrate import migrate
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import write_config
+from support.databases import drop_database, own_database, with_database
 from support.env import DATA, StubFactory, make_settings
-
-
-def _with_database(url: str, name: str) -> str:
-    return psycopg.conninfo.make_conninfo(url, dbname=name)
 
 
 @pytest.fixture(scope="session")
@@ -50,29 +47,15 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
     name = f"slawatch_tmpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    migrate(_with_database(pg_admin_url, name))
+    migrate(with_database(pg_admin_url, name))
     yield name
-    _drop(pg_admin_url, name)
-
-
-def _drop(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture
 def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    name = f"slawatch_t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    yield _with_database(pg_admin_url, name)
-    _drop(pg_admin_url, name)
+    with own_database(pg_admin_url, template_db) as url:
+        yield url
 
 
 @pytest.fixture
@@ -81,8 +64,8 @@ def empty_database_url(pg_admin_url: str) -> Iterator[str]:
     name = f"slawatch_e_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _with_database(pg_admin_url, name)
-    _drop(pg_admin_url, name)
+    yield with_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture(scope="session")

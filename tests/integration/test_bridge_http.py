@@ -23,7 +23,6 @@ import psycopg
 import pytest
 import referencing
 import referencing.jsonschema
-from psycopg import sql
 
 from internal.bridge import protojson
 from internal.bridge.app import make_app
@@ -35,6 +34,7 @@ from internal.embedded.ports import free_port
 from internal.rpc.server import RunningServer, start_server
 from support.bridge import Bridge, HttpAnswer, http_json, run_bridge
 from support.configs import write_config
+from support.databases import own_database
 from support.env import make_settings
 from support.tokens import TOKENS, secret, tokens_json
 
@@ -53,22 +53,6 @@ ADMIN = secret("acme-admin")
 
 
 @contextlib.contextmanager
-def own_database(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    name = f"slawatch_h_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    yield psycopg.conninfo.make_conninfo(pg_admin_url, dbname=name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-@contextlib.contextmanager
 def secure_server(database_url: str, config_dir: Path, **env: str) -> Iterator[RunningServer]:
     config = write_config(config_dir / "sla_config.yaml")
     settings = make_settings(
@@ -83,7 +67,7 @@ def secure_server(database_url: str, config_dir: Path, **env: str) -> Iterator[R
 
 @pytest.fixture(scope="module")
 def module_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    with own_database(pg_admin_url, template_db) as url:
+    with own_database(pg_admin_url, template_db, "h") as url:
         yield url
 
 
@@ -473,7 +457,7 @@ def test_rate_limit_is_429_with_retry_after(
     server's ErrorInfo (RATE_LIMITED) and RetryInfo in the body and Retry-After from it."""
     limits = {"SLAWATCH_RATE_LIMIT_PER_SECOND": "0.05", "SLAWATCH_RATE_LIMIT_BURST": "1"}
     with (
-        own_database(pg_admin_url, template_db) as url,
+        own_database(pg_admin_url, template_db, "h") as url,
         secure_server(url, tmp_path, **limits) as server,
         run_bridge(f"127.0.0.1:{server.port}", **BRIDGE_ENV) as b,
     ):
@@ -495,7 +479,7 @@ def test_a_token_the_server_refuses_is_401_from_the_server(
     the server's UNAUTHENTICATED, mapped to 401 like the bridge's own refusal."""
     fewer = {k: v for k, v in TOKENS.items() if k != "acme-reader"}
     with (
-        own_database(pg_admin_url, template_db) as url,
+        own_database(pg_admin_url, template_db, "h") as url,
         secure_server(url, tmp_path, SLAWATCH_TOKENS=tokens_json(fewer)) as server,
         run_bridge(f"127.0.0.1:{server.port}", **BRIDGE_ENV) as b,
     ):

@@ -13,15 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import grpc
-import psycopg
 import pytest
-from psycopg import sql
 
 from internal.bridge.client import CLOSE_FORBIDDEN, CLOSE_TOO_MANY_CLIENTS, CLOSE_UNAUTHORIZED
 from internal.embedded.ports import free_port
@@ -31,6 +28,7 @@ from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.alerts import Shape, breach_by_evaluation, write_alerts
 from support.bridge import WS_TIMEOUT, Bridge, alerts_until, get_json, receive, run_bridge
 from support.configs import write_config
+from support.databases import own_database
 from support.env import ROOT, make_settings
 from support.events import event
 from support.ops import scrape_when_up, value
@@ -43,22 +41,6 @@ WsMessage = aiohttp.WSMessage
 
 
 # -- one token-protected server and bridge for the matrix ------------------------------------------
-
-
-@contextlib.contextmanager
-def own_database(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    name = f"slawatch_b_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    yield psycopg.conninfo.make_conninfo(pg_admin_url, dbname=name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @contextlib.contextmanager
@@ -79,7 +61,7 @@ def server_with_acme_ticket(database_url: str, config_dir: Path) -> Iterator[str
 
 @pytest.fixture(scope="module")
 def module_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    with own_database(pg_admin_url, template_db) as url:
+    with own_database(pg_admin_url, template_db, "b") as url:
         yield url
 
 
@@ -104,7 +86,7 @@ def dashboard_bridge(
 ) -> Iterator[Bridge]:
     """A bridge on a server and database of its own, where ACME-1 is the only ticket."""
     with (
-        own_database(pg_admin_url, template_db) as url,
+        own_database(pg_admin_url, template_db, "b") as url,
         server_with_acme_ticket(url, tmp_path_factory.mktemp("bridge-dashboard")) as target,
         run_bridge(target, **SECURE) as b,
     ):
