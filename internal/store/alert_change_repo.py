@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from internal.store.alert_repo import ALERT_COLUMNS
 from internal.store.evaluate_repo import ALERT_WRITE_LOCK, ALERTS_CHANNEL
 from internal.store.rows import AlertRow, column_names, typed_rows
 
 Conn = psycopg.Connection[Any]
 
-_ALERT_COLUMNS = ", ".join(column_names(AlertRow))
 _ALERT_ROWS = typed_rows(AlertRow)
 
 _SCHEDULE = """
@@ -74,10 +74,10 @@ _ACKNOWLEDGE = f"""
 UPDATE alerts SET acknowledged_at = %(now)s, acknowledged_by = %(by)s, ack_note = %(note)s,
                   next_repeat_at = NULL
 WHERE tenant_id = %(tenant)s AND alert_id = %(id)s AND acknowledged_at IS NULL
-RETURNING {_ALERT_COLUMNS}
+RETURNING {ALERT_COLUMNS}
 """
 
-_ALERT = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE tenant_id = %(tenant)s AND alert_id = %(id)s"
+_ALERT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = %(tenant)s AND alert_id = %(id)s"
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def last_update_id(conn: Conn) -> int:
 
 
 _UPDATES_AFTER = f"""
-SELECT u.update_id, u.kind, {", ".join("a." + c for c in column_names(AlertRow))}
+SELECT u.update_id, u.kind, {", ".join(column_names(AlertRow, "a."))}
 FROM alert_updates u JOIN alerts a USING (alert_id)
 WHERE u.update_id > %(after)s
 ORDER BY u.update_id

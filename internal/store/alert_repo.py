@@ -21,8 +21,8 @@ from internal.store.rows import AlertRow, column_names, typed_rows
 
 LISTENER_APPLICATION_NAME = "slawatch-alert-listener"
 
-# AlertRow's fields, in order.
-_COLUMNS = ", ".join(column_names(AlertRow))
+# AlertRow's fields, in order (alert_change_repo's statements return the same rows).
+ALERT_COLUMNS = ", ".join(column_names(AlertRow))
 
 _ALERT_ROWS = typed_rows(AlertRow)
 
@@ -99,7 +99,7 @@ def after_query(
     query = sql.SQL(
         "SELECT {columns} FROM alerts WHERE alert_id > %(after)s AND {condition}"
         " ORDER BY alert_id LIMIT %(limit)s"
-    ).format(columns=sql.SQL(_COLUMNS), condition=condition)
+    ).format(columns=sql.SQL(ALERT_COLUMNS), condition=condition)
     return query, {**params, "after": after_id, "limit": limit}
 
 
