@@ -20,6 +20,7 @@ import psycopg
 from internal.config.holder import TenantPolicies
 from internal.config.sla_config import SlaConfig
 from internal.config.tenant_configs import NoTenantConfig
+from internal.sla.ladder import Step
 from internal.sla.model import Mode
 from internal.sla.stored_clock import StoredClock
 from internal.store import alert_change_repo, deadline_repo, evaluate_repo
@@ -78,10 +79,8 @@ def evaluate_batch(
             return BatchResult(0, [], [])
         checks: list[ClockCheck] = []
         alerts: list[NewAlert] = []
-        # (tenant, ticket, clock, cycle, level) -> the channels of the step that fired
-        channels: dict[tuple[str, str, str, int, int], tuple[str, ...]] = {}
-        # the same key -> (repeat_every, repeat_max) of a step that repeats
-        repeats: dict[tuple[str, str, str, int, int], tuple[float, int]] = {}
+        # (tenant, ticket, clock, cycle, level) -> the step that fired: its channels, its repeats
+        fired: dict[tuple[str, str, str, int, int], Step] = {}
         correlation_by_ticket: dict[tuple[str, str], str | None] = {}
         # (policy version, calendar name) -> due clocks counted on a calendar it lacks
         unknown_calendars: Counter[tuple[str, str]] = Counter()
@@ -129,12 +128,7 @@ def evaluate_batch(
                         config.version,
                     )
                 )
-                channels[(d.tenant_id, d.ticket_id, d.clock, d.cycle, step.level)] = step.notify
-                if step.repeat_every is not None and step.repeat_max is not None:
-                    repeats[(d.tenant_id, d.ticket_id, d.clock, d.cycle, step.level)] = (
-                        step.repeat_every,
-                        step.repeat_max,
-                    )
+                fired[(d.tenant_id, d.ticket_id, d.clock, d.cycle, step.level)] = step
                 correlation_by_ticket[(d.tenant_id, d.ticket_id)] = d.correlation_id
             checks.append(
                 ClockCheck(
@@ -180,12 +174,14 @@ def evaluate_batch(
                 )
                 for w in written
             ]
+            steps = [
+                fired[(w.tenant_id, w.ticket_id, w.clock, w.cycle, w.escalation_level)]
+                for w in written
+            ]
             notifications = [
                 NewNotification(w.tenant_id, w.alert_id, channel, r.correlation_id)
-                for w, r in zip(written, raised, strict=True)
-                for channel in channels[
-                    (w.tenant_id, w.ticket_id, w.clock, w.cycle, w.escalation_level)
-                ]
+                for w, r, step in zip(written, raised, steps, strict=True)
+                for channel in step.notify
             ]
             if notifications:
                 for note in evaluate_repo.insert_notifications(conn, notifications, now):
@@ -193,10 +189,9 @@ def evaluate_batch(
                     correlations[note.notification_id] = note.correlation_id
             evaluate_repo.raise_levels(conn, alerts)
             scheduled = [
-                (w.alert_id, *repeats[key])
-                for w in written
-                if (key := (w.tenant_id, w.ticket_id, w.clock, w.cycle, w.escalation_level))
-                in repeats
+                (w.alert_id, step.repeat_every, step.repeat_max)
+                for w, step in zip(written, steps, strict=True)
+                if step.repeat_every is not None and step.repeat_max is not None
             ]
             if scheduled:
                 alert_change_repo.schedule_repeats(conn, scheduled)
