@@ -113,6 +113,27 @@ ROUTES: tuple[Route, ...] = (
         body=False,
         summary="SLA attainment per interval and group, from the rollups (GetSlaReport)",
     ),
+    Route(
+        "POST",
+        "/v1/policy:preview",
+        "PreviewPolicy",
+        body=True,
+        summary="What saving a candidate SLA config would change, nothing written (PreviewPolicy)",
+    ),
+    Route(
+        "GET",
+        "/v1/policy",
+        "GetPolicy",
+        body=False,
+        summary="The SLA config version in force (or the one named) with its text (GetPolicy)",
+    ),
+    Route(
+        "GET",
+        "/v1/policy/versions",
+        "ListPolicyVersions",
+        body=False,
+        summary="The SLA config's versions, newest first (ListPolicyVersions)",
+    ),
 )
 OPENAPI_PATH = "/v1/openapi.json"
 

@@ -80,6 +80,8 @@ class SlaConfig:
     # The ordered policies, the first that matches applies; None: the map form's, one per
     # priority x tier (named "priority/tier"), made from `policies`.
     policy_list: PolicyList | None = None
+    # The file's text, as GetPolicy shows it and policy_versions records it.
+    text: str = field(default="", repr=False, compare=False)
     _rules: Rules = field(init=False, repr=False, compare=False)
 
     @property
@@ -675,6 +677,7 @@ def parse_config(text: str | bytes) -> SlaConfig:
         calendars=calendars,
         metrics=metrics,
         defines_metrics=defines_metrics,
+        text=raw_bytes.decode("utf-8", errors="replace"),
     )
 
 

@@ -39,7 +39,7 @@ class Role(StrEnum):
     INGEST = "ingest"
     READ = "read"
     WATCH = "watch"
-    ADMIN = "admin"  # erasure: DeleteTicket
+    ADMIN = "admin"  # erasure (DeleteTicket) and policy previews (PreviewPolicy)
     ACK = "ack"  # AcknowledgeAlert
 
 

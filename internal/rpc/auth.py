@@ -34,6 +34,9 @@ METHOD_ROLES = {
     "DeleteTicket": Role.ADMIN,
     "AcknowledgeAlert": Role.ACK,
     "GetSlaReport": Role.READ,
+    "PreviewPolicy": Role.ADMIN,
+    "GetPolicy": Role.READ,
+    "ListPolicyVersions": Role.READ,
 }
 
 # The caller of the RPC being served on this thread; set by the interceptor.

@@ -15,6 +15,8 @@ from internal.sla.stored_clock import StoredClock
 from internal.sla.timeline import Segment, SegmentKind
 from internal.usecase.explain import Timelines
 from internal.usecase.ingest import Outcome
+from internal.usecase.policies import PolicyVersion
+from internal.usecase.policy_preview import Preview
 from internal.usecase.queries import (
     AlertRow,
     ClockRow,
@@ -269,3 +271,36 @@ def alert_to_pb(row: AlertRow, notifications: Sequence[NotificationRow] = ()) ->
         if n.sent_at is not None:
             note.sent_at.CopyFrom(ts(n.sent_at))
     return msg
+
+
+def preview_to_pb(p: Preview) -> pb.PreviewPolicyResponse:
+    out = pb.PreviewPolicyResponse(
+        version=p.version,
+        current_version=p.current_version,
+        evaluated_at=ts(p.evaluated_at),
+        open_tickets=p.open_tickets,
+        unmatched_tickets=p.unmatched,
+        breach_earlier=p.breach_earlier,
+        breach_later=p.breach_later,
+        sample_ticket_ids=p.sample,
+        batches=p.batches,
+    )
+    for (before, after), n in sorted(p.state_changes.items()):
+        out.state_changes.add(
+            from_state=STATE_TO_PB[before], to_state=STATE_TO_PB[after], tickets=n
+        )
+    for (was, becomes), n in sorted(p.policy_changes.items()):
+        out.policy_changes.add(from_policy=was, to_policy=becomes, tickets=n)
+    return out
+
+
+def policy_version_to_pb(v: PolicyVersion) -> pb.PolicyVersion:
+    out = pb.PolicyVersion(version=v.version, active=v.active)
+    if v.first_seen_at is not None:
+        out.first_seen_at.CopyFrom(ts(v.first_seen_at))
+    if v.applied_at is not None:
+        out.applied_at.CopyFrom(ts(v.applied_at))
+    if v.recomputed_at is not None:
+        out.recomputed_at.CopyFrom(ts(v.recomputed_at))
+        out.recomputed_tickets = v.tickets or 0
+    return out

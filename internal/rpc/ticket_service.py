@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 import grpc
 import psycopg_pool
 
-from internal.config.holder import TenantPolicies
-from internal.config.sla_config import SlaConfig
+from internal.config.holder import ServedPolicies
+from internal.config.sla_config import ConfigError, SlaConfig, parse_served_config
 from internal.config.tenant_configs import NoTenantConfig
+from internal.config.yaml_load import MAX_FILE_BYTES
 from internal.obs import metrics
 from internal.obs.correlation import current_correlation_id
 from internal.rpc import alert_stream, convert, page_token
@@ -33,7 +34,16 @@ from internal.rpc.validation import (
 )
 from internal.sla.policy import Facts, Targets
 from internal.sla.report import Interval
-from internal.usecase import alert_changes, erase, explain, ingest, queries, report
+from internal.usecase import (
+    alert_changes,
+    erase,
+    explain,
+    ingest,
+    policies,
+    policy_preview,
+    queries,
+    report,
+)
 from internal.usecase.errors import UNREACHABLE_ERRORS
 from internal.usecase.queries import DashboardFilter
 from slawatch.v1 import ticket_service_pb2 as pb
@@ -44,6 +54,8 @@ log = logging.getLogger(__name__)
 _VIEWS = frozenset({pb.TICKET_VIEW_UNSPECIFIED, pb.TICKET_VIEW_BASIC, pb.TICKET_VIEW_FULL})
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+DEFAULT_VERSIONS_PAGE = 20
+MAX_VERSIONS_PAGE = 100
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +106,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     def __init__(
         self,
         pool: psycopg_pool.ConnectionPool,
-        config: TenantPolicies,
+        config: ServedPolicies,
         *,
         max_batch_events: int = 1000,
         now: Callable[[], datetime] = utc_now,
@@ -370,3 +382,99 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 row.p50_elapsed.CopyFrom(convert.duration(p50))
                 row.p90_elapsed.CopyFrom(convert.duration(p90))
         return out
+
+    @database_errors_unavailable
+    def PreviewPolicy(
+        self, request: pb.PreviewPolicyRequest, context: grpc.ServicerContext
+    ) -> pb.PreviewPolicyResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
+        violations: list[Violation] = []
+        if not 0 <= request.sample_size <= policy_preview.MAX_SAMPLE:
+            violations.append(
+                Violation("sample_size", f"must be between 0 and {policy_preview.MAX_SAMPLE}")
+            )
+        text = request.config_text.encode()
+        candidate = None
+        if len(text) > MAX_FILE_BYTES:
+            violations.append(
+                Violation("config_text", f"at most {MAX_FILE_BYTES} bytes, as a config file")
+            )
+        else:
+            try:
+                candidate = parse_served_config(text)
+            except ConfigError as err:
+                # The message a reload of this text would log, naming the key.
+                violations.append(Violation("config_text", str(err)))
+        if violations or candidate is None:
+            abort_bad_request(context, violations)
+        current = self._policy(tenant, context)
+        preview = policy_preview.preview_policy(
+            self._pool,
+            tenant,
+            current,
+            candidate,
+            self._now(),
+            sample_size=request.sample_size or policy_preview.DEFAULT_SAMPLE,
+        )
+        return convert.preview_to_pb(preview)
+
+    @database_errors_unavailable
+    def GetPolicy(
+        self, request: pb.GetPolicyRequest, context: grpc.ServicerContext
+    ) -> pb.GetPolicyResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
+        violations: list[Violation] = []
+        if request.version:
+            check_text(request.version, "version", violations)
+        if violations:
+            abort_bad_request(context, violations)
+        active = self._policy(tenant, context)
+        scope = self._config.scope_of(tenant)
+        found = policies.get_policy(self._pool, scope, active, request.version)
+        if found is None:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND, f"policy version {request.version!r} not found"
+            )
+        return pb.GetPolicyResponse(
+            policy=convert.policy_version_to_pb(found), text=found.text or ""
+        )
+
+    @database_errors_unavailable
+    def ListPolicyVersions(
+        self, request: pb.ListPolicyVersionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListPolicyVersionsResponse:
+        tenant = current_principal.get().tenant  # from the token, never the request
+        violations: list[Violation] = []
+        if not 0 <= request.page_size <= MAX_VERSIONS_PAGE:
+            violations.append(Violation("page_size", f"must be between 0 and {MAX_VERSIONS_PAGE}"))
+        active = self._policy(tenant, context)
+        scope = self._config.scope_of(tenant)
+        # A cursor is bound to the scope it pages: a tenant whose file appeared meanwhile starts
+        # over rather than continue through the default's versions.
+        fingerprint = page_token.filter_fingerprint(["policy_versions", scope])
+        after = None
+        if request.page_token:
+            try:
+                after = self._page_tokens.decode(request.page_token, tenant, fingerprint)
+            except page_token.PageTokenError as err:
+                violations.append(Violation("page_token", str(err)))
+            else:
+                found: list[Violation] = []
+                check_text(after[1], "page_token", found)
+                if found:
+                    violations.append(Violation("page_token", "malformed page token"))
+        if violations:
+            abort_bad_request(context, violations)
+        size = request.page_size or DEFAULT_VERSIONS_PAGE
+        rows = policies.list_versions(self._pool, scope, active, after, size + 1)
+        page = rows[:size]
+        response = pb.ListPolicyVersionsResponse(
+            versions=[convert.policy_version_to_pb(v) for v in page]
+        )
+        if len(rows) > size:
+            last = page[-1]
+            assert last.first_seen_at is not None  # rows read from the table have it
+            response.next_page_token = self._page_tokens.encode(
+                tenant, last.first_seen_at, last.version, fingerprint
+            )
+        return response

@@ -13,10 +13,14 @@ import psycopg
 # One winner per version. A version already claimed is taken on again only when its claim was
 # handed back, when it was abandoned half-way, or when the config returns to it after another
 # version was claimed (a rollback: the open tickets carry the other version's deadlines now).
+# A return to a version that was recomputed is a rollback: the version comes into force again.
 _CLAIM = """
-INSERT INTO policy_versions AS v (tenant_id, version) VALUES (%(scope)s, %(version)s)
+INSERT INTO policy_versions AS v (tenant_id, version, text)
+VALUES (%(scope)s, %(version)s, %(text)s)
 ON CONFLICT (tenant_id, version) DO UPDATE
-    SET claimed_at = now(), recomputed_at = NULL, tickets = NULL
+    SET claimed_at = now(), recomputed_at = NULL, tickets = NULL,
+        text = coalesce(v.text, EXCLUDED.text),
+        applied_at = CASE WHEN v.recomputed_at IS NOT NULL THEN now() ELSE v.applied_at END
     WHERE v.claimed_at IS NULL
        OR (v.recomputed_at IS NULL
            AND v.claimed_at < now() - %(abandoned)s * interval '1 second')
@@ -80,11 +84,19 @@ Key = tuple[str, str]  # (tenant_id, ticket_id)
 DEFAULT_SCOPE = ""
 
 
-def claim(conn: Conn, scope: str, version: str, abandoned_after_seconds: float) -> bool:
+def claim(
+    conn: Conn, scope: str, version: str, abandoned_after_seconds: float, text: str | None = None
+) -> bool:
     """True if this call claimed `version` of `scope` (see _CLAIM for when a claimed one is
-    taken again)."""
+    taken again); `text` is the config file's, recorded with a version seen first."""
     row = conn.execute(
-        _CLAIM, {"scope": scope, "version": version, "abandoned": abandoned_after_seconds}
+        _CLAIM,
+        {
+            "scope": scope,
+            "version": version,
+            "abandoned": abandoned_after_seconds,
+            "text": text,
+        },
     )
     return row.fetchone() is not None
 

@@ -120,7 +120,7 @@ class PolicyRecompute:
             try:
                 if not won:
                     with self._pool.connection() as conn:
-                        won = claim_version(conn, version, scope)
+                        won = claim_version(conn, version, scope, job.config.text)
                     if not won:
                         return  # another process has it, or had it for this version
                 recompute_open_tickets(

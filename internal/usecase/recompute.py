@@ -22,15 +22,15 @@ one warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 import psycopg_pool
 
 from internal.config.sla_config import SlaConfig
-from internal.sla.policy import facts_of
-from internal.sla.ticket_sla import TicketSla, compute_ticket_sla, latest_event
+from internal.sla.policy import FieldRow, facts_of
+from internal.sla.ticket_sla import CycleKey, Event, TicketSla, compute_ticket_sla, latest_event
 from internal.store import recompute_repo, ticket_repo
 from internal.store.recompute_repo import DEFAULT_SCOPE, Key
 
@@ -43,17 +43,47 @@ ABANDONED_AFTER_SECONDS = 600
 Conn = psycopg.Connection[Any]
 
 
-def claim_version(conn: Conn, version: str, scope: str = DEFAULT_SCOPE) -> bool:
+def claim_version(
+    conn: Conn, version: str, scope: str = DEFAULT_SCOPE, text: str | None = None
+) -> bool:
     """True for exactly one caller per version of a config (and per return to it), across every
-    process. `scope` names the config: the file-wide one of every tenant, the default."""
+    process. `scope` names the config: the file-wide one of every tenant, the default. `text`,
+    the file's, is recorded with the version (GetPolicy, ListPolicyVersions)."""
     with conn.transaction():
-        return recompute_repo.claim(conn, scope, version, ABANDONED_AFTER_SECONDS)
+        return recompute_repo.claim(conn, scope, version, ABANDONED_AFTER_SECONDS, text)
 
 
 def release_version(conn: Conn, version: str, scope: str = DEFAULT_SCOPE) -> None:
     """Hand an unfinished claim back, so that the next process to see the version takes it."""
     with conn.transaction():
         recompute_repo.release(conn, scope, version)
+
+
+def uses_fields(config: SlaConfig) -> bool:
+    """Whether choosing `config`'s policy needs the tickets' group, assignee, tags and
+    attributes (ticket_repo.read_fields), not only their priority and tier."""
+    return not config.is_map_form and config.ordered_policies.uses_fields
+
+
+def sla_under(
+    config: SlaConfig,
+    history: Sequence[Event],
+    fields: Sequence[FieldRow],
+    fired: Mapping[CycleKey, int],
+) -> TicketSla | None:
+    """What a stored ticket's clocks are under `config`: its policy chosen again on the ticket's
+    current fields, its targets applied over the whole history, the levels in `fired` kept.
+    None when no policy of `config` matches it. Pure: the recompute writes what this gives, and
+    PreviewPolicy compares it with what is stored."""
+    latest = latest_event(history)
+    if config.is_map_form:
+        targets = config.targets(latest.priority, latest.customer_tier)
+    else:
+        chosen = config.choose(facts_of(latest.priority, latest.customer_tier, fields))
+        targets = None if chosen is None else chosen.targets
+    if targets is None:
+        return None
+    return compute_ticket_sla(history, targets, config.rules, fired)
 
 
 def _recompute_batch(conn: Conn, config: SlaConfig, tenant: str, ids: list[str]) -> tuple[int, int]:
@@ -64,24 +94,16 @@ def _recompute_batch(conn: Conn, config: SlaConfig, tenant: str, ids: list[str])
         ticket_repo.lock_tickets(cur, tenant, ids)
         prior = ticket_repo.read_prior(cur, tenant, ids)  # FOR UPDATE on the ticket rows
         history = ticket_repo.read_history(cur, tenant, ids)
-        # Ordered policies are chosen again, on each ticket's current fields.
-        uses_fields = not config.is_map_form and config.ordered_policies.uses_fields
-        fields = ticket_repo.read_fields(cur, tenant, ids) if uses_fields else {}
+        fields = ticket_repo.read_fields(cur, tenant, ids) if uses_fields(config) else {}
         for tid in ids:
             if tid not in history:
                 continue
-            latest = latest_event(history[tid])
-            if config.is_map_form:
-                targets = config.targets(latest.priority, latest.customer_tier)
-            else:
-                facts = facts_of(latest.priority, latest.customer_tier, fields.get(tid, ()))
-                chosen = config.choose(facts)
-                targets = None if chosen is None else chosen.targets
-            if targets is None:
-                skipped += 1
-                continue
             fired = prior[tid].fired if tid in prior else {}
-            slas.append(compute_ticket_sla(history[tid], targets, config.rules, fired))
+            sla = sla_under(config, history[tid], fields.get(tid, ()), fired)
+            if sla is None:
+                skipped += 1
+            else:
+                slas.append(sla)
         ticket_repo.write_ticket_slas(cur, tenant, slas, prior)
     return len(slas), skipped
 

@@ -1468,3 +1468,305 @@ class GetSlaReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSlaReportResponse: _TypeAlias = GetSlaReportResponse  # noqa: Y015
+
+@_typing.final
+class PreviewPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_TEXT_FIELD_NUMBER: _builtins.int
+    SAMPLE_SIZE_FIELD_NUMBER: _builtins.int
+    config_text: _builtins.str
+    """The candidate file's whole text (YAML), as it would be saved: for a
+    per-tenant directory, the caller's tenant's file. At most 1 MiB.
+    """
+    sample_size: _builtins.int
+    """How many ticket ids to return in sample_ticket_ids: 0 for 10, at most 100."""
+    def __init__(
+        self,
+        *,
+        config_text: _builtins.str = ...,
+        sample_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_text", b"config_text", "sample_size", b"sample_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewPolicyRequest: _TypeAlias = PreviewPolicyRequest  # noqa: Y015
+
+@_typing.final
+class StateTransition(_message.Message):
+    """StateTransition counts the tickets whose SLA state would go from one value
+    to another.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_STATE_FIELD_NUMBER: _builtins.int
+    TO_STATE_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    from_state: Global___SlaState.ValueType
+    to_state: Global___SlaState.ValueType
+    tickets: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_state: Global___SlaState.ValueType = ...,
+        to_state: Global___SlaState.ValueType = ...,
+        tickets: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_state", b"from_state", "tickets", b"tickets", "to_state", b"to_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StateTransition: _TypeAlias = StateTransition  # noqa: Y015
+
+@_typing.final
+class PolicyTransition(_message.Message):
+    """PolicyTransition counts the tickets whose policy (Ticket.policy) would
+    change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_POLICY_FIELD_NUMBER: _builtins.int
+    TO_POLICY_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    from_policy: _builtins.str
+    to_policy: _builtins.str
+    tickets: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_policy: _builtins.str = ...,
+        to_policy: _builtins.str = ...,
+        tickets: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_policy", b"from_policy", "tickets", b"tickets", "to_policy", b"to_policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicyTransition: _TypeAlias = PolicyTransition  # noqa: Y015
+
+@_typing.final
+class PreviewPolicyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    CURRENT_VERSION_FIELD_NUMBER: _builtins.int
+    EVALUATED_AT_FIELD_NUMBER: _builtins.int
+    OPEN_TICKETS_FIELD_NUMBER: _builtins.int
+    UNMATCHED_TICKETS_FIELD_NUMBER: _builtins.int
+    STATE_CHANGES_FIELD_NUMBER: _builtins.int
+    POLICY_CHANGES_FIELD_NUMBER: _builtins.int
+    BREACH_EARLIER_FIELD_NUMBER: _builtins.int
+    BREACH_LATER_FIELD_NUMBER: _builtins.int
+    SAMPLE_TICKET_IDS_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """The candidate's policy version (what its alerts would record) and the one
+    serving the tenant now.
+    """
+    current_version: _builtins.str
+    open_tickets: _builtins.int
+    """Open tickets of the tenant, all of them examined."""
+    unmatched_tickets: _builtins.int
+    """Open tickets no policy of the candidate matches: applying it would leave
+    their clocks as they are (and ingest would refuse their next event).
+    """
+    breach_earlier: _builtins.int
+    """Tickets whose next breach (the earliest due time of a running clock) would
+    come earlier (or appear) and later (or go away).
+    """
+    breach_later: _builtins.int
+    batches: _builtins.int
+    """The batches of tickets read: the cost grows with the open tickets."""
+    @_builtins.property
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp:
+        """The instant the states are taken at."""
+
+    @_builtins.property
+    def state_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateTransition]:
+        """Only transitions between different states."""
+
+    @_builtins.property
+    def policy_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyTransition]: ...
+    @_builtins.property
+    def sample_ticket_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Some tickets that would change, in id order."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        current_version: _builtins.str = ...,
+        evaluated_at: _timestamp_pb2.Timestamp | None = ...,
+        open_tickets: _builtins.int = ...,
+        unmatched_tickets: _builtins.int = ...,
+        state_changes: _abc.Iterable[Global___StateTransition] | None = ...,
+        policy_changes: _abc.Iterable[Global___PolicyTransition] | None = ...,
+        breach_earlier: _builtins.int = ...,
+        breach_later: _builtins.int = ...,
+        sample_ticket_ids: _abc.Iterable[_builtins.str] | None = ...,
+        batches: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluated_at", b"evaluated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "breach_earlier", b"breach_earlier", "breach_later", b"breach_later", "current_version", b"current_version", "evaluated_at", b"evaluated_at", "open_tickets", b"open_tickets", "policy_changes", b"policy_changes", "sample_ticket_ids", b"sample_ticket_ids", "state_changes", b"state_changes", "unmatched_tickets", b"unmatched_tickets", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewPolicyResponse: _TypeAlias = PreviewPolicyResponse  # noqa: Y015
+
+@_typing.final
+class GetPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """A version of the config serving the tenant; empty: the one in force."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPolicyRequest: _TypeAlias = GetPolicyRequest  # noqa: Y015
+
+@_typing.final
+class PolicyVersion(_message.Message):
+    """PolicyVersion is one version of an SLA config, as every process records it
+    when it first loads it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    FIRST_SEEN_AT_FIELD_NUMBER: _builtins.int
+    APPLIED_AT_FIELD_NUMBER: _builtins.int
+    RECOMPUTED_AT_FIELD_NUMBER: _builtins.int
+    RECOMPUTED_TICKETS_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    active: _builtins.bool
+    """Whether it serves the tenant now."""
+    recomputed_tickets: _builtins.int
+    @_builtins.property
+    def first_seen_at(self) -> _timestamp_pb2.Timestamp:
+        """When a process first loaded it; unset for the active version in the
+        instant after a reload, before it is recorded.
+        """
+
+    @_builtins.property
+    def applied_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last came into force: first seen, or returned to (a rollback)."""
+
+    @_builtins.property
+    def recomputed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the open tickets were recomputed for it (unset while under way), and
+        how many were rewritten.
+        """
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        first_seen_at: _timestamp_pb2.Timestamp | None = ...,
+        applied_at: _timestamp_pb2.Timestamp | None = ...,
+        recomputed_at: _timestamp_pb2.Timestamp | None = ...,
+        recomputed_tickets: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at", "first_seen_at", b"first_seen_at", "recomputed_at", b"recomputed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "applied_at", b"applied_at", "first_seen_at", b"first_seen_at", "recomputed_at", b"recomputed_at", "recomputed_tickets", b"recomputed_tickets", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicyVersion: _TypeAlias = PolicyVersion  # noqa: Y015
+
+@_typing.final
+class GetPolicyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The config file's text. Empty for a version recorded before texts were
+    kept.
+    """
+    @_builtins.property
+    def policy(self) -> Global___PolicyVersion: ...
+    def __init__(
+        self,
+        *,
+        policy: Global___PolicyVersion | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPolicyResponse: _TypeAlias = GetPolicyResponse  # noqa: Y015
+
+@_typing.final
+class ListPolicyVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """0 for 20, at most 100."""
+    page_token: _builtins.str
+    """From the previous page's next_page_token."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPolicyVersionsRequest: _TypeAlias = ListPolicyVersionsRequest  # noqa: Y015
+
+@_typing.final
+class ListPolicyVersionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyVersion]:
+        """Newest first (by first_seen_at)."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___PolicyVersion] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPolicyVersionsResponse: _TypeAlias = ListPolicyVersionsResponse  # noqa: Y015

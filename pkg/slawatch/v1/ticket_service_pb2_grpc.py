@@ -70,6 +70,21 @@ class TicketServiceStub:
                 request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportRequest.SerializeToString,
                 response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportResponse.FromString,
                 _registered_method=True)
+        self.PreviewPolicy = channel.unary_unary(
+                '/slawatch.v1.TicketService/PreviewPolicy',
+                request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.PreviewPolicyRequest.SerializeToString,
+                response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.PreviewPolicyResponse.FromString,
+                _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/slawatch.v1.TicketService/GetPolicy',
+                request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.GetPolicyResponse.FromString,
+                _registered_method=True)
+        self.ListPolicyVersions = channel.unary_unary(
+                '/slawatch.v1.TicketService/ListPolicyVersions',
+                request_serializer=slawatch_dot_v1_dot_ticket__service__pb2.ListPolicyVersionsRequest.SerializeToString,
+                response_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.ListPolicyVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -140,6 +155,34 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewPolicy(self, request, context):
+        """PreviewPolicy says what saving a candidate SLA config would do to the
+        caller's tenant (role admin): its validation errors (INVALID_ARGUMENT with
+        a BadRequest, the messages a reload would log), or the open tickets whose
+        state, policy or next breach would change. Computed in one read-only
+        snapshot over every open ticket of the tenant, in batches; nothing is
+        written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicy(self, request, context):
+        """GetPolicy returns the SLA config version serving the caller's tenant (or
+        the one named), when it was applied, and its text (role read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPolicyVersions(self, request, context):
+        """ListPolicyVersions pages through the versions of the config serving the
+        caller's tenant, newest first (role read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +220,21 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.GetSlaReport,
                     request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportRequest.FromString,
                     response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportResponse.SerializeToString,
+            ),
+            'PreviewPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewPolicy,
+                    request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.PreviewPolicyRequest.FromString,
+                    response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.PreviewPolicyResponse.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.GetPolicyRequest.FromString,
+                    response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.GetPolicyResponse.SerializeToString,
+            ),
+            'ListPolicyVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPolicyVersions,
+                    request_deserializer=slawatch_dot_v1_dot_ticket__service__pb2.ListPolicyVersionsRequest.FromString,
+                    response_serializer=slawatch_dot_v1_dot_ticket__service__pb2.ListPolicyVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -369,6 +427,87 @@ class TicketService:
             '/slawatch.v1.TicketService/GetSlaReport',
             slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportRequest.SerializeToString,
             slawatch_dot_v1_dot_ticket__service__pb2.GetSlaReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/slawatch.v1.TicketService/PreviewPolicy',
+            slawatch_dot_v1_dot_ticket__service__pb2.PreviewPolicyRequest.SerializeToString,
+            slawatch_dot_v1_dot_ticket__service__pb2.PreviewPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/slawatch.v1.TicketService/GetPolicy',
+            slawatch_dot_v1_dot_ticket__service__pb2.GetPolicyRequest.SerializeToString,
+            slawatch_dot_v1_dot_ticket__service__pb2.GetPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPolicyVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/slawatch.v1.TicketService/ListPolicyVersions',
+            slawatch_dot_v1_dot_ticket__service__pb2.ListPolicyVersionsRequest.SerializeToString,
+            slawatch_dot_v1_dot_ticket__service__pb2.ListPolicyVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

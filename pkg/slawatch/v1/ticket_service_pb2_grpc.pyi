@@ -67,6 +67,22 @@ class TicketServiceStub:
     instant. Served from rollups kept at write time: its cost follows the rows
     returned, not the tickets stored.
     """
+    PreviewPolicy: _grpc.UnaryUnaryMultiCallable[_ticket_service_pb2.PreviewPolicyRequest, _ticket_service_pb2.PreviewPolicyResponse]
+    """PreviewPolicy says what saving a candidate SLA config would do to the
+    caller's tenant (role admin): its validation errors (INVALID_ARGUMENT with
+    a BadRequest, the messages a reload would log), or the open tickets whose
+    state, policy or next breach would change. Computed in one read-only
+    snapshot over every open ticket of the tenant, in batches; nothing is
+    written.
+    """
+    GetPolicy: _grpc.UnaryUnaryMultiCallable[_ticket_service_pb2.GetPolicyRequest, _ticket_service_pb2.GetPolicyResponse]
+    """GetPolicy returns the SLA config version serving the caller's tenant (or
+    the one named), when it was applied, and its text (role read).
+    """
+    ListPolicyVersions: _grpc.UnaryUnaryMultiCallable[_ticket_service_pb2.ListPolicyVersionsRequest, _ticket_service_pb2.ListPolicyVersionsResponse]
+    """ListPolicyVersions pages through the versions of the config serving the
+    caller's tenant, newest first (role read).
+    """
 
 @_typing.type_check_only
 class TicketServiceAsyncStub(TicketServiceStub):
@@ -106,6 +122,22 @@ class TicketServiceAsyncStub(TicketServiceStub):
     earlier of its stop and its breach and counts in the interval of that
     instant. Served from rollups kept at write time: its cost follows the rows
     returned, not the tickets stored.
+    """
+    PreviewPolicy: _aio.UnaryUnaryMultiCallable[_ticket_service_pb2.PreviewPolicyRequest, _ticket_service_pb2.PreviewPolicyResponse]  # type: ignore[assignment]
+    """PreviewPolicy says what saving a candidate SLA config would do to the
+    caller's tenant (role admin): its validation errors (INVALID_ARGUMENT with
+    a BadRequest, the messages a reload would log), or the open tickets whose
+    state, policy or next breach would change. Computed in one read-only
+    snapshot over every open ticket of the tenant, in batches; nothing is
+    written.
+    """
+    GetPolicy: _aio.UnaryUnaryMultiCallable[_ticket_service_pb2.GetPolicyRequest, _ticket_service_pb2.GetPolicyResponse]  # type: ignore[assignment]
+    """GetPolicy returns the SLA config version serving the caller's tenant (or
+    the one named), when it was applied, and its text (role read).
+    """
+    ListPolicyVersions: _aio.UnaryUnaryMultiCallable[_ticket_service_pb2.ListPolicyVersionsRequest, _ticket_service_pb2.ListPolicyVersionsResponse]  # type: ignore[assignment]
+    """ListPolicyVersions pages through the versions of the config serving the
+    caller's tenant, newest first (role read).
     """
 
 class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -185,6 +217,40 @@ class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
         earlier of its stop and its breach and counts in the interval of that
         instant. Served from rollups kept at write time: its cost follows the rows
         returned, not the tickets stored.
+        """
+
+    @_abc_1.abstractmethod
+    def PreviewPolicy(
+        self,
+        request: _ticket_service_pb2.PreviewPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_service_pb2.PreviewPolicyResponse, _abc.Awaitable[_ticket_service_pb2.PreviewPolicyResponse]]:
+        """PreviewPolicy says what saving a candidate SLA config would do to the
+        caller's tenant (role admin): its validation errors (INVALID_ARGUMENT with
+        a BadRequest, the messages a reload would log), or the open tickets whose
+        state, policy or next breach would change. Computed in one read-only
+        snapshot over every open ticket of the tenant, in batches; nothing is
+        written.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPolicy(
+        self,
+        request: _ticket_service_pb2.GetPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_service_pb2.GetPolicyResponse, _abc.Awaitable[_ticket_service_pb2.GetPolicyResponse]]:
+        """GetPolicy returns the SLA config version serving the caller's tenant (or
+        the one named), when it was applied, and its text (role read).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPolicyVersions(
+        self,
+        request: _ticket_service_pb2.ListPolicyVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_service_pb2.ListPolicyVersionsResponse, _abc.Awaitable[_ticket_service_pb2.ListPolicyVersionsResponse]]:
+        """ListPolicyVersions pages through the versions of the config serving the
+        caller's tenant, newest first (role read).
         """
 
 def add_TicketServiceServicer_to_server(servicer: TicketServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
