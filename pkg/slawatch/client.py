@@ -332,6 +332,43 @@ class SlawatchClient:
             ).rows
         )
 
+    def preview_policy(
+        self, config_text: str, *, sample_size: int = 0, timeout: float | None = None
+    ) -> pb.PreviewPolicyResponse:
+        """What saving `config_text` as the tenant's SLA config would change (role `admin`);
+        INVALID_ARGUMENT with the config's errors. Nothing is written."""
+        return self.stub.PreviewPolicy(
+            pb.PreviewPolicyRequest(config_text=config_text, sample_size=sample_size),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        )
+
+    def get_policy(
+        self, version: str = "", *, timeout: float | None = None
+    ) -> pb.GetPolicyResponse:
+        """The SLA config version in force for the tenant (or `version`), with its text."""
+        return self.stub.GetPolicy(
+            pb.GetPolicyRequest(version=version),
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=self._metadata,
+        )
+
+    def iter_policy_versions(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> Iterator[pb.PolicyVersion]:
+        """Every version of the tenant's SLA config, newest first, page by page."""
+        token = ""
+        while True:
+            page = self.stub.ListPolicyVersions(
+                pb.ListPolicyVersionsRequest(page_size=page_size, page_token=token),
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
+            yield from page.versions
+            token = page.next_page_token
+            if not token:
+                return
+
 
 # Changes of alerts sent before (they do not move the resume point).
 _CHANGES = frozenset({pb.ALERT_CHANGE_REPEATED, pb.ALERT_CHANGE_ACKNOWLEDGED})

@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 from internal.config.sla_config import ConfigError, parse_config
 from internal.config.tokens import hash_token
 from internal.rpc.server import RunningServer, start_server
+from slawatch.client import SlawatchClient
 from slawatch.v1 import ticket_service_pb2 as pb
 from slawatch.v1 import ticket_service_pb2_grpc as pb_grpc
 from support.configs import config_text
@@ -378,3 +379,16 @@ def test_a_rollback_is_applied_again(
     back = stub.GetPolicy(pb.GetPolicyRequest()).policy
     assert back.first_seen_at == original.first_seen_at
     assert back.active
+
+
+def test_the_typed_client_reads_the_policy_and_pages_its_versions(
+    server: RunningServer, database_url: str, config_path: Path
+) -> None:
+
+    version = parse_config(config_path.read_text()).version
+    wait_for(lambda: recorded(database_url, version), 20, "the version recorded")
+    with SlawatchClient(f"127.0.0.1:{server.port}") as client:
+        got = client.get_policy()
+        assert (got.policy.version, got.text) == (version, config_path.read_text())
+        assert [v.version for v in client.iter_policy_versions(page_size=1)] == [version]
+        assert client.preview_policy(config_path.read_text()).version == version
