@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["ingest", "evaluation", "realtime", "delivery", "report"]
+BENCHMARKS = ["ingest", "evaluation", "realtime", "delivery", "report", "policy"]
 OPT_IN = ["scale"]  # too long for every `make bench`
 
 

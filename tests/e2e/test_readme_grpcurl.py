@@ -68,3 +68,7 @@ def test_readme_grpcurl_session_works(token_server: RunningServer) -> None:
     assert ticket["response"]["state"] == "SLA_STATE_BREACHED"  # created long before the test
     assert json.loads(outputs[4])["tickets"][0]["ticket_id"] == "T-1001"
     assert json.loads(outputs[5])["status"] == "SERVING"
+    policy = json.loads(outputs[-2])
+    assert policy["policy"]["active"] is True and "policies:" in policy["text"]
+    versions = json.loads(outputs[-1])["versions"]
+    assert [v["version"] for v in versions] == [policy["policy"]["version"]]
