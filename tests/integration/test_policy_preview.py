@@ -247,7 +247,12 @@ def test_bad_preview_fields_are_named(stub: pb_grpc.TicketServiceStub) -> None:
     assert [f for f, _ in bad_request(err.value)] == ["sample_size"]
 
 
-TOKENS = {"acme-reader": ("acme", ["read"]), "acme-admin": ("acme", ["admin"])}
+TOKENS = {
+    "acme-reader": ("acme", ["read"]),
+    "acme-admin": ("acme", ["admin"]),
+    "acme-ingest": ("acme", ["ingest"]),
+    "globex-ingest": ("globex", ["ingest"]),
+}
 
 
 @pytest.fixture
@@ -288,6 +293,28 @@ def test_preview_needs_the_admin_role_and_reading_the_policy_the_read_role(
     with pytest.raises(grpc.RpcError) as err:
         secure_stub.GetPolicy(pb.GetPolicyRequest(), metadata=as_("acme-admin"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_preview_counts_the_callers_tenant_only(
+    secure_stub: pb_grpc.TicketServiceStub,
+) -> None:
+    """Tickets of another tenant are neither counted nor sampled (the tenant is the token's)."""
+    now = datetime.now(UTC)
+    for name, count in (("acme-ingest", 2), ("globex-ingest", 5)):
+        secure_stub.IngestTickets(
+            pb.IngestTicketsRequest(
+                events=[
+                    event(f"{name}-{i}", created=now - timedelta(minutes=20)) for i in range(count)
+                ]
+            ),
+            metadata=as_(name),
+        )
+    answer = secure_stub.PreviewPolicy(
+        pb.PreviewPolicyRequest(config_text=config_text(policies=CANDIDATE), sample_size=100),
+        metadata=as_("acme-admin"),
+    )
+    assert answer.open_tickets == 2
+    assert sorted(answer.sample_ticket_ids) == ["acme-ingest-0", "acme-ingest-1"]
 
 
 def recorded(database_url: str, version: str) -> bool:
