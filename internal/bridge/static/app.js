@@ -415,7 +415,13 @@ async function getJson(url) {
 // Which view the fragment names: ["ticket", id], ["report"] or ["live"].
 function route() {
   const hash = window.location.hash;
-  if (hash.startsWith("#ticket/")) return ["ticket", decodeURIComponent(hash.slice(8))];
+  if (hash.startsWith("#ticket/")) {
+    try {
+      return ["ticket", decodeURIComponent(hash.slice(8))];
+    } catch {
+      return ["ticket", hash.slice(8)]; // typed by hand, not one of our links: shown as it is
+    }
+  }
   if (hash === "#report") return ["report"];
   return ["live"];
 }
@@ -501,7 +507,8 @@ function clockRow(c, now) {
 }
 
 // The clock's timeline as one bar: each segment a rectangle as wide as its share of the time
-// from the clock's start to now, coloured by kind, its times in a tooltip and in the label.
+// from the clock's start to now (to its stop, for a stopped clock), coloured by kind, its times
+// and cause in a tooltip and in the label.
 function timelineCell(segments, now) {
   const cell = document.createElement("td");
   cell.className = "timeline";
@@ -515,8 +522,13 @@ function timelineCell(segments, now) {
     return { kind: short(s.kind, "TIMELINE_SEGMENT_KIND_"), start, end, segment: s };
   });
   const first = spans[0].start;
-  const total = Math.max(1, spans[spans.length - 1].end - first);
+  const last = spans[spans.length - 1];
   const width = 1000;
+  // A stopped clock's last segment runs on for ever: drawn to scale it would squeeze what the
+  // clock did into nothing, so it gets a fixed tail and the scale ends where it began.
+  const stoppedTail = spans.length > 1 && last.kind === "stopped" && !last.segment.end;
+  const tail = stoppedTail ? width * 0.06 : 0;
+  const scale = (width - tail) / Math.max(1, (stoppedTail ? last.start : last.end) - first);
   const bar = svg("svg", {
     viewBox: `0 0 ${width} 14`,
     preserveAspectRatio: "none",
@@ -525,9 +537,9 @@ function timelineCell(segments, now) {
   });
   const words = [];
   for (const span of spans) {
-    const x = ((span.start - first) / total) * width;
+    const x = (span.start - first) * scale;
     // At least a sliver: a short pause in a long clock stays visible (and has its tooltip).
-    const w = Math.max(((span.end - span.start) / total) * width, 4);
+    const w = span === last && stoppedTail ? tail : Math.max((span.end - span.start) * scale, 4);
     const kind = span.kind.replaceAll("_", " ");
     const cause = span.segment.cause ? span.segment.cause.trigger : "";
     const detail =
