@@ -1,5 +1,6 @@
-"""The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard, /healthz, /livez, and the
-HTTP/JSON routes of the unary RPCs under /v1 (internal/bridge/http_api.py).
+"""The bridge's HTTP side: the live page, /ws/alerts, /api/dashboard, /api/report.csv
+(internal/bridge/report_csv.py), /healthz, /livez, and the HTTP/JSON routes of the unary RPCs
+under /v1 (internal/bridge/http_api.py).
 
 The only asynchronous code of the project (DESIGN §2): aiohttp on one event loop, grpc.aio for
 the upstream calls. Nothing here blocks the loop: gRPC calls are awaited, files are read in a
@@ -42,6 +43,8 @@ from internal.bridge.client import (
 )
 from internal.bridge.http_api import HTTP_API, HttpApi, add_routes
 from internal.bridge.openapi import document
+from internal.bridge.report_csv import PATH as REPORT_CSV_PATH
+from internal.bridge.report_csv import report_csv
 from internal.bridge.request_logs import RedactingAccessLogger, install_bad_request_log
 from internal.bridge.tenants import FeedRegistry, TooManyClients
 from internal.config.settings import BridgeSettings
@@ -368,6 +371,7 @@ def make_app(settings: BridgeSettings, auth: BridgeAuth) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/api/dashboard", api_dashboard)
+    app.router.add_get(REPORT_CSV_PATH, report_csv)
     app.router.add_static("/static/", STATIC, append_version=False)
     add_routes(app, document())
     return app

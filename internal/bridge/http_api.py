@@ -180,9 +180,7 @@ class HttpApi:
         except _Refused as refused:
             return refused.response
         try:
-            answer = await self._calls[route.rpc](
-                message, timeout=self._timeout, metadata=credential.metadata
-            )
+            answer = await self.call(route.rpc, message, credential)
             body = await asyncio.to_thread(protojson.to_json, answer)
         except grpc.aio.AioRpcError as err:
             return http_errors.from_rpc_error(err, route.rpc)
@@ -193,6 +191,11 @@ class HttpApi:
                 grpc.StatusCode.INTERNAL, http_errors.FALLBACK_MESSAGE
             )
         return web.Response(body=body, content_type="application/json")
+
+    async def call(self, rpc: str, message: Message, credential: Credential) -> Any:
+        """One unary call of a route's RPC with the caller's own token, under the bridge's call
+        timeout; a failed call raises grpc.aio.AioRpcError."""
+        return await self._calls[rpc](message, timeout=self._timeout, metadata=credential.metadata)
 
     def credential(self, request: web.Request) -> Credential | None:
         """The token to call the server with: the caller's own, from the Authorization header

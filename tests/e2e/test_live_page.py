@@ -6,6 +6,8 @@ alerts it missed. Opened without a token, it asks for one."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +28,7 @@ from support.alerts import breach_by_evaluation
 from support.bridge import run_bridge
 from support.configs import config_text
 from support.env import make_settings
-from support.events import ts
+from support.events import event, ts
 from support.tokens import bearer, secret, tokens_json
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -303,3 +305,185 @@ def test_live_page_names_each_clock_by_its_metric_in_words(
             expect(item).to_contain_text("LATE-REPLY")
     finally:
         running.stop(grace=1)
+
+
+VIEWPORT = {"width": 1280, "height": 800}
+REPORT_DAYS = 5
+WATCH_CSP = """() => {
+    window.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+        window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+}"""
+NO_HORIZONTAL_SCROLL = (
+    "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+)
+
+
+def _report_tickets(stub: pb_grpc.TicketServiceStub) -> None:
+    """For each of REPORT_DAYS days (the last one two days ago), three high/gold tickets at
+    10:00 UTC: one answered in 5 minutes and resolved in an hour (both clocks achieved), one
+    answered after 40 minutes, one never touched (both breached): per day 2 achieved, 4 breached."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    shapes = {
+        "quick": [(5, pb.TICKET_STATUS_IN_PROGRESS), (60, pb.TICKET_STATUS_RESOLVED)],
+        "late": [(40, pb.TICKET_STATUS_IN_PROGRESS)],
+        "ignored": [],
+    }
+    events = []
+    for day in range(REPORT_DAYS):
+        created = today - timedelta(days=REPORT_DAYS + 1 - day, hours=-10)
+        for shape, later in shapes.items():
+            ticket_id = f"REPORT-{shape}-{day}"
+            for after, status in [(0, pb.TICKET_STATUS_OPEN), *later]:
+                events.append(
+                    event(
+                        ticket_id,
+                        status,
+                        created=created,
+                        updated=created + timedelta(minutes=after),
+                    )
+                )
+    stub.IngestTickets(
+        pb.IngestTicketsRequest(events=events), metadata=bearer("acme-all"), timeout=30
+    )
+
+
+def _fits_the_window(page: Page) -> None:
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert page.evaluate(NO_HORIZONTAL_SCROLL), f"scrollWidth, innerWidth: {width}"
+
+
+def test_ticket_view_report_view_and_csv_download(
+    secure_server: RunningServer,
+    acme_stub: pb_grpc.TicketServiceStub,
+    database_url: str,
+    page: Page,
+    tmp_path: Path,
+) -> None:
+    """At 1280x800, with no horizontal scrolling in any view: the ticket of a new alert opens
+    from the alert (by keyboard) and from the urgent-tickets table, showing each clock with its
+    timeline bar (response running then stopped; resolution running, paused, running), the
+    ticket's three events, and the alert with its notification's delivery state. The report
+    view draws the last 30 days' attainment as SVG bars, one per day with decided clocks, beside
+    a table of the same days; its Download CSV saves the bridge's CSV of that report."""
+    _report_tickets(acme_stub)
+    page.set_viewport_size(VIEWPORT)
+    with run_bridge(f"127.0.0.1:{secure_server.port}", **SECURE) as bridge:
+        bridge.wait_up()
+        answer = page.goto(f"{bridge.url}/?token={secret('acme-all')}")
+        assert answer is not None
+        csp = answer.headers["content-security-policy"]
+        assert csp.startswith("default-src 'self';") and "unsafe" not in csp, csp
+        page.evaluate(WATCH_CSP)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+
+        [alert_id] = breach_by_evaluation(
+            acme_stub,
+            database_url,
+            secure_server.config.current,
+            "VIEW-1",
+            metadata=bearer("acme-all"),
+        )
+        held = ALERTS_NOW + timedelta(minutes=5)
+        acme_stub.IngestTickets(
+            pb.IngestTicketsRequest(
+                events=[
+                    event(
+                        "VIEW-1",
+                        pb.TICKET_STATUS_ON_HOLD,
+                        created=held - timedelta(minutes=25),
+                        updated=held,
+                    ),
+                    event(
+                        "VIEW-1",
+                        pb.TICKET_STATUS_OPEN,
+                        created=held - timedelta(minutes=25),
+                        updated=held + timedelta(hours=1),
+                    ),
+                ]
+            ),
+            metadata=bearer("acme-all"),
+            timeout=30,
+        )
+        expect(page.locator("#urgent tbody tr", has_text="REPORT-ignored-0")).to_be_visible(
+            timeout=WAIT_MS
+        )
+        _fits_the_window(page)
+        page.screenshot(path=tmp_path / "live.png", full_page=True)
+
+        # From the alert, by keyboard: the ticket id is a link.
+        link = page.locator(f'#feed li[data-alert-id="{alert_id}"] a', has_text="VIEW-1")
+        expect(link).to_be_visible(timeout=WAIT_MS)
+        link.focus()
+        page.keyboard.press("Enter")
+        view = page.locator("#ticket-view")
+        expect(view).to_be_visible()
+        expect(page.locator("#live-view")).to_be_hidden()
+        expect(page.locator("#ticket-title")).to_have_text("Ticket VIEW-1")
+        response = view.locator('tr.clock-row[data-metric="response"]')
+        expect(response.locator("rect.seg")).to_have_count(2, timeout=WAIT_MS)
+        kinds = "rects => rects.map(r => r.getAttribute('class'))"
+        assert response.locator("rect.seg").evaluate_all(kinds) == [
+            "seg seg-running",
+            "seg seg-stopped",
+        ]
+        resolution = view.locator('tr.clock-row[data-metric="resolution"]')
+        assert resolution.locator("rect.seg").evaluate_all(kinds) == [
+            "seg seg-running",
+            "seg seg-paused",
+            "seg seg-running",
+        ]
+        expect(response).to_contain_text("breached, stopped")
+        history = view.locator("#ticket-history tbody tr")
+        expect(history).to_have_count(3)
+        expect(history.nth(1)).to_contain_text("on_hold")
+        alert = view.locator(f'#ticket-alerts li[data-alert-id="{alert_id}"]')
+        expect(alert).to_contain_text("breach · level 3")
+        notification = alert.locator("table.notifications tbody tr")
+        expect(notification).to_have_count(1)
+        expect(notification).to_contain_text("lead")
+        expect(notification.locator("td").nth(2)).to_have_text(
+            re.compile(r"^(pending|sent|failed)$")
+        )
+        _fits_the_window(page)
+        page.screenshot(path=tmp_path / "ticket.png", full_page=True)
+
+        # Back, and the same ticket from the urgent-tickets table.
+        page.get_by_role("link", name="Back to live alerts").click()
+        expect(page.locator("#live-view")).to_be_visible()
+        page.locator("#urgent tbody a", has_text="VIEW-1").click()
+        expect(page.locator("#ticket-title")).to_have_text("Ticket VIEW-1")
+        expect(view.locator("tr.clock-row")).to_have_count(2, timeout=WAIT_MS)
+
+        page.get_by_role("link", name="Report").click()
+        report = page.locator("#report-view")
+        expect(report).to_be_visible()
+        bars = report.locator("#report-chart svg rect.bar")
+        expect(bars).to_have_count(REPORT_DAYS, timeout=WAIT_MS)
+        heights = bars.evaluate_all("bars => bars.map(b => b.getBBox().height)")
+        assert all(h > 10 for h in heights), heights  # 2 of 6: a third of the plot
+        rows = report.locator("#report-table tbody tr")
+        expect(rows).to_have_count(REPORT_DAYS)
+        expect(rows.first).to_contain_text("33.3%")
+        _fits_the_window(page)
+        page.screenshot(path=tmp_path / "report.png", full_page=True)
+
+        with page.expect_download(timeout=WAIT_MS) as download_info:
+            page.get_by_role("button", name="Download CSV").click()
+        download = download_info.value
+        assert re.fullmatch(r"sla-report-day-\d{8}-\d{8}\.csv", download.suggested_filename)
+        header, *lines = csv.reader(io.StringIO(Path(download.path()).read_text()))
+        # Nothing the views draw needs an inline style or script the CSP would refuse.
+        assert page.evaluate("() => window.cspViolations") == []
+    assert header == [
+        "interval_start",
+        "interval_end",
+        "achieved",
+        "breached",
+        "attainment",
+        "p50_elapsed_seconds",
+        "p90_elapsed_seconds",
+        "running_past_target",
+    ]
+    assert len(lines) == REPORT_DAYS
+    assert {(line[2], line[3], line[7]) for line in lines} == {("2", "4", "3")}
