@@ -46,6 +46,12 @@ class StoredClockState:
     fired_level: int
 
 
+def begin_snapshot(cur: Cursor) -> None:
+    """Make the transaction just begun one read-only snapshot: every later read sees the same
+    committed state, and no statement can write."""
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
 def open_tickets(cur: Cursor, tenant: str, after: str, limit: int) -> list[tuple[str, str]]:
     """Up to `limit` open tickets of `tenant` after `after` in id order: (ticket_id, policy)."""
     rows = cur.execute(_OPEN_PAGE, {"tenant": tenant, "after": after, "limit": limit})

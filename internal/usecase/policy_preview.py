@@ -125,7 +125,7 @@ def preview_policy(
     needs_fields = uses_fields(candidate)
     after = ""
     with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        preview_repo.begin_snapshot(cur)
         while True:
             page = preview_repo.open_tickets(cur, tenant, after, batch_size)
             if not page:
